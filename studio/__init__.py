@@ -1,0 +1,56 @@
+"""studio: the paint shop's inventory, in the browser and over a JSON API."""
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import api, auth, cli
+from .config import load_settings
+from .database import IdConverter, register_engine_events
+from .errors import register_error_handlers
+from .extensions import csrf, db, login_manager, migrate
+from .logs import configure_logging, log_startup
+from .services.accounts import load_user
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app; `config` overrides settings (a test's database, say)."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(load_settings(config, app.instance_path))
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    cli.register_commands(app)
+    register_proxy_fix(app)
+    log_startup(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    register_engine_events(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.user_loader(load_user)
+    csrf.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    app.url_map.converters["id"] = IdConverter
+    csrf.exempt(api.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(auth.bp)
+
+
+def register_proxy_fix(app: Flask) -> None:
+    # Railway and Heroku put one router in front; trust exactly that many hops.
+    hops = app.config["PROXY_HOPS"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=hops)

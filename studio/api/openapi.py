@@ -1,0 +1,402 @@
+"""The OpenAPI 3 description of the JSON API; tests check responses against it."""
+
+from functools import cache
+from typing import Any
+
+from ..services.paints import MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
+from ..services.validation import MAX_STOCK
+
+NULLABLE_STRING = {"type": "string", "nullable": True}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+PRICE = {"type": "string", "pattern": r"^\d{1,8}\.\d{2}$", "example": "12.99"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _page_of(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "pagination"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "items": _ref(item)},
+            "pagination": _ref("Pagination"),
+        },
+    }
+
+
+def _paint_input(required: list[str]) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "brand": {"type": "string", "maxLength": 100},
+            "color_code": {"type": "string", "maxLength": 50, "nullable": True},
+            "color_type": {"type": "string", "maxLength": 50, "nullable": True},
+            "color_family": {"type": "string", "maxLength": 50, "nullable": True},
+            "image_url": {"type": "string", "format": "uri", "maxLength": 500, "nullable": True},
+            "stock": {"type": "integer", "minimum": 0, "maximum": MAX_STOCK},
+            "price": {
+                "oneOf": [PRICE, {"type": "number", "minimum": 0}],
+                "description": "A decimal with at most two places, as a string or a number.",
+            },
+            "description": {"type": "string", "maxLength": 5000, "nullable": True},
+            "color_preview": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$", "nullable": True},
+        },
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+SCHEMAS: dict[str, Any] = {
+    "Paint": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "id",
+            "name",
+            "brand",
+            "color_code",
+            "color_type",
+            "color_family",
+            "image_url",
+            "stock",
+            "price",
+            "description",
+            "color_preview",
+            "created_at",
+            "updated_at",
+            "version",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "brand": {"type": "string"},
+            "color_code": NULLABLE_STRING,
+            "color_type": NULLABLE_STRING,
+            "color_family": NULLABLE_STRING,
+            "image_url": NULLABLE_STRING,
+            "stock": {"type": "integer", "minimum": 0},
+            "price": PRICE,
+            "description": NULLABLE_STRING,
+            "color_preview": {"type": "string", "pattern": "^#[0-9A-F]{6}$", "nullable": True},
+            "created_at": TIMESTAMP,
+            "updated_at": TIMESTAMP,
+            "version": {"type": "integer", "minimum": 1},
+        },
+    },
+    "PaintCreate": _paint_input(["name", "brand"]),
+    "PaintUpdate": {
+        "allOf": [
+            _paint_input([]),
+            {
+                "type": "object",
+                "required": ["version"],
+                "properties": {"version": {"type": "integer", "minimum": 1}},
+            },
+        ],
+        "description": "Any subset of the paint's fields, plus the version the edit was made on. "
+        "Setting stock records a correction movement.",
+    },
+    "StockAdjustment": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["delta", "reason"],
+        "properties": {
+            "delta": {
+                "type": "integer",
+                "minimum": -MAX_STOCK,
+                "maximum": MAX_STOCK,
+                "not": {"enum": [0]},
+            },
+            "reason": {"type": "string", "minLength": 1, "maxLength": 200},
+        },
+    },
+    "Movement": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "id",
+            "paint_id",
+            "delta",
+            "stock_after",
+            "kind",
+            "reason",
+            "user",
+            "created_at",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "paint_id": {"type": "integer"},
+            "delta": {"type": "integer"},
+            "stock_after": {"type": "integer", "minimum": 0},
+            "kind": {"type": "string", "enum": ["initial", "adjustment", "import", "correction"]},
+            "reason": NULLABLE_STRING,
+            "user": NULLABLE_STRING,
+            "created_at": TIMESTAMP,
+        },
+    },
+    "AdjustmentResult": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["paint", "movement"],
+        "properties": {"paint": _ref("Paint"), "movement": _ref("Movement")},
+    },
+    "Pagination": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["page", "per_page", "total", "pages", "has_next"],
+        "properties": {
+            "page": {"type": "integer", "minimum": 1},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+            "total": {"type": "integer", "minimum": 0},
+            "pages": {"type": "integer", "minimum": 1},
+            "has_next": {"type": "boolean"},
+        },
+    },
+    "PaintPage": _page_of("Paint"),
+    "MovementPage": _page_of("Movement"),
+    "Breakdown": {
+        "type": "object",
+        "required": ["paints", "units"],
+        "properties": {
+            "brand": {"type": "string"},
+            "color_family": NULLABLE_STRING,
+            "paints": {"type": "integer"},
+            "units": {"type": "integer"},
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "paints",
+            "units",
+            "value",
+            "in_stock",
+            "low_stock",
+            "out_of_stock",
+            "low_stock_threshold",
+            "by_brand",
+            "by_color_family",
+        ],
+        "properties": {
+            "paints": {"type": "integer"},
+            "units": {"type": "integer"},
+            "value": {"type": "string", "pattern": r"^\d+\.\d{2}$"},
+            "in_stock": {"type": "integer"},
+            "low_stock": {"type": "integer"},
+            "out_of_stock": {"type": "integer"},
+            "low_stock_threshold": {"type": "integer"},
+            "by_brand": {"type": "array", "items": _ref("Breakdown")},
+            "by_color_family": {"type": "array", "items": _ref("Breakdown")},
+        },
+    },
+    "Error": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "fields"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "fields": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "Each bad field with what is wrong with it.",
+                    },
+                    "current_version": {"type": "integer"},
+                    "current_stock": {"type": "integer"},
+                },
+            }
+        },
+    },
+}
+
+PAINT_ID = {
+    "name": "paint_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+PAGE_PARAMETERS = [
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {
+        "name": "per_page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 20},
+    },
+]
+SORTS = [*SORT_COLUMNS, *(f"-{column}" for column in SORT_COLUMNS)]
+LIST_PARAMETERS = [
+    *PAGE_PARAMETERS,
+    {
+        "name": "q",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Full-text search; every word must match as a prefix.",
+    },
+    {"name": "brand", "in": "query", "schema": {"type": "string"}},
+    {"name": "color_family", "in": "query", "schema": {"type": "string"}},
+    {"name": "color_type", "in": "query", "schema": {"type": "string"}},
+    {"name": "stock", "in": "query", "schema": {"type": "string", "enum": list(STOCK_STATUSES)}},
+    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": SORTS, "default": "name"}},
+]
+COMMON_ERRORS = {"401": _error("No valid API token.")}
+BODY_ERRORS = {
+    "400": _error("The body is not valid JSON, or not an object."),
+    "413": _error("The body is larger than the server accepts."),
+    "415": _error("The body is not sent as application/json."),
+    "422": _error("Valid JSON with invalid or unknown fields; each is named in `fields`."),
+}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+PATHS: dict[str, Any] = {
+    "/paints": {
+        "get": {
+            "operationId": "list_paints",
+            "summary": "List, search, filter and sort paints.",
+            "parameters": LIST_PARAMETERS,
+            "responses": {
+                "200": _json(_ref("PaintPage"), "A page of paints."),
+                "422": _error("A query parameter has a bad value."),
+                **COMMON_ERRORS,
+            },
+        },
+        "post": {
+            "operationId": "create_paint",
+            "summary": "Create a paint; opening stock is recorded as a movement.",
+            "requestBody": _body("PaintCreate"),
+            "responses": {
+                "201": {
+                    **_json(_ref("Paint"), "The new paint."),
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                },
+                "409": _error("Another paint of this brand has this colour code."),
+                **BODY_ERRORS,
+                **COMMON_ERRORS,
+            },
+        },
+    },
+    "/paints/{paint_id}": {
+        "parameters": [PAINT_ID],
+        "get": {
+            "operationId": "get_paint",
+            "summary": "Get one paint.",
+            "responses": {
+                "200": _json(_ref("Paint"), "The paint."),
+                "404": _error("No such paint."),
+                **COMMON_ERRORS,
+            },
+        },
+        "patch": {
+            "operationId": "update_paint",
+            "summary": "Change some fields of a paint, made on a known version.",
+            "requestBody": _body("PaintUpdate"),
+            "responses": {
+                "200": _json(_ref("Paint"), "The changed paint."),
+                "404": _error("No such paint."),
+                "409": _error(
+                    "The paint changed since `version`; `current_version` says what it is now."
+                ),
+                **BODY_ERRORS,
+                **COMMON_ERRORS,
+            },
+        },
+        "delete": {
+            "operationId": "delete_paint",
+            "summary": "Delete a paint and its stock history.",
+            "responses": {
+                "204": {"description": "Deleted."},
+                "404": _error("No such paint."),
+                **COMMON_ERRORS,
+            },
+        },
+    },
+    "/paints/{paint_id}/stock": {
+        "parameters": [PAINT_ID],
+        "post": {
+            "operationId": "adjust_stock",
+            "summary": "Add to or take from the stock, atomically, with a reason.",
+            "requestBody": _body("StockAdjustment"),
+            "responses": {
+                "201": _json(
+                    _ref("AdjustmentResult"), "The paint after the change and the movement."
+                ),
+                "404": _error("No such paint."),
+                "409": _error("The change would take stock below 0; nothing changed."),
+                **BODY_ERRORS,
+                **COMMON_ERRORS,
+            },
+        },
+    },
+    "/paints/{paint_id}/movements": {
+        "parameters": [PAINT_ID],
+        "get": {
+            "operationId": "list_movements",
+            "summary": "The paint's stock history, newest first.",
+            "parameters": PAGE_PARAMETERS,
+            "responses": {
+                "200": _json(_ref("MovementPage"), "A page of movements."),
+                "404": _error("No such paint."),
+                "422": _error("A query parameter has a bad value."),
+                **COMMON_ERRORS,
+            },
+        },
+    },
+    "/stats": {
+        "get": {
+            "operationId": "get_stats",
+            "summary": "Counts, units and value of the stock, overall, per brand and per family.",
+            "responses": {"200": _json(_ref("Stats"), "The figures."), **COMMON_ERRORS},
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document.",
+            "responses": {"200": {"description": "The OpenAPI document."}, **COMMON_ERRORS},
+        }
+    },
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """Return the OpenAPI document of /api/v1."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "studio paint inventory API",
+            "version": "1.0.0",
+            "description": "Every route needs 'Authorization: Bearer <token>' "
+            "(flask --app wsgi create-token USERNAME). Errors share one shape: "
+            '{"error": {"code", "message", "fields"}}.',
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearerAuth": []}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }

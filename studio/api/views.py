@@ -1,0 +1,103 @@
+"""JSON API views: parse the request, call a service, shape the answer."""
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from .. import serializers
+from ..services import paints, stats, stock
+from ..services.errors import ServiceError, ValidationError
+from .auth import require_token
+from .errors import handle_http_error, handle_service_error
+from .openapi import openapi_document
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.before_request(require_token)
+bp.register_error_handler(ServiceError, handle_service_error)
+bp.register_error_handler(HTTPException, handle_http_error)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def json_body() -> dict[str, Any]:
+    """Return the request's JSON object; 415, 400 or 413 when it is not one."""
+    if not request.is_json:
+        abort(415, "Send the body as JSON, with 'Content-Type: application/json'.")
+    raw = request.get_data(cache=False)
+    try:
+        data = json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        abort(400, f"The body is not valid JSON: {exc}.")
+    if not isinstance(data, dict):
+        abort(400, "The body must be a JSON object.")
+    return data
+
+
+def low_stock_threshold() -> int:
+    return current_app.config["LOW_STOCK_THRESHOLD"]
+
+
+@bp.get("/paints")
+def list_paints():
+    paint_filter = paints.PaintFilter.from_args(request.args)
+    return serializers.page(
+        paints.list_paints(paint_filter, low_stock_threshold()), serializers.paint
+    )
+
+
+@bp.post("/paints")
+def create_paint():
+    paint = paints.create_paint(json_body(), g.api_user.id)
+    location = url_for(".get_paint", paint_id=paint.id)
+    return serializers.paint(paint), 201, {"Location": location}
+
+
+@bp.get("/paints/<id:paint_id>")
+def get_paint(paint_id: int):
+    return serializers.paint(paints.get_paint(paint_id))
+
+
+@bp.patch("/paints/<id:paint_id>")
+def update_paint(paint_id: int):
+    return serializers.paint(paints.update_paint(paint_id, json_body(), g.api_user.id))
+
+
+@bp.delete("/paints/<id:paint_id>")
+def delete_paint(paint_id: int):
+    paints.delete_paint(paint_id)
+    return "", 204
+
+
+@bp.post("/paints/<id:paint_id>/stock")
+def adjust_stock(paint_id: int):
+    delta, reason = stock.validate_adjustment(json_body())
+    movement = stock.adjust_stock(paint_id, delta, reason, g.api_user.id)
+    body = {
+        "paint": serializers.paint(paints.get_paint(paint_id)),
+        "movement": serializers.movement(movement),
+    }
+    return body, 201
+
+
+@bp.get("/paints/<id:paint_id>/movements")
+def list_movements(paint_id: int):
+    errors: dict[str, str] = {}
+    page, per_page = paints.parse_page(request.args, errors)
+    if errors:
+        raise ValidationError(errors)
+    return serializers.page(stock.list_movements(paint_id, page, per_page), serializers.movement)
+
+
+@bp.get("/stats")
+def get_stats():
+    return serializers.stats(stats.inventory_stats(low_stock_threshold()))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return openapi_document()

@@ -1,0 +1,137 @@
+"""Command-line tools: admins, API tokens and demo data."""
+
+import secrets
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from flask_migrate import upgrade
+from sqlalchemy import func, select
+from werkzeug.serving import run_simple
+
+from .extensions import db
+from .models import Paint
+from .services import accounts, demo
+from .services.errors import ServiceError
+
+
+def register_commands(app: Flask) -> None:
+    """Add studio's commands to `flask`."""
+    for command in (create_admin, create_token, revoke_token, list_tokens, seed_demo, run_demo):
+        app.cli.add_command(command)
+
+
+def _fail(exc: ServiceError) -> click.ClickException:
+    details = "".join(f"\n  {field} {message}" for field, message in exc.fields.items())
+    return click.ClickException(f"{exc.message}{details}")
+
+
+@click.command("create-admin")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def create_admin(username: str, password_stdin: bool) -> None:
+    """Create an admin who can sign in and own API tokens."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        accounts.create_user(username, password)
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    click.echo(f"Created admin {username}.")
+
+
+@click.command("create-token")
+@click.argument("username")
+@click.option("--name", help="A label to recognise the token by, e.g. the script using it.")
+@with_appcontext
+def create_token(username: str, name: str | None) -> None:
+    """Create an API token; the token itself is printed alone on the last line."""
+    try:
+        token, secret = accounts.create_token(username, name)
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    click.echo(f"Token {token.id} for {username}; it is shown only this once:", err=True)
+    click.echo(secret)
+
+
+@click.command("revoke-token")
+@click.argument("username")
+@click.argument("token_id", type=int, required=False)
+@click.option("--all", "revoke_all", is_flag=True, help="Revoke every token of the user.")
+@with_appcontext
+def revoke_token(username: str, token_id: int | None, revoke_all: bool) -> None:
+    """Revoke one API token of a user (by id), or all of them with --all."""
+    if (token_id is None) == (not revoke_all):
+        raise click.UsageError("Give a TOKEN_ID or --all (not both).")
+    try:
+        count = accounts.revoke_tokens(username, token_id)
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    if token_id is not None and count == 0:
+        raise click.ClickException(f"{username} has no token {token_id}.")
+    click.echo(f"Revoked {count} token(s) of {username}.")
+
+
+@click.command("list-tokens")
+@click.argument("username")
+@with_appcontext
+def list_tokens(username: str) -> None:
+    """List a user's API tokens (ids and labels; the secrets are not kept)."""
+    try:
+        tokens = accounts.list_tokens(username)
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    for token in tokens:
+        click.echo(f"{token.id}\t{token.name or '-'}\t{token.created_at:%Y-%m-%d %H:%M}")
+
+
+@click.command("seed-demo")
+@click.option(
+    "--paints", "count", default=1000, show_default=True, type=click.IntRange(1, 10_000_000)
+)
+@with_appcontext
+def seed_demo(count: int) -> None:
+    """Add realistic demo paints in bulk."""
+    _seed(count)
+
+
+def _seed(count: int) -> None:
+    with click.progressbar(length=count, label="Adding demo paints") as bar:
+        done = 0
+
+        def advance(total: int) -> None:
+            nonlocal done
+            bar.update(total - done)
+            done = total
+
+        added = demo.seed_demo(count, on_batch=advance)
+    click.echo(f"Added {added} demo paints.")
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option(
+    "--paints", "count", default=500, show_default=True, type=click.IntRange(0, 1_000_000)
+)
+@click.option("--no-serve", is_flag=True, help="Prepare the database and stop.")
+@with_appcontext
+def run_demo(host: str, port: int, count: int, no_serve: bool) -> None:
+    """Migrate, add a demo admin and paints if missing, then serve the app."""
+    upgrade()
+    password = secrets.token_urlsafe(9)
+    user = accounts.find_user("admin")
+    if user is None:
+        accounts.create_user("admin", password)
+    else:
+        accounts.set_password(user, password)
+    if count and not db.session.scalar(select(func.count(Paint.id))):
+        _seed(count)
+    url = f"http://{host}:{port}/"
+    click.echo(f"\nstudio is ready at {url}\nSign in as admin with password {password}\n")
+    if not no_serve:
+        run_simple(host, port, current_app._get_current_object(), threaded=True)

@@ -1,0 +1,215 @@
+"""Settings per environment, read from the process environment."""
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+
+ENVIRONMENTS = ("development", "testing", "production")
+SQLITE_BUSY_TIMEOUT_SECONDS = 15
+
+
+class ConfigError(SystemExit):
+    """A setting is missing or wrong; stops the process with one line, no traceback."""
+
+
+def environment_name(environ: Mapping[str, str]) -> str:
+    """Return the environment to run in: STUDIO_ENV, else production on a PaaS."""
+    name = environ.get("STUDIO_ENV", "").strip().lower()
+    if name:
+        if name not in ENVIRONMENTS:
+            raise ConfigError(f"STUDIO_ENV must be one of {', '.join(ENVIRONMENTS)}, not {name!r}.")
+        return name
+    if "RAILWAY_ENVIRONMENT" in environ or "DYNO" in environ:
+        return "production"
+    return "development"
+
+
+def normalize_database_url(raw: str) -> str:
+    """Return the URL with postgres:// and postgresql:// pinned to psycopg2."""
+    url = make_url(raw.strip())
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg2")
+    return url.render_as_string(hide_password=False)
+
+
+def mask_database_url(raw: str) -> str:
+    """Return the URL with its password hidden, for logs."""
+    return make_url(raw).render_as_string(hide_password=True)
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}.") from None
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {value!r}.")
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    NAME = "base"
+    PROXY_HOPS = 0
+    SECURE_COOKIES = False
+    DEFAULT_SSLMODE: str | None = None
+    POOL = {
+        "pool_size": 3,
+        "max_overflow": 5,
+        "pool_timeout": 30,
+        "pool_recycle": 3600,
+        "pool_pre_ping": False,
+    }
+
+    def __init__(self, environ: Mapping[str, str], instance_path: str) -> None:
+        self.environ = environ
+        self.instance_path = Path(instance_path)
+
+    def settings(self, database_url: str | None = None) -> dict[str, Any]:
+        """Return the Flask settings of this environment."""
+        url = normalize_database_url(database_url or self.database_url())
+        env = self.environ
+        return {
+            "STUDIO_ENV": self.NAME,
+            "SECRET_KEY": self.secret_key(),
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SQLALCHEMY_ENGINE_OPTIONS": self.engine_options(make_url(url)),
+            "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+            "PROXY_HOPS": _int(env, "PROXY_HOPS", self.PROXY_HOPS),
+            "LOW_STOCK_THRESHOLD": _int(env, "LOW_STOCK_THRESHOLD", 5),
+            "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
+            "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES),
+            "REMEMBER_COOKIE_HTTPONLY": True,
+            "REMEMBER_COOKIE_SAMESITE": "Lax",
+            "REMEMBER_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES),
+        }
+
+    def database_url(self) -> str:
+        url = self.environ.get("DATABASE_URL", "").strip()
+        if url:
+            return url
+        return f"sqlite:///{self.instance_path / 'studio.db'}"
+
+    def secret_key(self) -> str:
+        key = self.environ.get("SECRET_KEY", "").strip()
+        if key:
+            return key
+        # Development keeps a generated key beside its database so sessions survive restarts.
+        self.instance_path.mkdir(parents=True, exist_ok=True)
+        key_file = self.instance_path / "secret_key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_hex(32))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+    def engine_options(self, url: URL) -> dict[str, Any]:
+        """Return SQLAlchemy engine options for this URL, overridable by DB_* variables."""
+        if url.get_backend_name() == "sqlite":
+            return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
+        env, pool = self.environ, self.POOL
+        connect_args: dict[str, Any] = {
+            "connect_timeout": _int(env, "DB_CONNECT_TIMEOUT", 10),
+            "application_name": "studio",
+        }
+        sslmode = env.get("DATABASE_SSLMODE", "").strip()
+        if not sslmode and "sslmode" not in url.query:
+            sslmode = self.DEFAULT_SSLMODE or ""
+        if sslmode:
+            connect_args["sslmode"] = sslmode
+        return {
+            "pool_size": _int(env, "DB_POOL_SIZE", pool["pool_size"]),
+            "max_overflow": _int(env, "DB_MAX_OVERFLOW", pool["max_overflow"]),
+            "pool_timeout": _int(env, "DB_POOL_TIMEOUT", pool["pool_timeout"]),
+            "pool_recycle": _int(env, "DB_POOL_RECYCLE", pool["pool_recycle"]),
+            "pool_pre_ping": _bool(env, "DB_POOL_PRE_PING", pool["pool_pre_ping"]),
+            "connect_args": connect_args,
+        }
+
+
+class DevelopmentConfig(Config):
+    NAME = "development"
+
+
+class TestingConfig(Config):
+    NAME = "testing"
+
+    def secret_key(self) -> str:
+        return self.environ.get("SECRET_KEY") or secrets.token_hex(32)
+
+
+class ProductionConfig(Config):
+    NAME = "production"
+    PROXY_HOPS = 1
+    SECURE_COOKIES = True
+    DEFAULT_SSLMODE = "require"
+    POOL = {
+        "pool_size": 5,
+        "max_overflow": 10,
+        "pool_timeout": 20,
+        "pool_recycle": 300,
+        "pool_pre_ping": True,
+    }
+
+    def database_url(self) -> str:
+        url = self.environ.get("DATABASE_URL", "").strip()
+        if not url:
+            raise ConfigError(
+                "DATABASE_URL is not set: production needs a PostgreSQL URL "
+                "(e.g. postgres://user:password@host:5432/dbname)."
+            )
+        return url
+
+    def secret_key(self) -> str:
+        key = self.environ.get("SECRET_KEY", "").strip()
+        if len(key) < 16:
+            raise ConfigError(
+                "SECRET_KEY is not set (or shorter than 16 characters): set it to a long random"
+                " value, e.g. from: python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+        return key
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_settings(overrides: Mapping[str, Any] | None, instance_path: str) -> dict[str, Any]:
+    """Return the settings for the chosen environment with `overrides` applied on top.
+
+    `DATABASE_URL` in the overrides stands in for the environment variable, so its
+    scheme is normalised and its engine options are derived as in a real deployment.
+    """
+    overrides = dict(overrides or {})
+    name = overrides.pop("STUDIO_ENV", None) or environment_name(os.environ)
+    if name not in CONFIGS:
+        raise ConfigError(f"STUDIO_ENV must be one of {', '.join(ENVIRONMENTS)}, not {name!r}.")
+    environ = dict(os.environ)
+    if "SECRET_KEY" in overrides:
+        environ["SECRET_KEY"] = overrides["SECRET_KEY"]
+    config = CONFIGS[name](environ, instance_path)
+    settings = config.settings(overrides.pop("DATABASE_URL", None))
+    settings.update(overrides)
+    return settings

@@ -1,0 +1,30 @@
+"""Logging set-up and the start-up summary."""
+
+import logging
+import sys
+
+from flask import Flask
+
+from .config import mask_database_url
+
+logger = logging.getLogger("studio")
+
+
+def configure_logging(app: Flask) -> None:
+    """Send studio's log records to stderr at the configured level, once."""
+    logger.setLevel(app.config["LOG_LEVEL"])
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def log_startup(app: Flask) -> None:
+    """Log the environment, the masked database URL and the engine options in force."""
+    logger.info(
+        "studio starting: environment=%s database=%s engine_options=%s proxy_hops=%s",
+        app.config["STUDIO_ENV"],
+        mask_database_url(app.config["SQLALCHEMY_DATABASE_URI"]),
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        app.config["PROXY_HOPS"],
+    )

@@ -1,0 +1,178 @@
+"""Database models of the paint inventory."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    literal_column,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+MOVEMENT_KINDS = ("initial", "adjustment", "import", "correction")
+CENT = Decimal("0.01")
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """Numeric(10, 2) on PostgreSQL; whole cents in an INTEGER on SQLite.
+
+    SQLite has no decimal type and would keep prices as binary floats, so sums of
+    prices would drift; cents keep every figure exact on both databases.
+    """
+
+    impl = Numeric(10, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Integer())
+        return dialect.type_descriptor(Numeric(10, 2))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return int((Decimal(value) * 100).to_integral_value())
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return (Decimal(value) / 100).quantize(CENT)
+        return Decimal(value).quantize(CENT)
+
+
+# The document the full-text search matches; the GIN index is built on the same text.
+# It is written as PostgreSQL prints it back, so that comparing models with migrations
+# sees no difference; coalesce and || are used because concat_ws is not immutable.
+SEARCH_DOCUMENT_SQL = (
+    "to_tsvector('english'::regconfig, (((((COALESCE(name, ''::character varying)::text "
+    "|| ' '::text) || COALESCE(brand, ''::character varying)::text) || ' '::text) "
+    "|| COALESCE(color_code, ''::character varying)::text) || ' '::text) "
+    "|| COALESCE(description, ''::text))"
+)
+
+
+def paint_search_document() -> Any:
+    """Return the tsvector expression that the GIN index covers."""
+    return literal_column(SEARCH_DOCUMENT_SQL)
+
+
+class Paint(db.Model):
+    __tablename__ = "paints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    brand: Mapped[str] = mapped_column(String(100))
+    color_code: Mapped[str | None] = mapped_column(String(50))
+    color_type: Mapped[str | None] = mapped_column(String(50))
+    color_family: Mapped[str | None] = mapped_column(String(50), index=True)
+    image_url: Mapped[str | None] = mapped_column(String(500))
+    stock: Mapped[int] = mapped_column(default=0, index=True)
+    price: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
+    description: Mapped[str | None] = mapped_column(Text)
+    color_preview: Mapped[str | None] = mapped_column(String(7))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    version: Mapped[int] = mapped_column(default=1)
+
+    movements: Mapped[list["StockMovement"]] = relationship(
+        back_populates="paint", passive_deletes=True, lazy="raise"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        # NULLs are distinct in a unique constraint, so only set codes must be unique.
+        UniqueConstraint("brand", "color_code"),
+        Index("ix_paints_brand_stock", "brand", "stock"),
+        Index("ix_paints_color_family_color_type", "color_family", "color_type"),
+        # PostgreSQL only; SQLite searches with LIKE.
+        Index(
+            "ix_paints_search",
+            text(SEARCH_DOCUMENT_SQL),
+            postgresql_using="gin",
+            info={"dialects": ("postgresql",)},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Paint {self.id} {self.brand} {self.name!r}>"
+
+
+class StockMovement(db.Model):
+    __tablename__ = "stock_movements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    paint_id: Mapped[int] = mapped_column(ForeignKey("paints.id", ondelete="CASCADE"))
+    delta: Mapped[int]
+    stock_after: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    paint: Mapped[Paint] = relationship(back_populates="movements", lazy="raise")
+    user: Mapped["User | None"] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("stock_after >= 0", name="stock_after_not_negative"),
+        CheckConstraint(
+            "kind IN ({})".format(", ".join(f"'{kind}'" for kind in MOVEMENT_KINDS)),
+            name="kind_known",
+        ),
+        # A paint's history is read newest first.
+        Index("ix_stock_movements_paint_id_id", "paint_id", "id"),
+        Index("ix_stock_movements_user_id", "user_id"),
+    )
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    # SHA-256 of the token: a stolen table gives no usable credential.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)

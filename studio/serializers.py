@@ -1,0 +1,80 @@
+"""The JSON shapes of paints, movements, pages and figures."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from .models import Paint, StockMovement
+from .services.paints import Page
+from .services.stats import Breakdown, InventoryStats
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Return an ISO 8601 UTC time; SQLite hands times back without their zone."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def paint(item: Paint) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "name": item.name,
+        "brand": item.brand,
+        "color_code": item.color_code,
+        "color_type": item.color_type,
+        "color_family": item.color_family,
+        "image_url": item.image_url,
+        "stock": item.stock,
+        "price": f"{item.price:.2f}",
+        "description": item.description,
+        "color_preview": item.color_preview,
+        "created_at": iso(item.created_at),
+        "updated_at": iso(item.updated_at),
+        "version": item.version,
+    }
+
+
+def movement(item: StockMovement) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "paint_id": item.paint_id,
+        "delta": item.delta,
+        "stock_after": item.stock_after,
+        "kind": item.kind,
+        "reason": item.reason,
+        "user": item.user.username if item.user else None,
+        "created_at": iso(item.created_at),
+    }
+
+
+def page(result: Page, item_shape: Any) -> dict[str, Any]:
+    return {
+        "items": [item_shape(item) for item in result.items],
+        "pagination": {
+            "page": result.page,
+            "per_page": result.per_page,
+            "total": result.total,
+            "pages": result.pages,
+            "has_next": result.has_next,
+        },
+    }
+
+
+def _breakdown(rows: list[Breakdown], key: str) -> list[dict[str, Any]]:
+    return [{key: row.key, "paints": row.paints, "units": row.units} for row in rows]
+
+
+def stats(figures: InventoryStats) -> dict[str, Any]:
+    return {
+        "paints": figures.paints,
+        "units": figures.units,
+        "value": f"{figures.value:.2f}",
+        "in_stock": figures.in_stock,
+        "low_stock": figures.low_stock,
+        "out_of_stock": figures.out_of_stock,
+        "low_stock_threshold": figures.low_stock_threshold,
+        "by_brand": _breakdown(figures.by_brand, "brand"),
+        "by_color_family": _breakdown(figures.by_color_family, "color_family"),
+    }

@@ -1,0 +1,1 @@
+"""The inventory rules and transactions, shared by the JSON API and the HTML admin."""

@@ -1,0 +1,127 @@
+"""Admin users, their logins and their API tokens."""
+
+import hashlib
+import re
+import secrets
+from functools import cache
+
+from sqlalchemy import delete, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..extensions import db
+from ..models import ApiToken, User, utcnow
+from .errors import Conflict, NotFound, ValidationError
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+USERNAME = re.compile(r"[A-Za-z0-9_.@-]{3,80}")
+TOKEN_PREFIX = "stu_"
+
+
+@cache
+def _dummy_hash() -> str:
+    # Checked when the username is unknown, so a wrong name costs as long as a wrong password.
+    return generate_password_hash(secrets.token_hex(16), method="scrypt")
+
+
+def hash_token(token: str) -> str:
+    """Return the SHA-256 of an API token, as stored."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def validate_credentials(username: str, password: str) -> None:
+    """Raise ValidationError unless the username and password are acceptable."""
+    errors = {}
+    if not USERNAME.fullmatch(username or ""):
+        errors["username"] = "must be 3 to 80 letters, digits or . _ @ -"
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        errors["password"] = f"must be at least {MIN_PASSWORD_LENGTH} characters."
+    elif len(password) > MAX_PASSWORD_LENGTH:
+        errors["password"] = f"must be at most {MAX_PASSWORD_LENGTH} characters."
+    if errors:
+        raise ValidationError(errors)
+
+
+def create_user(username: str, password: str) -> User:
+    """Create an active admin."""
+    validate_credentials(username, password)
+    if find_user(username) is not None:
+        raise Conflict(f"User {username} already exists.", {"username": "is taken."})
+    user = User(username=username, password_hash=generate_password_hash(password, method="scrypt"))
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    """Replace the user's password."""
+    validate_credentials(user.username, password)
+    user.password_hash = generate_password_hash(password, method="scrypt")
+    db.session.commit()
+
+
+def find_user(username: str) -> User | None:
+    """Return the user with this name, or None."""
+    return db.session.scalar(select(User).where(User.username == username))
+
+
+def load_user(user_id: str) -> User | None:
+    """Return the active user with this id, or None (Flask-Login's session loader)."""
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() and len(user_id) < 10 else None
+    return user if user is not None and user.is_active else None
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """Return the active user these credentials belong to, and note the login."""
+    user = find_user(username) if USERNAME.fullmatch(username or "") else None
+    if user is None:
+        check_password_hash(_dummy_hash(), password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or "") or not user.is_active:
+        return None
+    user.last_login_at = utcnow()
+    db.session.commit()
+    return user
+
+
+def create_token(username: str, name: str | None = None) -> tuple[ApiToken, str]:
+    """Create an API token for the user; return it and the secret, shown only this once."""
+    user = find_user(username)
+    if user is None:
+        raise NotFound(f"User {username} does not exist.")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(secret))
+    db.session.add(token)
+    db.session.commit()
+    return token, secret
+
+
+def revoke_tokens(username: str, token_id: int | None = None) -> int:
+    """Delete one of the user's tokens, or all of them; return how many went."""
+    user = find_user(username)
+    if user is None:
+        raise NotFound(f"User {username} does not exist.")
+    statement = delete(ApiToken).where(ApiToken.user_id == user.id)
+    if token_id is not None:
+        statement = statement.where(ApiToken.id == token_id)
+    count = db.session.execute(statement).rowcount
+    db.session.commit()
+    return count
+
+
+def list_tokens(username: str) -> list[ApiToken]:
+    """Return the user's tokens (never their secrets)."""
+    user = find_user(username)
+    if user is None:
+        raise NotFound(f"User {username} does not exist.")
+    return list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)))
+
+
+def user_for_token(secret: str) -> User | None:
+    """Return the active user owning this API token, or None; one indexed lookup."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        return None
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    if token is None or not token.user.is_active:
+        return None
+    return token.user

@@ -1,0 +1,66 @@
+"""Inventory figures: counts, units and value, overall and broken down."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, type_coerce
+
+from ..extensions import db
+from ..models import Money, Paint
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    key: str | None
+    paints: int
+    units: int
+
+
+@dataclass(frozen=True)
+class InventoryStats:
+    paints: int
+    units: int
+    value: Decimal
+    in_stock: int
+    low_stock: int
+    out_of_stock: int
+    low_stock_threshold: int
+    by_brand: list[Breakdown]
+    by_color_family: list[Breakdown]
+
+
+def inventory_stats(low_stock_threshold: int) -> InventoryStats:
+    """Return the inventory figures; each breakdown is one aggregate query."""
+    value = type_coerce(func.coalesce(func.sum(Paint.price * Paint.stock), 0), Money())
+    totals = db.session.execute(
+        select(
+            func.count(Paint.id),
+            func.coalesce(func.sum(Paint.stock), 0),
+            value,
+            func.count(Paint.id).filter(Paint.stock > low_stock_threshold),
+            func.count(Paint.id).filter(Paint.stock.between(1, low_stock_threshold)),
+            func.count(Paint.id).filter(Paint.stock == 0),
+        )
+    ).one()
+    return InventoryStats(
+        paints=totals[0],
+        units=int(totals[1]),
+        value=totals[2],
+        in_stock=totals[3],
+        low_stock=totals[4],
+        out_of_stock=totals[5],
+        low_stock_threshold=low_stock_threshold,
+        by_brand=_breakdown(Paint.brand),
+        by_color_family=_breakdown(Paint.color_family),
+    )
+
+
+def _breakdown(column: Any) -> list[Breakdown]:
+    paints = func.count(Paint.id)
+    rows = db.session.execute(
+        select(column, paints, func.coalesce(func.sum(Paint.stock), 0))
+        .group_by(column)
+        .order_by(paints.desc(), column)
+    ).all()
+    return [Breakdown(key, count, int(units)) for key, count, units in rows]

@@ -1,0 +1,148 @@
+"""Field rules for paints, shared by every front end."""
+
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ValidationError
+
+MAX_STOCK = 1_000_000_000
+MAX_PRICE = Decimal("99999999.99")
+MAX_INT = 2_147_483_647
+COLOR_PREVIEW = re.compile(r"#[0-9A-Fa-f]{6}")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARS_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class FieldError(ValueError):
+    """One field's value breaks its rule; the message is shown next to the field."""
+
+
+def clean_text(
+    value: Any, *, max_length: int, required: bool = False, multiline: bool = False
+) -> str | None:
+    """Return the trimmed text, None for an empty optional value."""
+    if value is None:
+        if required:
+            raise FieldError("is required.")
+        return None
+    if not isinstance(value, str):
+        raise FieldError("must be a string.")
+    value = value.strip()
+    if not value:
+        if required:
+            raise FieldError("is required.")
+        return None
+    if (CONTROL_CHARS_MULTILINE if multiline else CONTROL_CHARS).search(value):
+        raise FieldError("must not contain control characters.")
+    if len(value) > max_length:
+        raise FieldError(f"must be at most {max_length} characters.")
+    return value
+
+
+def clean_int(value: Any, *, minimum: int, maximum: int, from_text: bool = False) -> int:
+    """Return the whole number within [minimum, maximum]."""
+    if from_text and isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,12}\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError("must be a whole number.")
+    if not minimum <= value <= maximum:
+        raise FieldError(f"must be between {minimum} and {maximum}.")
+    return value
+
+
+def clean_price(value: Any) -> Decimal:
+    """Return the price as a Decimal with two places; refuse more precision than cents."""
+    if isinstance(value, bool) or value is None:
+        raise FieldError("must be a number such as 12.99.")
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        price = Decimal(value.strip() if isinstance(value, str) else value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise FieldError("must be a number such as 12.99.") from None
+    if not price.is_finite():
+        raise FieldError("must be a number such as 12.99.")
+    if not Decimal(0) <= price <= MAX_PRICE:
+        raise FieldError(f"must be between 0.00 and {MAX_PRICE}.")
+    if price != price.quantize(Decimal("0.01")):
+        raise FieldError("must have at most two decimal places.")
+    return price.quantize(Decimal("0.01"))
+
+
+def clean_image_url(value: Any) -> str | None:
+    """Return an http(s) URL, or None."""
+    url = clean_text(value, max_length=500)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or " " in url:
+        raise FieldError("must be an http:// or https:// address.")
+    return url
+
+
+def clean_color_preview(value: Any) -> str | None:
+    """Return the colour as #RRGGBB in upper case, or None."""
+    color = clean_text(value, max_length=7)
+    if color is None:
+        return None
+    if not COLOR_PREVIEW.fullmatch(color):
+        raise FieldError("must be a colour written #RRGGBB, e.g. #1A2B3C.")
+    return color.upper()
+
+
+def _text(max_length: int, required: bool = False, multiline: bool = False) -> Callable:
+    def rule(value: Any, from_text: bool) -> str | None:
+        return clean_text(value, max_length=max_length, required=required, multiline=multiline)
+
+    return rule
+
+
+PAINT_RULES: dict[str, Callable[[Any, bool], Any]] = {
+    "name": _text(200, required=True),
+    "brand": _text(100, required=True),
+    "color_code": _text(50),
+    "color_type": _text(50),
+    "color_family": _text(50),
+    "image_url": lambda value, from_text: clean_image_url(value),
+    "stock": lambda value, from_text: clean_int(
+        value, minimum=0, maximum=MAX_STOCK, from_text=from_text
+    ),
+    "price": lambda value, from_text: clean_price(value),
+    "description": _text(5000, multiline=True),
+    "color_preview": lambda value, from_text: clean_color_preview(value),
+}
+REQUIRED_PAINT_FIELDS = ("name", "brand")
+READ_ONLY_PAINT_FIELDS = ("id", "created_at", "updated_at")
+
+
+def validate_paint(
+    data: Mapping[str, Any], *, partial: bool = False, from_text: bool = False
+) -> dict[str, Any]:
+    """Return the cleaned paint fields, or raise ValidationError naming every bad field.
+
+    `partial` accepts a subset of fields (an edit); `from_text` accepts numbers
+    written as text, as an HTML form or a CSV file sends them.
+    """
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for field, value in data.items():
+        rule = PAINT_RULES.get(field)
+        if rule is None:
+            errors[field] = (
+                "is read-only." if field in READ_ONLY_PAINT_FIELDS else "is not a known field."
+            )
+            continue
+        try:
+            cleaned[field] = rule(value, from_text)
+        except FieldError as exc:
+            errors[field] = str(exc)
+    if not partial:
+        for field in REQUIRED_PAINT_FIELDS:
+            if field not in data:
+                errors[field] = "is required."
+    if errors:
+        raise ValidationError(errors)
+    return cleaned

@@ -1,0 +1,157 @@
+"""Fixtures: an app per database, each test inside a transaction that is rolled back."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from studio import create_app
+from studio.config import normalize_database_url
+from studio.extensions import db
+from studio.services import accounts, paints
+
+PG_VARIABLE = "STUDIO_TEST_DATABASE_URL"
+PG_SKIP_REASON = (
+    f"set {PG_VARIABLE} (e.g. postgresql://postgres@127.0.0.1:5432/test) to run on PostgreSQL"
+)
+
+
+@contextmanager
+def temporary_postgres_database(server_url: str) -> Iterator[str]:
+    """Create an empty database next to the one named in `server_url`; drop it afterwards."""
+    url = make_url(normalize_database_url(server_url))
+    name = f"studio_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def empty_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Yield the URL of a new, empty database of the given kind."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'studio.db'}"
+        return
+    server_url = os.environ.get(PG_VARIABLE)
+    if not server_url:
+        pytest.skip(PG_SKIP_REASON)
+    with temporary_postgres_database(server_url) as url:
+        yield url
+
+
+def make_app(database_url: str, **overrides: Any) -> Flask:
+    return create_app(
+        {"STUDIO_ENV": "testing", "DATABASE_URL": database_url, "TESTING": True, **overrides}
+    )
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def migrated_app(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """An app whose database got its schema from the migrations, once per session."""
+    with empty_database(backend, tmp_path_factory) as url:
+        app = make_app(url)
+        with app.app_context():
+            upgrade()
+            # A session bound to the test's connection commits into savepoints.
+            db.session.session_factory.configure(join_transaction_mode="create_savepoint")
+        yield app
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(migrated_app: Flask) -> Iterator[Flask]:
+    """The app, with everything the test writes rolled back afterwards."""
+    with migrated_app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        connection = engine.connect()
+        transaction = connection.begin()
+        engines[None] = connection
+        try:
+            yield migrated_app
+        finally:
+            db.session.remove()
+            transaction.rollback()
+            connection.close()
+            engines[None] = engine
+
+
+@pytest.fixture
+def committed_app(migrated_app: Flask) -> Iterator[Flask]:
+    """The app on its real engine, for tests that need several connections; emptied afterwards."""
+    with migrated_app.app_context():
+        try:
+            yield migrated_app
+        finally:
+            db.session.remove()
+            with db.engine.begin() as connection:
+                for table in reversed(db.metadata.sorted_tables):
+                    connection.execute(table.delete())
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+class ApiClient:
+    """The test client with an API token on every request."""
+
+    def __init__(self, client: Any, token: str, user: Any) -> None:
+        self.client, self.token, self.user = client, token, user
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def __getattr__(self, method: str) -> Any:
+        call = getattr(self.client, method)
+        return lambda path, **kwargs: call(
+            path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
+        )
+
+
+def make_api(flask_app: Flask, username: str = "alice") -> ApiClient:
+    user = accounts.create_user(username, "correct horse battery")
+    _, secret = accounts.create_token(username, "tests")
+    return ApiClient(flask_app.test_client(), secret, user)
+
+
+@pytest.fixture
+def api(app: Flask) -> ApiClient:
+    return make_api(app)
+
+
+@pytest.fixture
+def make_paint(app: Flask):
+    """Create a paint through the service, with sensible defaults."""
+    counter = iter(range(1, 1_000_000))
+
+    def factory(**fields: Any):
+        number = next(counter)
+        values = {"name": f"Paint {number}", "brand": "Citadel", "price": "4.50", **fields}
+        values.setdefault("color_code", f"T-{number:04d}")
+        return paints.create_paint(values, user_id=None)
+
+    return factory

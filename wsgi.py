@@ -1,0 +1,3 @@
+from studio import create_app
+
+app = create_app()
