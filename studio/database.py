@@ -30,6 +30,9 @@ def configure_sqlite(engine: Engine) -> None:
 
     The sqlite3 module begins transactions lazily and not at all for DDL, which
     breaks savepoints and isolation; SQLAlchemy's documented recipe emits BEGIN itself.
+    It is BEGIN IMMEDIATE: a transaction that read first and writes later would
+    otherwise fail at once with "database is locked" when another connection wrote
+    in between, while IMMEDIATE makes it wait (up to the busy timeout) for its turn.
     """
 
     @event.listens_for(engine, "connect")
@@ -42,4 +45,4 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,20 +1,25 @@
 """Fixtures: an app per database, each test inside a transaction that is rolled back."""
 
+import contextvars
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.security import generate_password_hash
 
 from studio import create_app
 from studio.config import normalize_database_url
 from studio.extensions import db
+from studio.models import User
 from studio.services import accounts, paints
 
 PG_VARIABLE = "STUDIO_TEST_DATABASE_URL"
@@ -52,10 +57,23 @@ def empty_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield url
 
 
+class RequestClient(FlaskClient):
+    """Serve every request in an app context of its own, as a real server does.
+
+    The test itself holds an app context; Flask would reuse it for the request,
+    sharing `g` and the database session between requests of one test.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 def make_app(database_url: str, **overrides: Any) -> Flask:
-    return create_app(
+    app = create_app(
         {"STUDIO_ENV": "testing", "DATABASE_URL": database_url, "TESTING": True, **overrides}
     )
+    app.test_client_class = RequestClient
+    return app
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -132,8 +150,19 @@ class ApiClient:
         )
 
 
+PASSWORD = "correct horse battery"
+
+
+@cache
+def password_hash() -> str:
+    # scrypt is slow by design; hash the shared test password once per run.
+    return generate_password_hash(PASSWORD, method="scrypt")
+
+
 def make_api(flask_app: Flask, username: str = "alice") -> ApiClient:
-    user = accounts.create_user(username, "correct horse battery")
+    user = User(username=username, password_hash=password_hash())
+    db.session.add(user)
+    db.session.commit()
     _, secret = accounts.create_token(username, "tests")
     return ApiClient(flask_app.test_client(), secret, user)
 
