@@ -3,12 +3,16 @@
 from functools import cache
 from typing import Any
 
-from ..services.paints import MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
-from ..services.validation import MAX_STOCK
+from ..services.paints import MAX_PAGE, MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
+from ..services.validation import MAX_PRICE, MAX_STOCK
 
 NULLABLE_STRING = {"type": "string", "nullable": True}
 TIMESTAMP = {"type": "string", "format": "date-time"}
 PRICE = {"type": "string", "pattern": r"^\d{1,8}\.\d{2}$", "example": "12.99"}
+# Blank text counts as missing, so a required text needs something besides spaces.
+REQUIRED_TEXT = {"type": "string", "minLength": 1, "pattern": r"\S"}
+# An http(s) address with a host; the API refuses any other scheme.
+HTTP_URL = {"type": "string", "format": "uri", "pattern": r"^https?://[^\s/?#]\S*$"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -35,24 +39,28 @@ def _page_of(item: str) -> dict[str, Any]:
     }
 
 
-def _paint_input(required: list[str]) -> dict[str, Any]:
+def _paint_input(required: list[str], **extra: dict[str, Any]) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "maxLength": 200},
-            "brand": {"type": "string", "maxLength": 100},
+            "name": {**REQUIRED_TEXT, "maxLength": 200},
+            "brand": {**REQUIRED_TEXT, "maxLength": 100},
             "color_code": {"type": "string", "maxLength": 50, "nullable": True},
             "color_type": {"type": "string", "maxLength": 50, "nullable": True},
             "color_family": {"type": "string", "maxLength": 50, "nullable": True},
-            "image_url": {"type": "string", "format": "uri", "maxLength": 500, "nullable": True},
+            "image_url": {**HTTP_URL, "maxLength": 500, "nullable": True},
             "stock": {"type": "integer", "minimum": 0, "maximum": MAX_STOCK},
             "price": {
-                "oneOf": [PRICE, {"type": "number", "minimum": 0}],
+                "oneOf": [
+                    {"type": "string", "pattern": r"^\d{1,8}(\.\d{1,2})?$", "example": "12.99"},
+                    {"type": "number", "minimum": 0, "maximum": float(MAX_PRICE)},
+                ],
                 "description": "A decimal with at most two places, as a string or a number.",
             },
             "description": {"type": "string", "maxLength": 5000, "nullable": True},
             "color_preview": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$", "nullable": True},
+            **extra,
         },
     }
     if required:
@@ -99,14 +107,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "PaintCreate": _paint_input(["name", "brand"]),
     "PaintUpdate": {
-        "allOf": [
-            _paint_input([]),
-            {
-                "type": "object",
-                "required": ["version"],
-                "properties": {"version": {"type": "integer", "minimum": 1}},
-            },
-        ],
+        # One object rather than allOf: additionalProperties in one branch would refuse `version`.
+        **_paint_input(["version"], version={"type": "integer", "minimum": 1}),
         "description": "Any subset of the paint's fields, plus the version the edit was made on. "
         "Setting stock records a correction movement.",
     },
@@ -121,7 +123,7 @@ SCHEMAS: dict[str, Any] = {
                 "maximum": MAX_STOCK,
                 "not": {"enum": [0]},
             },
-            "reason": {"type": "string", "minLength": 1, "maxLength": 200},
+            "reason": {**REQUIRED_TEXT, "maxLength": 200},
         },
     },
     "Movement": {
@@ -235,7 +237,11 @@ PAINT_ID = {
     "schema": {"type": "integer", "minimum": 1},
 }
 PAGE_PARAMETERS = [
-    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {
+        "name": "page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
+    },
     {
         "name": "per_page",
         "in": "query",
@@ -248,16 +254,21 @@ LIST_PARAMETERS = [
     {
         "name": "q",
         "in": "query",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "maxLength": 200},
         "description": "Full-text search; every word must match as a prefix.",
     },
-    {"name": "brand", "in": "query", "schema": {"type": "string"}},
-    {"name": "color_family", "in": "query", "schema": {"type": "string"}},
-    {"name": "color_type", "in": "query", "schema": {"type": "string"}},
+    {"name": "brand", "in": "query", "schema": {"type": "string", "maxLength": 100}},
+    {"name": "color_family", "in": "query", "schema": {"type": "string", "maxLength": 50}},
+    {"name": "color_type", "in": "query", "schema": {"type": "string", "maxLength": 50}},
     {"name": "stock", "in": "query", "schema": {"type": "string", "enum": list(STOCK_STATUSES)}},
     {"name": "sort", "in": "query", "schema": {"type": "string", "enum": SORTS, "default": "name"}},
 ]
-COMMON_ERRORS = {"401": _error("No valid API token.")}
+COMMON_ERRORS = {
+    "401": {
+        **_error("No valid API token."),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    }
+}
 BODY_ERRORS = {
     "400": _error("The body is not valid JSON, or not an object."),
     "413": _error("The body is larger than the server accepts."),
@@ -316,7 +327,8 @@ PATHS: dict[str, Any] = {
                 "200": _json(_ref("Paint"), "The changed paint."),
                 "404": _error("No such paint."),
                 "409": _error(
-                    "The paint changed since `version`; `current_version` says what it is now."
+                    "The paint changed since `version` (`current_version` says what it is now), "
+                    "or another paint of this brand has the new colour code."
                 ),
                 **BODY_ERRORS,
                 **COMMON_ERRORS,
@@ -343,7 +355,10 @@ PATHS: dict[str, Any] = {
                     _ref("AdjustmentResult"), "The paint after the change and the movement."
                 ),
                 "404": _error("No such paint."),
-                "409": _error("The change would take stock below 0; nothing changed."),
+                "409": _error(
+                    f"The change would take stock below 0 or above {MAX_STOCK}; "
+                    "`current_stock` says what it is; nothing changed."
+                ),
                 **BODY_ERRORS,
                 **COMMON_ERRORS,
             },
@@ -374,7 +389,13 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "openapi",
             "summary": "This document.",
-            "responses": {"200": {"description": "The OpenAPI document."}, **COMMON_ERRORS},
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["openapi", "info", "paths"]},
+                    "The OpenAPI document.",
+                ),
+                **COMMON_ERRORS,
+            },
         }
     },
 }
