@@ -171,8 +171,7 @@ def explain(query) -> str:
         PaintFilter(stock="low_stock"),
     ],
 )
-def test_filters_use_an_index_on_postgresql(app, backend, shelf, paint_filter):
-    if backend != "postgresql":
-        pytest.skip("query plans are checked on PostgreSQL")
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_filters_use_an_index_on_postgresql(app, shelf, paint_filter):
     plan = explain(select(Paint.id).where(*paint_filter.conditions("postgresql", 5)))
     assert "Seq Scan" not in plan and "ix_paints_" in plan, plan
