@@ -7,12 +7,13 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, auth, cli
+from . import admin, api, auth, cli
 from .config import load_settings
 from .database import IdConverter, register_engine_events
 from .errors import register_error_handlers
-from .extensions import csrf, db, login_manager, migrate
+from .extensions import csrf, db, limiter, login_manager, migrate
 from .logs import configure_logging, log_startup
+from .security import register_security
 from .services.accounts import load_user
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -26,6 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
+    register_security(app)
     cli.register_commands(app)
     register_proxy_fix(app)
     log_startup(app)
@@ -38,8 +40,11 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
     login_manager.user_loader(load_user)
     csrf.init_app(app)
+    limiter.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -47,6 +52,7 @@ def register_blueprints(app: Flask) -> None:
     csrf.exempt(api.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp)
 
 
 def register_proxy_fix(app: Flask) -> None:

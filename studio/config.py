@@ -92,6 +92,8 @@ class Config:
         """Return the Flask settings of this environment."""
         url = normalize_database_url(database_url or self.database_url())
         env = self.environ
+        max_body = _int(env, "MAX_CONTENT_LENGTH", 2 * 1024 * 1024)
+        redis_url = env.get("REDIS_URL", "").strip() or None
         return {
             "STUDIO_ENV": self.NAME,
             "SECRET_KEY": self.secret_key(),
@@ -100,7 +102,18 @@ class Config:
             "SQLALCHEMY_TRACK_MODIFICATIONS": False,
             "PROXY_HOPS": _int(env, "PROXY_HOPS", self.PROXY_HOPS),
             "LOW_STOCK_THRESHOLD": _int(env, "LOW_STOCK_THRESHOLD", 5),
-            "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
+            "MAX_CONTENT_LENGTH": max_body,
+            # A checked CSV import comes back as a form field; let it be as large as a body.
+            "MAX_FORM_MEMORY_SIZE": max_body,
+            "FORCE_HTTPS": _bool(env, "FORCE_HTTPS", False),
+            "REDIS_URL": redis_url,
+            "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+            # If Redis goes away, keep limiting sign-ins from memory rather than not at all.
+            "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+            "RATELIMIT_SWALLOW_ERRORS": True,
+            "RATELIMIT_KEY_PREFIX": "studio-limits",
+            "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP", "20 per minute"),
+            "LOGIN_LIMIT_PER_USERNAME": env.get("LOGIN_LIMIT_PER_USERNAME", "5 per minute"),
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",

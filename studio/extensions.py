@@ -1,5 +1,7 @@
 """Unbound extension instances, bound to an app by the factory."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -25,3 +27,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Client addresses are right behind the platform's router because ProxyFix runs first.
+limiter = Limiter(key_func=get_remote_address)

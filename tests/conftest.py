@@ -18,7 +18,7 @@ from werkzeug.security import generate_password_hash
 
 from studio import create_app
 from studio.config import normalize_database_url
-from studio.extensions import db
+from studio.extensions import db, limiter
 from studio.models import User
 from studio.services import accounts, paints
 
@@ -65,6 +65,8 @@ class RequestClient(FlaskClient):
     """
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
+        # Buffered, so a streamed body is produced inside the request's own context.
+        kwargs.setdefault("buffered", True)
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 
@@ -104,6 +106,7 @@ def app(migrated_app: Flask) -> Iterator[Flask]:
         connection = engine.connect()
         transaction = connection.begin()
         engines[None] = connection
+        limiter.reset()
         try:
             yield migrated_app
         finally:

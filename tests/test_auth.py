@@ -62,21 +62,22 @@ def test_api_ignores_a_browser_session(client, api):
     assert client.get("/api/v1/stats").status_code == 401
 
 
-def test_home_page_needs_sign_in(client):
-    response = client.get("/")
+def test_admin_needs_sign_in(client):
+    assert client.get("/").headers["Location"] == "/admin/"
+    response = client.get("/admin/")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next=")
 
 
 def test_sign_in_and_out(client, api):
     response = sign_in(client)
-    assert response.status_code == 302 and response.headers["Location"] == "/"
-    assert "Welcome, alice" in client.get("/").get_data(as_text=True)
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+    assert "alice" in client.get("/admin/").get_data(as_text=True)
     assert accounts.find_user("alice").last_login_at is not None
-    token = csrf_token(client, "/")
+    token = csrf_token(client, "/admin/")
     assert client.get("/logout").status_code == 405
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
-    assert client.get("/").status_code == 302
+    assert client.get("/admin/").status_code == 302
 
 
 @pytest.mark.parametrize(
@@ -87,16 +88,16 @@ def test_bad_sign_in_says_nothing_about_which_part_was_wrong(client, api, userna
     assert response.status_code == 401
     page = response.get_data(as_text=True)
     assert "Invalid username or password." in page
-    assert "Welcome" not in client.get("/", follow_redirects=True).get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
 
 
 @pytest.mark.parametrize(
     ("next_url", "expected"),
     [
         ("/api/v1/stats", "/api/v1/stats"),
-        ("https://evil.example/", "/"),
-        ("//evil.example/", "/"),
-        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/admin/"),
+        ("//evil.example/", "/admin/"),
+        ("/\\evil.example", "/admin/"),
     ],
 )
 def test_sign_in_only_redirects_within_the_site(client, api, next_url, expected):
@@ -106,7 +107,7 @@ def test_sign_in_only_redirects_within_the_site(client, api, next_url, expected)
 def test_sign_in_without_csrf_token_is_refused(client, api):
     response = client.post("/login", data={"username": "alice", "password": PASSWORD})
     assert response.status_code == 400
-    assert client.get("/").status_code == 302
+    assert client.get("/admin/").status_code == 302
 
 
 def test_sign_in_starts_a_new_session(client, api):

@@ -2,13 +2,32 @@
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_user, logout_user
 
+from ..extensions import limiter
 from ..services import accounts
 from .forms import LoginForm
 
 bp = Blueprint("auth", __name__)
+
+
+def username_key() -> str:
+    return "login-user:" + request.form.get("username", "").strip().lower()[:80]
+
+
+def failed(response: Response) -> bool:
+    return response.status_code == 401
 
 
 def safe_next(target: str | None) -> str:
@@ -18,16 +37,22 @@ def safe_next(target: str | None) -> str:
         if not parts.scheme and not parts.netloc and target.startswith("/") and "\\" not in target:
             if not target.startswith("//"):
                 return target
-    return url_for("auth.index")
+    return url_for("admin.dashboard")
 
 
 @bp.get("/")
-@login_required
 def index():
-    return render_template("auth/index.html")
+    return redirect(url_for("admin.dashboard"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_USERNAME"],
+    methods=["POST"],
+    key_func=username_key,
+    deduct_when=failed,
+)
 def login():
     form = LoginForm()
     status = 200

@@ -178,6 +178,45 @@ def list_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
     return Page(items, total, paint_filter.page, paint_filter.per_page)
 
 
+def matching_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Iterator[Paint]:
+    """Yield every paint matching the filter, in its order, streamed in batches."""
+    where = paint_filter.conditions(dialect_name(), low_stock_threshold)
+    query = select(Paint).where(*where).order_by(*paint_filter.order_by())
+    yield from db.session.scalars(query.execution_options(yield_per=1000))
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """The values the list's filters offer."""
+
+    brands: list[str]
+    color_families: list[str]
+    color_types: list[str]
+
+
+def filter_choices() -> FilterChoices:
+    """Return the distinct brands, colour families and types in the inventory."""
+
+    def distinct(column: Any) -> list[str]:
+        query = select(column).where(column.is_not(None)).distinct().order_by(column)
+        return list(db.session.scalars(query))
+
+    return FilterChoices(
+        distinct(Paint.brand), distinct(Paint.color_family), distinct(Paint.color_type)
+    )
+
+
+def low_stock_paints(low_stock_threshold: int, limit: int = 10) -> list[Paint]:
+    """Return the paints closest to running out (but not yet out), fewest first."""
+    query = (
+        select(Paint)
+        .where(Paint.stock.between(1, low_stock_threshold))
+        .order_by(Paint.stock, Paint.id)
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))
+
+
 def get_paint(paint_id: int) -> Paint:
     """Return the paint, or raise NotFound."""
     paint = db.session.get(Paint, paint_id) if 0 < paint_id <= MAX_INT else None

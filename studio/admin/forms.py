@@ -1,0 +1,62 @@
+"""Admin forms. They carry the CSRF token and the typed values; the rules live in the services."""
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import HiddenField, IntegerField, StringField, TextAreaField
+from wtforms.validators import Optional
+from wtforms.widgets import NumberInput
+
+from ..services.errors import ValidationError
+
+PAINT_FIELDS = (
+    "name",
+    "brand",
+    "color_code",
+    "color_type",
+    "color_family",
+    "stock",
+    "price",
+    "color_preview",
+    "image_url",
+    "description",
+)
+
+
+class PaintForm(FlaskForm):
+    name = StringField("Name")
+    brand = StringField("Brand")
+    color_code = StringField("Colour code")
+    color_type = StringField("Type")
+    color_family = StringField("Colour family")
+    stock = StringField("Stock", widget=NumberInput(min=0, step=1))
+    price = StringField("Price", widget=NumberInput(min=0, step="0.01"))
+    color_preview = StringField("Swatch colour")
+    image_url = StringField("Image URL")
+    description = TextAreaField("Description")
+    version = HiddenField()
+
+    def submitted(self, *, include_stock: bool = True) -> dict[str, str]:
+        """Return the typed values, as the paint services take them."""
+        fields = PAINT_FIELDS if include_stock else tuple(f for f in PAINT_FIELDS if f != "stock")
+        return {name: self[name].data or "" for name in fields}
+
+    def show_errors(self, error: ValidationError) -> None:
+        """Put each service error next to its field."""
+        for name, message in error.fields.items():
+            if name in self:
+                self[name].errors = [message]
+
+
+class StockForm(FlaskForm):
+    delta = IntegerField("Change by", validators=[Optional()])
+    reason = StringField("Reason")
+
+
+class ImportForm(FlaskForm):
+    file = FileField("CSV file")
+    # After a clean preview the checked text comes back with the confirmation.
+    content = HiddenField()
+
+
+class ConfirmForm(FlaskForm):
+    """A form with nothing but its CSRF token, for POST-only actions."""

@@ -1,0 +1,200 @@
+"""Admin pages: parse the form or query, call a service, render."""
+
+from datetime import UTC, datetime
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+from werkzeug.exceptions import default_exceptions
+
+from ..extensions import login_manager
+from ..services import csv_io, paints, stats, stock
+from ..services.errors import ServiceError, ValidationError, VersionConflict
+from ..services.paints import PaintFilter
+from .charts import bar_chart
+from .forms import ConfirmForm, ImportForm, PaintForm, StockForm
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+MOVEMENTS_PER_PAGE = 20
+
+
+@bp.before_request
+def require_login():
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+@bp.errorhandler(ServiceError)
+def service_error_page(exc: ServiceError):
+    error = default_exceptions[exc.status](exc.message)
+    return render_template("error.html", error=error), exc.status
+
+
+def low_stock_threshold() -> int:
+    return current_app.config["LOW_STOCK_THRESHOLD"]
+
+
+@bp.get("/")
+def dashboard():
+    threshold = low_stock_threshold()
+    figures = stats.inventory_stats(threshold)
+    return render_template(
+        "admin/dashboard.html",
+        figures=figures,
+        low_stock=paints.low_stock_paints(threshold),
+        family_chart=bar_chart("Units per colour family", figures.by_color_family, coloured=True),
+        brand_chart=bar_chart("Units per brand", figures.by_brand),
+    )
+
+
+@bp.get("/paints")
+def list_paints():
+    errors: dict[str, str] = {}
+    try:
+        paint_filter = PaintFilter.from_args(request.args)
+    except ValidationError as exc:
+        errors, paint_filter = exc.fields, PaintFilter()
+    page = paints.list_paints(paint_filter, low_stock_threshold())
+    return render_template(
+        "admin/paints/list.html",
+        page=page,
+        paint_filter=paint_filter,
+        choices=paints.filter_choices(),
+        errors=errors,
+        threshold=low_stock_threshold(),
+    ), (422 if errors else 200)
+
+
+@bp.get("/paints/export.csv")
+def export_paints():
+    paint_filter = PaintFilter.from_args(request.args)
+    rows = paints.matching_paints(paint_filter, low_stock_threshold())
+    filename = f"paints-{datetime.now(UTC):%Y%m%d-%H%M}.csv"
+    return Response(
+        stream_with_context(csv_io.export_csv(rows)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.route("/paints/new", methods=["GET", "POST"])
+def new_paint():
+    form = PaintForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            paint = paints.create_paint(form.submitted(), current_user.id, from_text=True)
+        except ServiceError as exc:
+            form.show_errors(exc)
+            status = exc.status
+        else:
+            flash(f"Added {paint.name} ({paint.brand}).", "success")
+            return redirect(url_for(".paint_detail", paint_id=paint.id))
+    return render_template("admin/paints/form.html", form=form, paint=None), status
+
+
+@bp.route("/paints/<id:paint_id>/edit", methods=["GET", "POST"])
+def edit_paint(paint_id: int):
+    paint = paints.get_paint(paint_id)
+    form = PaintForm(obj=paint)
+    status = 200
+    if form.validate_on_submit():
+        changes = {**form.submitted(), "version": form.version.data}
+        try:
+            paint = paints.update_paint(paint_id, changes, current_user.id, from_text=True)
+        except VersionConflict:
+            current = paints.get_paint(paint_id)
+            flash(
+                "Someone else changed this paint while you were editing it. Your changes were "
+                "not saved; these are the current values.",
+                "warning",
+            )
+            form, paint, status = PaintForm(formdata=None, obj=current), current, 409
+        except ServiceError as exc:
+            form.show_errors(exc)
+            status = exc.status
+        else:
+            flash(f"Saved {paint.name}.", "success")
+            return redirect(url_for(".paint_detail", paint_id=paint_id))
+    return render_template("admin/paints/form.html", form=form, paint=paint), status
+
+
+def render_detail(paint_id: int, stock_form: StockForm, status: int = 200):
+    paint = paints.get_paint(paint_id)
+    errors: dict[str, str] = {}
+    page, _ = paints.parse_page({"page": request.args.get("page", "1")}, errors)
+    movements = stock.list_movements(paint_id, page, MOVEMENTS_PER_PAGE)
+    return render_template(
+        "admin/paints/detail.html",
+        paint=paint,
+        movements=movements,
+        stock_form=stock_form,
+        threshold=low_stock_threshold(),
+    ), status
+
+
+@bp.get("/paints/<id:paint_id>")
+def paint_detail(paint_id: int):
+    return render_detail(paint_id, StockForm(formdata=None))
+
+
+@bp.post("/paints/<id:paint_id>/stock")
+def adjust_stock(paint_id: int):
+    form = StockForm()
+    submitted = {"delta": request.form.get("delta", ""), "reason": request.form.get("reason")}
+    try:
+        delta, reason = stock.validate_adjustment(submitted, from_text=True)
+        movement = stock.adjust_stock(paint_id, delta, reason, current_user.id)
+    except ServiceError as exc:
+        for name, message in exc.fields.items():
+            if name in form:
+                form[name].errors = [message]
+        if not exc.fields:
+            flash(exc.message, "error")
+        return render_detail(paint_id, form, exc.status)
+    flash(f"Stock {'+' if delta > 0 else ''}{delta}: now {movement.stock_after}.", "success")
+    return redirect(url_for(".paint_detail", paint_id=paint_id))
+
+
+@bp.route("/paints/<id:paint_id>/delete", methods=["GET", "POST"])
+def delete_paint(paint_id: int):
+    paint = paints.get_paint(paint_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        name = paint.name
+        paints.delete_paint(paint_id)
+        flash(f"Deleted {name}.", "success")
+        return redirect(url_for(".list_paints"))
+    return render_template("admin/paints/delete.html", paint=paint, form=form)
+
+
+@bp.route("/paints/import", methods=["GET", "POST"])
+def import_paints():
+    form = ImportForm()
+    check, status = None, 200
+    if form.validate_on_submit():
+        try:
+            if form.content.data:
+                count = csv_io.import_paints(form.content.data, current_user.id)
+                flash(f"Imported {count} paints.", "success")
+                return redirect(url_for(".list_paints", sort="-created_at"))
+            if not form.file.data:
+                raise ValidationError({"file": "Choose a CSV file to import."})
+            text = csv_io.decode_csv(form.file.data.read())
+            check = csv_io.check_import(text)
+            form.content.data = text if check.ok else ""
+            status = 200 if check.ok else 422
+        except ServiceError as exc:
+            form.file.errors = list(exc.fields.values()) or [exc.message]
+            status = exc.status
+    return render_template("admin/paints/import.html", form=form, check=check), status
