@@ -11,6 +11,7 @@ from sqlalchemy.exc import ArgumentError
 
 ENVIRONMENTS = ("development", "testing", "production")
 SQLITE_BUSY_TIMEOUT_SECONDS = 15
+ENVIRONMENT_STAND_INS = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")
 
 
 class ConfigError(SystemExit):
@@ -88,9 +89,9 @@ class Config:
         self.environ = environ
         self.instance_path = Path(instance_path)
 
-    def settings(self, database_url: str | None = None) -> dict[str, Any]:
+    def settings(self) -> dict[str, Any]:
         """Return the Flask settings of this environment."""
-        url = normalize_database_url(database_url or self.database_url())
+        url = normalize_database_url(self.database_url())
         env = self.environ
         max_body = _int(env, "MAX_CONTENT_LENGTH", 2 * 1024 * 1024)
         redis_url = env.get("REDIS_URL", "").strip() or None
@@ -218,16 +219,17 @@ CONFIGS: dict[str, type[Config]] = {
 def load_settings(overrides: Mapping[str, Any] | None, instance_path: str) -> dict[str, Any]:
     """Return the settings for the chosen environment with `overrides` applied on top.
 
-    `DATABASE_URL` in the overrides stands in for the environment variable, so its
-    scheme is normalised and its engine options are derived as in a real deployment.
+    `DATABASE_URL`, `REDIS_URL` and `SECRET_KEY` in the overrides stand in for the
+    environment variables, so what derives from them (engine options, cache and
+    limiter storage) is worked out as in a real deployment.
     """
     overrides = dict(overrides or {})
     chosen = overrides.pop("STUDIO_ENV", None)
     name = environment_name({"STUDIO_ENV": chosen} if chosen else os.environ)
     environ = dict(os.environ)
-    if "SECRET_KEY" in overrides:
-        environ["SECRET_KEY"] = overrides["SECRET_KEY"]
-    config = CONFIGS[name](environ, instance_path)
-    settings = config.settings(overrides.pop("DATABASE_URL", None))
+    for variable in ENVIRONMENT_STAND_INS:
+        if variable in overrides:
+            environ[variable] = overrides.pop(variable)
+    settings = CONFIGS[name](environ, instance_path).settings()
     settings.update(overrides)
     return settings

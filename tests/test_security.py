@@ -1,0 +1,56 @@
+"""HTTPS enforcement and sign-in throttling shared through Redis."""
+
+import os
+import re
+import uuid
+
+import pytest
+from redis import Redis
+
+from .conftest import make_api, make_app
+
+REDIS_VARIABLE = "STUDIO_TEST_REDIS_URL"
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get(REDIS_VARIABLE)
+    if not url:
+        pytest.skip(f"set {REDIS_VARIABLE} (e.g. redis://127.0.0.1:6379/0) to run against Redis")
+    Redis.from_url(url, socket_connect_timeout=2).ping()
+    return url
+
+
+def test_force_https_redirects_and_sends_hsts(migrated_app):
+    app = make_app(migrated_app.config["SQLALCHEMY_DATABASE_URI"], FORCE_HTTPS=True)
+    client = app.test_client()
+    response = client.get("/login?next=/admin/")
+    assert response.status_code == 308
+    assert response.headers["Location"] == "https://localhost/login?next=/admin/"
+    secure = client.get("/login", base_url="https://localhost")
+    assert secure.status_code == 200
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_without_force_https_plain_http_is_served(client):
+    response = client.get("/login")
+    assert response.status_code == 200
+    assert "Strict-Transport-Security" not in response.headers
+
+
+def test_sign_in_throttle_is_shared_by_every_worker_through_redis(committed_app, redis_url):
+    """Two app instances (two workers) on one Redis count the same failed sign-ins."""
+    app = committed_app
+    make_api(app, "target")
+    settings = {"REDIS_URL": redis_url, "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    workers = [make_app(url, **settings), make_app(url, **settings)]
+    assert all(worker.config["RATELIMIT_STORAGE_URI"] == redis_url for worker in workers)
+    statuses = []
+    for attempt in range(7):
+        client = workers[attempt % 2].test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', page).group(1)
+        data = {"username": "target", "password": "not the password", "csrf_token": token}
+        statuses.append(client.post("/login", data=data).status_code)
+    assert statuses == [401] * 5 + [429] * 2
