@@ -11,7 +11,7 @@ from . import admin, api, auth, cli
 from .config import load_settings
 from .database import IdConverter, register_engine_events
 from .errors import register_error_handlers
-from .extensions import csrf, db, limiter, login_manager, migrate
+from .extensions import cache, csrf, db, limiter, login_manager, migrate
 from .logs import configure_logging, log_startup
 from .security import register_security
 from .services.accounts import load_user
@@ -45,6 +45,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.user_loader(load_user)
     csrf.init_app(app)
     limiter.init_app(app)
+    cache.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

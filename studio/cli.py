@@ -12,13 +12,23 @@ from werkzeug.serving import run_simple
 
 from .extensions import db
 from .models import Paint
-from .services import accounts, demo
+from .services import accounts, cache, demo
 from .services.errors import ServiceError
 
 
 def register_commands(app: Flask) -> None:
     """Add studio's commands to `flask`."""
-    for command in (create_admin, create_token, revoke_token, list_tokens, seed_demo, run_demo):
+    commands = (
+        create_admin,
+        deactivate_admin,
+        create_token,
+        revoke_token,
+        list_tokens,
+        seed_demo,
+        run_demo,
+        cache_status,
+    )
+    for command in commands:
         app.cli.add_command(command)
 
 
@@ -42,6 +52,26 @@ def create_admin(username: str, password_stdin: bool) -> None:
     except ServiceError as exc:
         raise _fail(exc) from None
     click.echo(f"Created admin {username}.")
+
+
+@click.command("deactivate-admin")
+@click.argument("username")
+@with_appcontext
+def deactivate_admin(username: str) -> None:
+    """Stop an admin from signing in; their sessions and API tokens stop working at once."""
+    try:
+        accounts.deactivate_user(username)
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    click.echo(f"Deactivated {username}.")
+
+
+@click.command("cache-status")
+@with_appcontext
+def cache_status() -> None:
+    """Print the cache's backend, state (ok or degraded) and hit counters."""
+    for name, value in cache.status().items():
+        click.echo(f"{name}: {value}")
 
 
 @click.command("create-token")

@@ -113,6 +113,7 @@ class Config:
             "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
             "RATELIMIT_SWALLOW_ERRORS": True,
             "RATELIMIT_KEY_PREFIX": "studio-limits",
+            **self.cache_settings(redis_url),
             "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP", "20 per minute"),
             "LOGIN_LIMIT_PER_USERNAME": env.get("LOGIN_LIMIT_PER_USERNAME", "5 per minute"),
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
@@ -123,6 +124,45 @@ class Config:
             "REMEMBER_COOKIE_SAMESITE": "Lax",
             "REMEMBER_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES),
         }
+
+    def cache_settings(self, redis_url: str | None) -> dict[str, Any]:
+        """Return Flask-Caching's settings: Redis where there is one, else in-process."""
+        env = self.environ
+        cache_redis_url = env.get("CACHE_REDIS_URL", "").strip() or redis_url
+        default_type = "studio.caching.ResilientRedisCache" if cache_redis_url else "SimpleCache"
+        cache_type = env.get("CACHE_TYPE", "").strip() or default_type
+        timeout = float(env.get("CACHE_REDIS_TIMEOUT", "0.25"))
+        # Per-process caches cannot see other workers' writes: keep what they hold young.
+        stale_risk = cache_type == "SimpleCache" and self.workers() > 1
+        cap = 5 if stale_risk else None
+
+        def ttl(name: str, default: int) -> int:
+            value = _int(env, name, default)
+            return min(value, cap) if cap else value
+
+        return {
+            "CACHE_TYPE": cache_type,
+            "CACHE_REDIS_URL": cache_redis_url,
+            "CACHE_KEY_PREFIX": env.get("CACHE_KEY_PREFIX", "studio:"),
+            "CACHE_DEFAULT_TIMEOUT": ttl("CACHE_DEFAULT_TIMEOUT", 300),
+            "CACHE_THRESHOLD": _int(env, "CACHE_THRESHOLD", 5000),
+            # Redis client options: fail within a fraction of a second, never retry.
+            "CACHE_OPTIONS": (
+                {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": None}
+                if "Redis" in cache_type
+                else {}
+            ),
+            "CACHE_CIRCUIT_OPEN_SECONDS": _int(env, "CACHE_CIRCUIT_OPEN_SECONDS", 5),
+            "CACHE_STALE_RISK": stale_risk,
+            "PAINT_CACHE_TTL": ttl("PAINT_CACHE_TTL", 300),
+            "LIST_CACHE_TTL": ttl("LIST_CACHE_TTL", 60),
+            "STATS_CACHE_TTL": ttl("STATS_CACHE_TTL", 30),
+            "AUTH_CACHE_TTL": ttl("AUTH_CACHE_TTL", 300),
+        }
+
+    def workers(self) -> int:
+        """Return how many worker processes serve the app (WEB_CONCURRENCY, read by gunicorn)."""
+        return max(_int(self.environ, "WEB_CONCURRENCY", 1), 1)
 
     def database_url(self) -> str:
         url = self.environ.get("DATABASE_URL", "").strip()

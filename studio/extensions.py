@@ -1,5 +1,6 @@
 """Unbound extension instances, bound to an app by the factory."""
 
+from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -27,5 +28,6 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+cache = Cache()
 # Client addresses are right behind the platform's router because ProxyFix runs first.
 limiter = Limiter(key_func=get_remote_address)

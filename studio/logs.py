@@ -20,11 +20,20 @@ def configure_logging(app: Flask) -> None:
 
 
 def log_startup(app: Flask) -> None:
-    """Log the environment, the masked database URL and the engine options in force."""
+    """Log, in one line, the environment, the masked database URL, engine options and cache."""
+    cache_url = app.config.get("CACHE_REDIS_URL")
     logger.info(
-        "studio starting: environment=%s database=%s engine_options=%s proxy_hops=%s",
+        "studio starting: environment=%s database=%s engine_options=%s proxy_hops=%s cache=%s%s",
         app.config["STUDIO_ENV"],
         mask_database_url(app.config["SQLALCHEMY_DATABASE_URI"]),
         app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         app.config["PROXY_HOPS"],
+        app.config["CACHE_TYPE"].rsplit(".", 1)[-1],
+        f" ({mask_database_url(cache_url)})" if cache_url else "",
     )
+    if app.config.get("CACHE_STALE_RISK"):
+        logger.warning(
+            "Several workers and no Redis: each worker keeps its own cache, which can be stale "
+            "after another worker's write, so cache TTLs are capped at 5 s. Set REDIS_URL to "
+            "share one cache."
+        )

@@ -5,7 +5,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache as once
 from typing import Any
 
 import pytest
@@ -17,8 +17,9 @@ from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 
 from studio import create_app
+from studio.caching import counters
 from studio.config import normalize_database_url
-from studio.extensions import db, limiter
+from studio.extensions import cache, db, limiter
 from studio.models import User
 from studio.services import accounts, paints
 
@@ -107,6 +108,8 @@ def app(migrated_app: Flask) -> Iterator[Flask]:
         transaction = connection.begin()
         engines[None] = connection
         limiter.reset()
+        cache.clear()
+        counters.reset()
         try:
             yield migrated_app
         finally:
@@ -120,10 +123,12 @@ def app(migrated_app: Flask) -> Iterator[Flask]:
 def committed_app(migrated_app: Flask) -> Iterator[Flask]:
     """The app on its real engine, for tests that need several connections; emptied afterwards."""
     with migrated_app.app_context():
+        cache.clear()
         try:
             yield migrated_app
         finally:
             db.session.remove()
+            cache.clear()
             with db.engine.begin() as connection:
                 for table in reversed(db.metadata.sorted_tables):
                     connection.execute(table.delete())
@@ -156,7 +161,7 @@ class ApiClient:
 PASSWORD = "correct horse battery"
 
 
-@cache
+@once
 def password_hash() -> str:
     # scrypt is slow by design; hash the shared test password once per run.
     return generate_password_hash(PASSWORD, method="scrypt")

@@ -52,8 +52,8 @@ def test_revoked_token_stops_working(api):
 
 
 def test_token_of_a_deactivated_user_stops_working(api):
-    api.user.is_active = False
-    db.session.commit()
+    assert api.get("/api/v1/stats").status_code == 200
+    accounts.deactivate_user("alice")
     assert api.get("/api/v1/stats").status_code == 401
 
 
@@ -118,9 +118,11 @@ def test_sign_in_starts_a_new_session(client, api):
         assert "planted" not in session
 
 
-def test_deactivated_user_cannot_sign_in(client, api):
-    api.user.is_active = False
-    db.session.commit()
+def test_deactivated_user_cannot_sign_in_and_loses_their_session(client, api):
+    assert sign_in(client).status_code == 302
+    assert client.get("/admin/").status_code == 200
+    accounts.deactivate_user("alice")
+    assert client.get("/admin/").status_code == 302
     assert sign_in(client).status_code == 401
 
 

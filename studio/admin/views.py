@@ -130,7 +130,7 @@ def edit_paint(paint_id: int):
 
 
 def render_detail(paint_id: int, stock_form: StockForm, status: int = 200):
-    paint = paints.get_paint(paint_id)
+    paint = paints.get_paint_record(paint_id)
     errors: dict[str, str] = {}
     page, _ = paints.parse_page({"page": request.args.get("page", "1")}, errors)
     movements = stock.list_movements(paint_id, page, MOVEMENTS_PER_PAGE)

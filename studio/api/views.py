@@ -59,7 +59,7 @@ def create_paint():
 
 @bp.get("/paints/<id:paint_id>")
 def get_paint(paint_id: int):
-    return serializers.paint(paints.get_paint(paint_id))
+    return serializers.paint(paints.get_paint_record(paint_id))
 
 
 @bp.patch("/paints/<id:paint_id>")

@@ -3,13 +3,16 @@
 import hashlib
 import re
 import secrets
-from functools import cache
+from dataclasses import dataclass
+from functools import cache as once
 
+from flask_login import UserMixin
 from sqlalchemy import delete, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
 from ..models import ApiToken, User, utcnow
+from . import cache
 from .errors import Conflict, NotFound, ValidationError
 
 MIN_PASSWORD_LENGTH = 8
@@ -18,10 +21,23 @@ USERNAME = re.compile(r"[A-Za-z0-9_.@-]{3,80}")
 TOKEN_PREFIX = "stu_"
 
 
-@cache
+@once
 def _dummy_hash() -> str:
     # Checked when the username is unknown, so a wrong name costs as long as a wrong password.
     return generate_password_hash(secrets.token_hex(16), method="scrypt")
+
+
+@dataclass(frozen=True, eq=False)
+class SignedInUser(UserMixin):
+    """Who a session or token belongs to: small enough to cache, so no lookup hits the database."""
+
+    id: int
+    username: str
+    is_active: bool = True
+
+    @classmethod
+    def of(cls, user: User) -> "SignedInUser":
+        return cls(user.id, user.username, user.is_active)
 
 
 def hash_token(token: str) -> str:
@@ -65,10 +81,27 @@ def find_user(username: str) -> User | None:
     return db.session.scalar(select(User).where(User.username == username))
 
 
-def load_user(user_id: str) -> User | None:
+def load_user(user_id: str) -> SignedInUser | None:
     """Return the active user with this id, or None (Flask-Login's session loader)."""
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() and len(user_id) < 10 else None
-    return user if user is not None and user.is_active else None
+    if not user_id.isdigit() or len(user_id) > 9:
+        return None
+
+    def load() -> SignedInUser | None:
+        user = db.session.get(User, int(user_id))
+        return SignedInUser.of(user) if user is not None and user.is_active else None
+
+    return cache.remember(cache.user_key(int(user_id)), "AUTH_CACHE_TTL", load)
+
+
+def deactivate_user(username: str) -> None:
+    """Stop a user from signing in or using any of their tokens, at once."""
+    user = find_user(username)
+    if user is None:
+        raise NotFound(f"User {username} does not exist.")
+    user.is_active = False
+    db.session.commit()
+    hashes = db.session.scalars(select(ApiToken.token_hash).where(ApiToken.user_id == user.id))
+    cache.forget(cache.user_key(user.id), *(cache.token_key(value) for value in hashes))
 
 
 def authenticate(username: str, password: str) -> User | None:
@@ -104,9 +137,10 @@ def revoke_tokens(username: str, token_id: int | None = None) -> int:
     statement = delete(ApiToken).where(ApiToken.user_id == user.id)
     if token_id is not None:
         statement = statement.where(ApiToken.id == token_id)
-    count = db.session.execute(statement).rowcount
+    hashes = db.session.scalars(statement.returning(ApiToken.token_hash)).all()
     db.session.commit()
-    return count
+    cache.forget(*(cache.token_key(value) for value in hashes))
+    return len(hashes)
 
 
 def list_tokens(username: str) -> list[ApiToken]:
@@ -117,11 +151,16 @@ def list_tokens(username: str) -> list[ApiToken]:
     return list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)))
 
 
-def user_for_token(secret: str) -> User | None:
-    """Return the active user owning this API token, or None; one indexed lookup."""
+def user_for_token(secret: str) -> SignedInUser | None:
+    """Return the active user owning this API token, or None (cached: one indexed lookup cold)."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
-    if token is None or not token.user.is_active:
-        return None
-    return token.user
+    token_hash = hash_token(secret)
+
+    def load() -> SignedInUser | None:
+        token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+        if token is None or not token.user.is_active:
+            return None
+        return SignedInUser.of(token.user)
+
+    return cache.remember(cache.token_key(token_hash), "AUTH_CACHE_TTL", load)

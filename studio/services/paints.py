@@ -3,7 +3,8 @@
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
 from ..models import Paint, StockMovement, paint_search_document
+from . import cache
 from .errors import Conflict, NotFound, ValidationError, VersionConflict
 from .validation import (
     MAX_INT,
@@ -36,6 +38,30 @@ MAX_PAGE = 10_000_000
 BULK_BATCH_SIZE = 2000
 ZERO_PRICE = Decimal("0.00")
 TSQUERY_SPECIALS = re.compile(r"[&|!():*<>'\"\\]")
+
+
+@dataclass(frozen=True)
+class PaintRecord:
+    """A read-only copy of a paint, safe to cache and share between requests and workers."""
+
+    id: int
+    name: str
+    brand: str
+    color_code: str | None
+    color_type: str | None
+    color_family: str | None
+    image_url: str | None
+    stock: int
+    price: Decimal
+    description: str | None
+    color_preview: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, paint: Paint) -> "PaintRecord":
+        return cls(**{column.name: getattr(paint, column.name) for column in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -163,7 +189,16 @@ def dialect_name() -> str:
 
 
 def list_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
-    """Return the page of paints matching the filter."""
+    """Return the page of paints matching the filter (cached until the next write)."""
+    return cache.remember_in_generation(
+        "paints",
+        (paint_filter, low_stock_threshold),
+        "LIST_CACHE_TTL",
+        lambda: _load_page(paint_filter, low_stock_threshold),
+    )
+
+
+def _load_page(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
     where = paint_filter.conditions(dialect_name(), low_stock_threshold)
     total = db.session.scalar(select(func.count(Paint.id)).where(*where)) or 0
     offset = (paint_filter.page - 1) * paint_filter.per_page
@@ -174,7 +209,7 @@ def list_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
         .offset(offset)
         .limit(paint_filter.per_page)
     )
-    items = db.session.scalars(query).all()
+    items = tuple(PaintRecord.of(paint) for paint in db.session.scalars(query))
     return Page(items, total, paint_filter.page, paint_filter.per_page)
 
 
@@ -206,7 +241,7 @@ def filter_choices() -> FilterChoices:
     )
 
 
-def low_stock_paints(low_stock_threshold: int, limit: int = 10) -> list[Paint]:
+def low_stock_paints(low_stock_threshold: int, limit: int = 10) -> list[PaintRecord]:
     """Return the paints closest to running out (but not yet out), fewest first."""
     query = (
         select(Paint)
@@ -214,7 +249,20 @@ def low_stock_paints(low_stock_threshold: int, limit: int = 10) -> list[Paint]:
         .order_by(Paint.stock, Paint.id)
         .limit(limit)
     )
-    return list(db.session.scalars(query))
+
+    def load() -> list[PaintRecord]:
+        return [PaintRecord.of(paint) for paint in db.session.scalars(query)]
+
+    return cache.remember_in_generation(
+        "low-stock", (low_stock_threshold, limit), "STATS_CACHE_TTL", load
+    )
+
+
+def get_paint_record(paint_id: int) -> PaintRecord:
+    """Return a read-only copy of the paint (cached until it changes), or raise NotFound."""
+    return cache.remember(
+        cache.paint_key(paint_id), "PAINT_CACHE_TTL", lambda: PaintRecord.of(get_paint(paint_id))
+    )
 
 
 def get_paint(paint_id: int) -> Paint:
@@ -244,6 +292,7 @@ def create_paint(data: Mapping[str, Any], user_id: int | None, *, from_text: boo
                 )
             )
         db.session.commit()
+    cache.paints_changed(paint.id)
     return paint
 
 
@@ -294,6 +343,7 @@ def update_paint(
         # Another admin saved (or stock moved) between our read and our write.
         db.session.rollback()
         raise _version_conflict(get_paint(paint_id)) from None
+    cache.paints_changed(paint_id)
     return paint
 
 
@@ -304,6 +354,7 @@ def delete_paint(paint_id: int) -> None:
         db.session.rollback()
         raise NotFound(f"Paint {paint_id} does not exist.")
     db.session.commit()
+    cache.paints_changed(paint_id)
 
 
 def bulk_create_paints(
@@ -330,6 +381,7 @@ def bulk_create_paints(
             if on_batch:
                 on_batch(count)
         db.session.commit()
+    cache.paints_changed()
     return count
 
 

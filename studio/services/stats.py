@@ -8,6 +8,7 @@ from sqlalchemy import func, select, type_coerce
 
 from ..extensions import db
 from ..models import Money, Paint
+from . import cache
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,14 @@ class InventoryStats:
 
 
 def inventory_stats(low_stock_threshold: int) -> InventoryStats:
-    """Return the inventory figures; each breakdown is one aggregate query."""
+    """Return the inventory figures (cached until the next write, or their short TTL)."""
+    return cache.remember_in_generation(
+        "stats", low_stock_threshold, "STATS_CACHE_TTL", lambda: _load_stats(low_stock_threshold)
+    )
+
+
+def _load_stats(low_stock_threshold: int) -> InventoryStats:
+    """Count the figures; each breakdown is one aggregate query."""
     value = type_coerce(func.coalesce(func.sum(Paint.price * Paint.stock), 0), Money())
     totals = db.session.execute(
         select(

@@ -7,6 +7,7 @@ from sqlalchemy import BigInteger, cast, func, select, update
 
 from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
+from . import cache
 from .errors import InsufficientStock, ValidationError
 from .paints import Page, get_paint
 from .validation import MAX_STOCK, FieldError, clean_int, clean_text
@@ -74,6 +75,7 @@ def adjust_stock(
     db.session.add(movement)
     # Committing also expires any loaded Paint, so it re-reads the new stock.
     db.session.commit()
+    cache.paints_changed(paint_id)
     return movement
 
 
