@@ -236,9 +236,12 @@ def filter_choices() -> FilterChoices:
         query = select(column).where(column.is_not(None)).distinct().order_by(column)
         return list(db.session.scalars(query))
 
-    return FilterChoices(
-        distinct(Paint.brand), distinct(Paint.color_family), distinct(Paint.color_type)
-    )
+    def load() -> FilterChoices:
+        return FilterChoices(
+            distinct(Paint.brand), distinct(Paint.color_family), distinct(Paint.color_type)
+        )
+
+    return cache.remember_in_generation("choices", (), "LIST_CACHE_TTL", load)
 
 
 def low_stock_paints(low_stock_threshold: int, limit: int = 10) -> list[PaintRecord]:

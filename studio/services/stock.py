@@ -9,7 +9,7 @@ from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
 from . import cache
 from .errors import InsufficientStock, ValidationError
-from .paints import Page, get_paint
+from .paints import Page, get_paint, get_paint_record
 from .validation import MAX_STOCK, FieldError, clean_int, clean_text
 
 ADJUSTMENT_FIELDS = ("delta", "reason")
@@ -81,7 +81,7 @@ def adjust_stock(
 
 def list_movements(paint_id: int, page: int, per_page: int) -> Page:
     """Return a page of the paint's stock history, newest first."""
-    get_paint(paint_id)
+    get_paint_record(paint_id)
     where = StockMovement.paint_id == paint_id
     total = db.session.scalar(select(func.count(StockMovement.id)).where(where)) or 0
     query = (

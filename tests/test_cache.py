@@ -1,0 +1,338 @@
+"""Caching: warm reads cost no SQL, writes retire what they change, Redis outages hurt nothing."""
+
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from redis import Redis
+from sqlalchemy import event
+
+from studio.caching import counters
+from studio.extensions import cache, db
+from studio.services import cache as inventory_cache
+from studio.services import paints
+
+from .conftest import make_api, make_app
+
+REDIS_VARIABLE = "STUDIO_TEST_REDIS_URL"
+READ_PATHS = [
+    "/api/v1/paints/{id}",
+    "/api/v1/paints",
+    "/api/v1/paints?q=crimson&brand=Citadel&sort=-price",
+    "/api/v1/paints?stock=low_stock&per_page=5",
+    "/api/v1/stats",
+]
+
+
+@contextmanager
+def counting_statements():
+    """Collect every SQL statement sent while the block runs."""
+    statements: list[str] = []
+    engine = db.engines[None].engine
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("path", READ_PATHS)
+def test_warm_reads_send_no_sql(api, make_paint, path):
+    paint = make_paint(name="Crimson Fist", stock=3)
+    url = path.format(id=paint.id)
+    cold = api.get(url)
+    assert cold.status_code == 200
+    with counting_statements() as statements:
+        warm = api.get(url)
+    assert warm.get_json() == cold.get_json()
+    assert statements == []
+
+
+def test_warm_admin_pages_send_no_sql_for_the_user(app, make_paint):
+    from .test_admin import Admin
+
+    api = make_api(app, "admin")
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = str(api.user.id)
+    paint = make_paint()
+    for path in ("/admin/", "/admin/paints", f"/admin/paints/{paint.id}"):
+        Admin(client).get(path)
+        with counting_statements() as statements:
+            assert client.get(path).status_code == 200
+        # Only the (uncached) stock history may be read; never the user or the paints.
+        assert not [
+            sql for sql in statements if re.search(r"FROM (users|api_tokens|paints)\b", sql)
+        ]
+
+
+def test_writes_retire_what_they_change(api, make_paint):
+    paint = make_paint(name="Before", stock=5, price="1.00", color_family="Red")
+    paths = [f"/api/v1/paints/{paint.id}", "/api/v1/paints?color_family=Red", "/api/v1/stats"]
+    for path in paths:
+        api.get(path)
+    api.patch(f"/api/v1/paints/{paint.id}", json={"version": 1, "name": "After", "price": "2.00"})
+    api.post(f"/api/v1/paints/{paint.id}/stock", json={"delta": 5, "reason": "Delivery"})
+    detail, listing, stats = (api.get(path).get_json() for path in paths)
+    assert (detail["name"], detail["stock"], detail["version"]) == ("After", 10, 3)
+    assert listing["items"][0]["name"] == "After"
+    assert (stats["units"], stats["value"]) == (10, "20.00")
+    api.delete(f"/api/v1/paints/{paint.id}")
+    assert api.get(paths[0]).status_code == 404
+    assert api.get(paths[1]).get_json()["items"] == []
+
+
+def test_revoked_token_is_refused_even_when_cached(api):
+    from studio.services import accounts
+
+    assert api.get("/api/v1/stats").status_code == 200
+    accounts.revoke_tokens("alice")
+    assert api.get("/api/v1/stats").status_code == 401
+
+
+def test_hit_rate_is_counted(api, make_paint):
+    paint = make_paint()
+    for _ in range(5):
+        api.get(f"/api/v1/paints/{paint.id}")
+    status = inventory_cache.status()
+    assert status["backend"] == "SimpleCache" and status["state"] == "ok"
+    # Each request looks up the token and the paint: 2 misses first, then hits.
+    assert (status["hits"], status["misses"]) == (8, 2)
+    assert status["hit_rate"] == 0.8
+
+
+def test_several_workers_without_redis_warn_and_keep_ttls_short(monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with caplog.at_level(logging.WARNING, logger="studio"):
+        app = make_app(
+            f"sqlite:///{tmp_path / 'x.db'}", STUDIO_ENV="production", SECRET_KEY="x" * 32
+        )
+    assert app.config["CACHE_TYPE"] == "SimpleCache"
+    assert (
+        max(app.config[name] for name in ("PAINT_CACHE_TTL", "LIST_CACHE_TTL", "AUTH_CACHE_TTL"))
+        == 5
+    )
+    assert "each worker keeps its own cache" in caplog.text
+
+
+# --- Redis -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get(REDIS_VARIABLE)
+    if not url:
+        pytest.skip(f"set {REDIS_VARIABLE} (e.g. redis://127.0.0.1:6379/0) to run against Redis")
+    Redis.from_url(url, socket_connect_timeout=2).ping()
+    return url
+
+
+def redis_app(database_url: str, redis_url: str, prefix: str, **settings):
+    return make_app(
+        database_url,
+        REDIS_URL=redis_url,
+        CACHE_KEY_PREFIX=prefix,
+        CACHE_CIRCUIT_OPEN_SECONDS=1,
+        **settings,
+    )
+
+
+@pytest.fixture
+def workers(committed_app, redis_url):
+    """Two app instances, as two gunicorn workers, sharing the database and Redis."""
+    prefix = f"studio-test-{uuid.uuid4().hex[:8]}:"
+    url = committed_app.config["SQLALCHEMY_DATABASE_URI"]
+    pair = [redis_app(url, redis_url, prefix), redis_app(url, redis_url, prefix)]
+    assert type(pair[0].extensions["cache"][cache]).__name__ == "ResilientRedisCache"
+    counters.reset()
+    yield pair
+    Redis.from_url(redis_url).delete(*Redis.from_url(redis_url).keys(prefix + "*") or [b"-"])
+    for worker in pair:
+        with worker.app_context():
+            db.engine.dispose()
+
+
+def committed_paint(**fields) -> int:
+    """Create a paint and end the session, so other workers' connections are not blocked."""
+    paint_id = paints.create_paint(fields, None).id
+    db.session.remove()
+    return paint_id
+
+
+def api_for(worker, token):
+    client = worker.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    return lambda method, path, **kwargs: getattr(client, method)(path, headers=headers, **kwargs)
+
+
+def test_a_write_on_one_worker_is_seen_at_once_by_the_other(committed_app, workers):
+    token = make_api(committed_app).token
+    first, second = (api_for(worker, token) for worker in workers)
+    paint = first(
+        "post", "/api/v1/paints", json={"name": "Shared", "brand": "B", "stock": 1}
+    ).get_json()
+    path = f"/api/v1/paints/{paint['id']}"
+    for _ in range(2):  # cached on both workers now
+        assert second("get", path).get_json()["name"] == "Shared"
+        assert second("get", "/api/v1/paints?q=shared").get_json()["pagination"]["total"] == 1
+    first("patch", path, json={"version": 1, "name": "Renamed"})
+    assert second("get", path).get_json()["name"] == "Renamed"
+    assert second("get", "/api/v1/paints?q=shared").get_json()["pagination"]["total"] == 0
+    first("post", f"{path}/stock", json={"delta": 4, "reason": "Delivery"})
+    assert second("get", path).get_json()["stock"] == 5
+    assert second("get", "/api/v1/stats").get_json()["units"] == 5
+
+
+def test_counters_add_up_over_workers(committed_app, workers):
+    token = make_api(committed_app).token
+    paint_id = committed_paint(name="Counted", brand="B")
+    for worker in workers:
+        call = api_for(worker, token)
+        for _ in range(3):
+            call("get", f"/api/v1/paints/{paint_id}")
+    with workers[0].app_context():
+        status = inventory_cache.status()
+    assert status["shared"] is True and status["state"] == "ok"
+    # 6 requests x (token + paint) lookups; only the very first of each key missed.
+    assert status["hits"] + status["misses"] == 12
+    assert status["misses"] == 2
+
+
+# --- A Redis of our own, to stop and start ---------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A throwaway redis-server this test may stop and restart."""
+
+    def __init__(self, directory) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [
+            shutil.which("redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                Redis.from_url(self.url, socket_connect_timeout=0.2).ping()
+                return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(5)
+
+
+@pytest.fixture
+def own_redis(tmp_path, redis_url):
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+def test_redis_outage_is_survived_logged_once_and_recovered(committed_app, own_redis, caplog):
+    url = committed_app.config["SQLALCHEMY_DATABASE_URI"]
+    worker = redis_app(url, own_redis.url, "outage:")
+    token = make_api(committed_app).token
+    call = api_for(worker, token)
+    paint_id = committed_paint(name="Survivor", brand="B", stock=2)
+    path = f"/api/v1/paints/{paint_id}"
+    assert call("get", path).status_code == 200
+    caplog.set_level(logging.WARNING, logger="studio")
+
+    own_redis.stop()
+    for _ in range(10):
+        started = time.monotonic()
+        response = call("get", path)
+        assert response.status_code == 200 and response.get_json()["name"] == "Survivor"
+        assert time.monotonic() - started < 0.5
+    assert (
+        call("patch", path, json={"version": 1, "name": "Changed in the outage"}).status_code == 200
+    )
+    assert call("get", path).get_json()["name"] == "Changed in the outage"
+    with worker.app_context():
+        assert inventory_cache.status()["state"] == "degraded"
+    outages = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(outages) == 1
+
+    own_redis.start()
+    time.sleep(1.1)  # the open-circuit period
+    for _ in range(3):
+        assert call("get", path).get_json()["name"] == "Changed in the outage"
+    with worker.app_context():
+        assert inventory_cache.status()["state"] == "ok"
+    assert len([r for r in caplog.records if "reachable again" in r.getMessage()]) == 1
+    # Caching is back: the paint is in the new Redis.
+    assert Redis.from_url(own_redis.url).exists(f"outage:{inventory_cache.paint_key(paint_id)}")
+    with worker.app_context():
+        db.engine.dispose()
+
+
+def test_a_write_redis_missed_is_replayed_before_the_next_read(committed_app, own_redis):
+    """Redis stalls during a write, keeping its old copy: the copy must not be served later."""
+    url = committed_app.config["SQLALCHEMY_DATABASE_URI"]
+    worker = redis_app(url, own_redis.url, "stall:")
+    call = api_for(worker, make_api(committed_app).token)
+    path = f"/api/v1/paints/{committed_paint(name='Old', brand='B')}"
+    assert call("get", path).get_json()["name"] == "Old"  # cached in Redis
+    Redis.from_url(own_redis.url).execute_command("CLIENT", "PAUSE", 1500, "ALL")
+    assert call("patch", path, json={"version": 1, "name": "New"}).status_code == 200
+    time.sleep(1.6)
+    assert call("get", path).get_json()["name"] == "New"
+    with worker.app_context():
+        db.engine.dispose()
+
+
+def test_redis_down_at_start_serves_from_the_database(committed_app, redis_url):
+    url = committed_app.config["SQLALCHEMY_DATABASE_URI"]
+    worker = redis_app(url, f"redis://127.0.0.1:{free_port()}/0", "down:")
+    call = api_for(worker, make_api(committed_app).token)
+    paint_id = committed_paint(name="Fine", brand="B")
+    started = time.monotonic()
+    for _ in range(5):
+        assert call("get", f"/api/v1/paints/{paint_id}").status_code == 200
+    assert time.monotonic() - started < 2
+    with worker.app_context():
+        assert inventory_cache.status()["state"] == "degraded"
+        db.engine.dispose()
