@@ -102,14 +102,14 @@ def migrated_app(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def app(migrated_app: Flask) -> Iterator[Flask]:
     """The app, with everything the test writes rolled back afterwards."""
     with migrated_app.app_context():
+        limiter.reset()
+        cache.clear()
+        counters.reset()
         engines = db.engines
         engine = engines[None]
         connection = engine.connect()
         transaction = connection.begin()
         engines[None] = connection
-        limiter.reset()
-        cache.clear()
-        counters.reset()
         try:
             yield migrated_app
         finally:
@@ -132,6 +132,28 @@ def committed_app(migrated_app: Flask) -> Iterator[Flask]:
             with db.engine.begin() as connection:
                 for table in reversed(db.metadata.sorted_tables):
                     connection.execute(table.delete())
+
+
+@pytest.fixture
+def extra_apps(migrated_app: Flask):
+    """Make more app instances (other workers) on the test database; clean up after them.
+
+    Flask-Limiter keeps one storage per Limiter, so the last app created decides where
+    the shared limiter counts; a plain app made afterwards hands it back to memory.
+    """
+    made: list[Flask] = []
+    url = migrated_app.config["SQLALCHEMY_DATABASE_URI"]
+
+    def factory(**settings: Any) -> Flask:
+        made.append(make_app(url, **settings))
+        return made[-1]
+
+    yield factory
+    for extra in made:
+        with extra.app_context():
+            db.engine.dispose()
+    with make_app(url).app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture

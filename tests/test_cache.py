@@ -139,29 +139,22 @@ def redis_url():
     return url
 
 
-def redis_app(database_url: str, redis_url: str, prefix: str, **settings):
-    return make_app(
-        database_url,
-        REDIS_URL=redis_url,
-        CACHE_KEY_PREFIX=prefix,
-        CACHE_CIRCUIT_OPEN_SECONDS=1,
-        **settings,
-    )
+def redis_settings(redis_url: str, prefix: str) -> dict:
+    return {"REDIS_URL": redis_url, "CACHE_KEY_PREFIX": prefix, "CACHE_CIRCUIT_OPEN_SECONDS": 1}
 
 
 @pytest.fixture
-def workers(committed_app, redis_url):
+def workers(committed_app, redis_url, extra_apps):
     """Two app instances, as two gunicorn workers, sharing the database and Redis."""
     prefix = f"studio-test-{uuid.uuid4().hex[:8]}:"
-    url = committed_app.config["SQLALCHEMY_DATABASE_URI"]
-    pair = [redis_app(url, redis_url, prefix), redis_app(url, redis_url, prefix)]
+    pair = [extra_apps(**redis_settings(redis_url, prefix)) for _ in range(2)]
     assert type(pair[0].extensions["cache"][cache]).__name__ == "ResilientRedisCache"
     counters.reset()
     yield pair
-    Redis.from_url(redis_url).delete(*Redis.from_url(redis_url).keys(prefix + "*") or [b"-"])
-    for worker in pair:
-        with worker.app_context():
-            db.engine.dispose()
+    redis = Redis.from_url(redis_url)
+    keys = list(redis.scan_iter(prefix + "*"))
+    if keys:
+        redis.delete(*keys)
 
 
 def committed_paint(**fields) -> int:
@@ -271,9 +264,10 @@ def own_redis(tmp_path, redis_url):
         server.stop()
 
 
-def test_redis_outage_is_survived_logged_once_and_recovered(committed_app, own_redis, caplog):
-    url = committed_app.config["SQLALCHEMY_DATABASE_URI"]
-    worker = redis_app(url, own_redis.url, "outage:")
+def test_redis_outage_is_survived_logged_once_and_recovered(
+    committed_app, own_redis, extra_apps, caplog
+):
+    worker = extra_apps(**redis_settings(own_redis.url, "outage:"))
     token = make_api(committed_app).token
     call = api_for(worker, token)
     paint_id = committed_paint(name="Survivor", brand="B", stock=2)
@@ -305,14 +299,13 @@ def test_redis_outage_is_survived_logged_once_and_recovered(committed_app, own_r
     assert len([r for r in caplog.records if "reachable again" in r.getMessage()]) == 1
     # Caching is back: the paint is in the new Redis.
     assert Redis.from_url(own_redis.url).exists(f"outage:{inventory_cache.paint_key(paint_id)}")
-    with worker.app_context():
-        db.engine.dispose()
 
 
-def test_a_write_redis_missed_is_replayed_before_the_next_read(committed_app, own_redis):
+def test_a_write_redis_missed_is_replayed_before_the_next_read(
+    committed_app, own_redis, extra_apps
+):
     """Redis stalls during a write, keeping its old copy: the copy must not be served later."""
-    url = committed_app.config["SQLALCHEMY_DATABASE_URI"]
-    worker = redis_app(url, own_redis.url, "stall:")
+    worker = extra_apps(**redis_settings(own_redis.url, "stall:"))
     call = api_for(worker, make_api(committed_app).token)
     path = f"/api/v1/paints/{committed_paint(name='Old', brand='B')}"
     assert call("get", path).get_json()["name"] == "Old"  # cached in Redis
@@ -320,13 +313,10 @@ def test_a_write_redis_missed_is_replayed_before_the_next_read(committed_app, ow
     assert call("patch", path, json={"version": 1, "name": "New"}).status_code == 200
     time.sleep(1.6)
     assert call("get", path).get_json()["name"] == "New"
-    with worker.app_context():
-        db.engine.dispose()
 
 
-def test_redis_down_at_start_serves_from_the_database(committed_app, redis_url):
-    url = committed_app.config["SQLALCHEMY_DATABASE_URI"]
-    worker = redis_app(url, f"redis://127.0.0.1:{free_port()}/0", "down:")
+def test_redis_down_at_start_serves_from_the_database(committed_app, redis_url, extra_apps):
+    worker = extra_apps(**redis_settings(f"redis://127.0.0.1:{free_port()}/0", "down:"))
     call = api_for(worker, make_api(committed_app).token)
     paint_id = committed_paint(name="Fine", brand="B")
     started = time.monotonic()
@@ -335,4 +325,3 @@ def test_redis_down_at_start_serves_from_the_database(committed_app, redis_url):
     assert time.monotonic() - started < 2
     with worker.app_context():
         assert inventory_cache.status()["state"] == "degraded"
-        db.engine.dispose()

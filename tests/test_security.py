@@ -7,7 +7,7 @@ import uuid
 import pytest
 from redis import Redis
 
-from .conftest import make_api, make_app
+from .conftest import make_api
 
 REDIS_VARIABLE = "STUDIO_TEST_REDIS_URL"
 
@@ -21,8 +21,8 @@ def redis_url():
     return url
 
 
-def test_force_https_redirects_and_sends_hsts(migrated_app):
-    app = make_app(migrated_app.config["SQLALCHEMY_DATABASE_URI"], FORCE_HTTPS=True)
+def test_force_https_redirects_and_sends_hsts(extra_apps):
+    app = extra_apps(FORCE_HTTPS=True)
     client = app.test_client()
     response = client.get("/login?next=/admin/")
     assert response.status_code == 308
@@ -38,19 +38,21 @@ def test_without_force_https_plain_http_is_served(client):
     assert "Strict-Transport-Security" not in response.headers
 
 
-def test_sign_in_throttle_is_shared_by_every_worker_through_redis(committed_app, redis_url):
+def test_sign_in_throttle_is_shared_by_every_worker_through_redis(
+    committed_app, redis_url, extra_apps
+):
     """Two app instances (two workers) on one Redis count the same failed sign-ins."""
-    app = committed_app
-    make_api(app, "target")
+    # Limiter keys outlive the test in Redis: a name of its own keeps runs apart.
+    username = f"target-{uuid.uuid4().hex[:8]}"
+    make_api(committed_app, username)
     settings = {"REDIS_URL": redis_url, "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
-    url = app.config["SQLALCHEMY_DATABASE_URI"]
-    workers = [make_app(url, **settings), make_app(url, **settings)]
+    workers = [extra_apps(**settings), extra_apps(**settings)]
     assert all(worker.config["RATELIMIT_STORAGE_URI"] == redis_url for worker in workers)
     statuses = []
     for attempt in range(7):
         client = workers[attempt % 2].test_client()
         page = client.get("/login").get_data(as_text=True)
         token = re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', page).group(1)
-        data = {"username": "target", "password": "not the password", "csrf_token": token}
+        data = {"username": username, "password": "not the password", "csrf_token": token}
         statuses.append(client.post("/login", data=data).status_code)
     assert statuses == [401] * 5 + [429] * 2
