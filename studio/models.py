@@ -85,15 +85,13 @@ class Paint(db.Model):
     brand: Mapped[str] = mapped_column(String(100))
     color_code: Mapped[str | None] = mapped_column(String(50))
     color_type: Mapped[str | None] = mapped_column(String(50))
-    color_family: Mapped[str | None] = mapped_column(String(50), index=True)
+    color_family: Mapped[str | None] = mapped_column(String(50))
     image_url: Mapped[str | None] = mapped_column(String(500))
-    stock: Mapped[int] = mapped_column(default=0, index=True)
+    stock: Mapped[int] = mapped_column(default=0)
     price: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
     description: Mapped[str | None] = mapped_column(Text)
     color_preview: Mapped[str | None] = mapped_column(String(7))
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
@@ -111,6 +109,13 @@ class Paint(db.Model):
         UniqueConstraint("brand", "color_code"),
         Index("ix_paints_brand_stock", "brand", "stock"),
         Index("ix_paints_color_family_color_type", "color_family", "color_type"),
+        # One per sort order of the listing, ending in the id that breaks ties, so any
+        # page is read in index order; they also serve the stock and date filters.
+        Index("ix_paints_name_id", "name", "id"),
+        Index("ix_paints_brand_id", "brand", "id"),
+        Index("ix_paints_stock_id", "stock", "id"),
+        Index("ix_paints_price_id", "price", "id"),
+        Index("ix_paints_created_at_id", "created_at", "id"),
         # PostgreSQL only; SQLite searches with LIKE.
         Index(
             "ix_paints_search",

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .models import Paint, StockMovement
-from .services.paints import Page
+from .services.listing import Page
 from .services.stats import Breakdown, InventoryStats
 
 
@@ -58,6 +58,8 @@ def page(result: Page, item_shape: Any) -> dict[str, Any]:
             "total": result.total,
             "pages": result.pages,
             "has_next": result.has_next,
+            "next_cursor": result.next_cursor,
+            "total_is_estimate": result.total_is_estimate,
         },
     }
 

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from studio.extensions import db
 from studio.models import Paint
-from studio.services.paints import PaintFilter
+from studio.services.listing import PaintFilter
 
 
 @pytest.fixture
@@ -117,9 +117,59 @@ def test_pagination_reports_totals(api, shelf):
         "total": 5,
         "pages": 3,
         "has_next": False,
+        "next_cursor": None,
+        "total_is_estimate": False,
     }
     beyond = api.get("/api/v1/paints?per_page=2&page=9").get_json()
     assert beyond["items"] == [] and beyond["pagination"]["total"] == 5
+
+
+@pytest.mark.parametrize(
+    "sort", ["name", "-name", "brand", "-stock", "price", "-price", "created_at"]
+)
+def test_cursor_pages_walk_the_same_order_as_numbered_pages(api, make_paint, sort):
+    for number in range(7):
+        make_paint(
+            name=f"P{number % 3}",
+            brand=f"B{number % 2}",
+            stock=number % 4,
+            price=f"{number % 3}.50",
+        )
+    numbered = [
+        item["id"]
+        for page in (1, 2, 3)
+        for item in api.get(f"/api/v1/paints?sort={sort}&per_page=3&page={page}").get_json()[
+            "items"
+        ]
+    ]
+    walked, cursor = [], None
+    while True:
+        query = f"sort={sort}&per_page=3" + (f"&after={cursor}" if cursor else "")
+        body = api.get(f"/api/v1/paints?{query}").get_json()
+        walked += [item["id"] for item in body["items"]]
+        cursor = body["pagination"]["next_cursor"]
+        assert body["pagination"]["has_next"] == (cursor is not None)
+        if cursor is None:
+            break
+    assert walked == numbered and len(walked) == 7
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["garbage", "W10", "WyJuYW1lIiwxLDFd", "WyJwcmljZSIsIngiLDFd", "x" * 1001],
+)
+def test_bad_cursors_are_refused(api, cursor):
+    response = api.get(f"/api/v1/paints?after={cursor}")
+    assert response.status_code == 422
+    assert "after" in response.get_json()["error"]["fields"]
+
+
+def test_a_cursor_only_fits_its_own_sort(api, make_paint):
+    for _ in range(3):
+        make_paint()
+    cursor = api.get("/api/v1/paints?per_page=1").get_json()["pagination"]["next_cursor"]
+    assert api.get(f"/api/v1/paints?per_page=1&after={cursor}").status_code == 200
+    assert api.get(f"/api/v1/paints?per_page=1&sort=-price&after={cursor}").status_code == 422
 
 
 def test_default_page_size_is_20(api, make_paint):

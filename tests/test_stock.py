@@ -89,6 +89,8 @@ def test_movements_are_paginated_newest_first(api, make_paint):
         "total": 4,
         "pages": 2,
         "has_next": True,
+        "next_cursor": None,
+        "total_is_estimate": False,
     }
     second = api.get(f"/api/v1/paints/{paint.id}/movements?per_page=2&page=2").get_json()
     assert [item["delta"] for item in second["items"]] == [1, 1]

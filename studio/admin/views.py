@@ -17,9 +17,9 @@ from flask_login import current_user
 from werkzeug.exceptions import default_exceptions
 
 from ..extensions import login_manager
-from ..services import csv_io, paints, stats, stock
+from ..services import csv_io, listing, paints, stats, stock
 from ..services.errors import ServiceError, ValidationError, VersionConflict
-from ..services.paints import PaintFilter
+from ..services.listing import PaintFilter
 from .charts import bar_chart
 from .forms import ConfirmForm, ImportForm, PaintForm, StockForm
 
@@ -51,7 +51,7 @@ def dashboard():
     return render_template(
         "admin/dashboard.html",
         figures=figures,
-        low_stock=paints.low_stock_paints(threshold),
+        low_stock=listing.low_stock_paints(threshold),
         family_chart=bar_chart("Units per colour family", figures.by_color_family, coloured=True),
         brand_chart=bar_chart("Units per brand", figures.by_brand),
     )
@@ -64,12 +64,12 @@ def list_paints():
         paint_filter = PaintFilter.from_args(request.args)
     except ValidationError as exc:
         errors, paint_filter = exc.fields, PaintFilter()
-    page = paints.list_paints(paint_filter, low_stock_threshold())
+    page = listing.list_paints(paint_filter, low_stock_threshold())
     return render_template(
         "admin/paints/list.html",
         page=page,
         paint_filter=paint_filter,
-        choices=paints.filter_choices(),
+        choices=listing.filter_choices(),
         errors=errors,
         threshold=low_stock_threshold(),
     ), (422 if errors else 200)
@@ -78,7 +78,7 @@ def list_paints():
 @bp.get("/paints/export.csv")
 def export_paints():
     paint_filter = PaintFilter.from_args(request.args)
-    rows = paints.matching_paints(paint_filter, low_stock_threshold())
+    rows = listing.matching_paints(paint_filter, low_stock_threshold())
     filename = f"paints-{datetime.now(UTC):%Y%m%d-%H%M}.csv"
     return Response(
         stream_with_context(csv_io.export_csv(rows)),
@@ -132,7 +132,7 @@ def edit_paint(paint_id: int):
 def render_detail(paint_id: int, stock_form: StockForm, status: int = 200):
     paint = paints.get_paint_record(paint_id)
     errors: dict[str, str] = {}
-    page, _ = paints.parse_page({"page": request.args.get("page", "1")}, errors)
+    page, _ = listing.parse_page({"page": request.args.get("page", "1")}, errors)
     movements = stock.list_movements(paint_id, page, MOVEMENTS_PER_PAGE)
     return render_template(
         "admin/paints/detail.html",

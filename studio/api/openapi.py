@@ -3,7 +3,7 @@
 from functools import cache
 from typing import Any
 
-from ..services.paints import MAX_PAGE, MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
+from ..services.listing import MAX_PAGE, MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
 from ..services.validation import MAX_PRICE, MAX_STOCK
 
 NULLABLE_STRING = {"type": "string", "nullable": True}
@@ -159,13 +159,32 @@ SCHEMAS: dict[str, Any] = {
     "Pagination": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["page", "per_page", "total", "pages", "has_next"],
+        "required": [
+            "page",
+            "per_page",
+            "total",
+            "pages",
+            "has_next",
+            "next_cursor",
+            "total_is_estimate",
+        ],
         "properties": {
             "page": {"type": "integer", "minimum": 1},
             "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
             "total": {"type": "integer", "minimum": 0},
             "pages": {"type": "integer", "minimum": 1},
             "has_next": {"type": "boolean"},
+            "next_cursor": {
+                "type": "string",
+                "nullable": True,
+                "description": "Pass as `after` (with the same filters) for the next page: "
+                "it is found through the sort index, as fast on page 20,000 as on page 1.",
+            },
+            "total_is_estimate": {
+                "type": "boolean",
+                "description": "True when more than 10,000 paints match on PostgreSQL: the "
+                "total is then the planner's estimate rather than a count.",
+            },
         },
     },
     "PaintPage": _page_of("Paint"),
@@ -262,6 +281,12 @@ LIST_PARAMETERS = [
     {"name": "color_type", "in": "query", "schema": {"type": "string", "maxLength": 50}},
     {"name": "stock", "in": "query", "schema": {"type": "string", "enum": list(STOCK_STATUSES)}},
     {"name": "sort", "in": "query", "schema": {"type": "string", "enum": SORTS, "default": "name"}},
+    {
+        "name": "after",
+        "in": "query",
+        "schema": {"type": "string", "maxLength": 1000},
+        "description": "The `next_cursor` of the previous page; `page` is then only a label.",
+    },
 ]
 COMMON_ERRORS = {
     "401": {

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from .. import serializers
-from ..services import paints, stats, stock
+from ..services import listing, paints, stats, stock
 from ..services.errors import ServiceError, ValidationError
 from .auth import require_token
 from .errors import handle_http_error, handle_service_error
@@ -44,9 +44,9 @@ def low_stock_threshold() -> int:
 
 @bp.get("/paints")
 def list_paints():
-    paint_filter = paints.PaintFilter.from_args(request.args)
+    paint_filter = listing.PaintFilter.from_args(request.args)
     return serializers.page(
-        paints.list_paints(paint_filter, low_stock_threshold()), serializers.paint
+        listing.list_paints(paint_filter, low_stock_threshold()), serializers.paint
     )
 
 
@@ -87,7 +87,7 @@ def adjust_stock(paint_id: int):
 @bp.get("/paints/<id:paint_id>/movements")
 def list_movements(paint_id: int):
     errors: dict[str, str] = {}
-    page, per_page = paints.parse_page(request.args, errors)
+    page, per_page = listing.parse_page(request.args, errors)
     if errors:
         raise ValidationError(errors)
     return serializers.page(stock.list_movements(paint_id, page, per_page), serializers.movement)

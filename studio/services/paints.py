@@ -1,19 +1,18 @@
 """Finding, creating, editing and deleting paints."""
 
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, select
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
-from ..models import Paint, StockMovement, paint_search_document
+from ..models import Paint, StockMovement
 from . import cache
 from .errors import Conflict, NotFound, ValidationError, VersionConflict
 from .validation import (
@@ -21,23 +20,11 @@ from .validation import (
     PAINT_RULES,
     FieldError,
     clean_int,
-    clean_text,
     validate_paint,
 )
 
-SORT_COLUMNS = {
-    "name": Paint.name,
-    "brand": Paint.brand,
-    "stock": Paint.stock,
-    "price": Paint.price,
-    "created_at": Paint.created_at,
-}
-STOCK_STATUSES = ("in_stock", "low_stock", "out_of_stock")
-MAX_PER_PAGE = 100
-MAX_PAGE = 10_000_000
 BULK_BATCH_SIZE = 2000
 ZERO_PRICE = Decimal("0.00")
-TSQUERY_SPECIALS = re.compile(r"[&|!():*<>'\"\\]")
 
 
 @dataclass(frozen=True)
@@ -62,203 +49,6 @@ class PaintRecord:
     @classmethod
     def of(cls, paint: Paint) -> "PaintRecord":
         return cls(**{column.name: getattr(paint, column.name) for column in fields(cls)})
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a listing."""
-
-    items: Sequence[Any]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_next(self) -> bool:
-        return self.page * self.per_page < self.total
-
-
-def parse_page(args: Mapping[str, str], errors: dict[str, str]) -> tuple[int, int]:
-    """Return (page, per_page) from query arguments, noting bad values in `errors`."""
-    result = []
-    for field, default, maximum in (("page", 1, MAX_PAGE), ("per_page", 20, MAX_PER_PAGE)):
-        try:
-            result.append(
-                clean_int(args.get(field, default), minimum=1, maximum=maximum, from_text=True)
-            )
-        except FieldError as exc:
-            errors[field] = str(exc)
-            result.append(default)
-    return result[0], result[1]
-
-
-@dataclass(frozen=True)
-class PaintFilter:
-    """What a paint listing asks for: search, filters, order and page."""
-
-    q: str | None = None
-    brand: str | None = None
-    color_family: str | None = None
-    color_type: str | None = None
-    stock: str | None = None
-    sort: str = "name"
-    page: int = 1
-    per_page: int = 20
-
-    @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> "PaintFilter":
-        """Return the filter described by query arguments, or raise ValidationError."""
-        errors: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        for field, max_length in (
-            ("q", 200),
-            ("brand", 100),
-            ("color_family", 50),
-            ("color_type", 50),
-        ):
-            try:
-                values[field] = clean_text(args.get(field), max_length=max_length)
-            except FieldError as exc:
-                errors[field] = str(exc)
-        stock = args.get("stock") or None
-        if stock is not None and stock not in STOCK_STATUSES:
-            errors["stock"] = f"must be one of {', '.join(STOCK_STATUSES)}."
-        sort = args.get("sort") or "name"
-        if sort.removeprefix("-") not in SORT_COLUMNS:
-            allowed = ", ".join(SORT_COLUMNS)
-            errors["sort"] = f"must be one of {allowed}, with a leading - for descending."
-        page, per_page = parse_page(args, errors)
-        if errors:
-            raise ValidationError(errors)
-        return cls(stock=stock, sort=sort, page=page, per_page=per_page, **values)
-
-    def conditions(self, dialect: str, low_stock_threshold: int) -> list[ColumnElement[bool]]:
-        """Return the WHERE clauses of this filter."""
-        clauses: list[ColumnElement[bool]] = []
-        if self.q:
-            clauses.extend(search_conditions(self.q, dialect))
-        for field in ("brand", "color_family", "color_type"):
-            value = getattr(self, field)
-            if value is not None:
-                clauses.append(getattr(Paint, field) == value)
-        if self.stock == "out_of_stock":
-            clauses.append(Paint.stock == 0)
-        elif self.stock == "low_stock":
-            clauses.append(Paint.stock.between(1, low_stock_threshold))
-        elif self.stock == "in_stock":
-            clauses.append(Paint.stock > low_stock_threshold)
-        return clauses
-
-    def order_by(self) -> list[ColumnElement[Any]]:
-        """Return the ORDER BY terms, with the id as a tie-breaker so pages are stable."""
-        descending = self.sort.startswith("-")
-        column = SORT_COLUMNS[self.sort.removeprefix("-")]
-        if descending:
-            return [column.desc(), Paint.id.desc()]
-        return [column.asc(), Paint.id.asc()]
-
-
-def search_terms(q: str) -> list[str]:
-    """Split a search box's text into plain words."""
-    return TSQUERY_SPECIALS.sub(" ", q).split()
-
-
-def search_conditions(q: str, dialect: str) -> list[ColumnElement[bool]]:
-    """Return clauses matching every word of `q` as a prefix (full text on PostgreSQL)."""
-    terms = search_terms(q)
-    if not terms:
-        return []
-    if dialect == "postgresql":
-        query = " & ".join(f"'{term}':*" for term in terms)
-        return [paint_search_document().op("@@")(func.to_tsquery("english", query))]
-    clauses = []
-    for term in terms:
-        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        columns = (Paint.name, Paint.brand, Paint.color_code, Paint.description)
-        clauses.append(or_(*(column.ilike(pattern, escape="\\") for column in columns)))
-    return clauses
-
-
-def dialect_name() -> str:
-    """Return the name of the database the session talks to."""
-    return db.session.get_bind().dialect.name
-
-
-def list_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
-    """Return the page of paints matching the filter (cached until the next write)."""
-    return cache.remember_in_generation(
-        "paints",
-        (paint_filter, low_stock_threshold),
-        "LIST_CACHE_TTL",
-        lambda: _load_page(paint_filter, low_stock_threshold),
-    )
-
-
-def _load_page(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
-    where = paint_filter.conditions(dialect_name(), low_stock_threshold)
-    total = db.session.scalar(select(func.count(Paint.id)).where(*where)) or 0
-    offset = (paint_filter.page - 1) * paint_filter.per_page
-    query = (
-        select(Paint)
-        .where(*where)
-        .order_by(*paint_filter.order_by())
-        .offset(offset)
-        .limit(paint_filter.per_page)
-    )
-    items = tuple(PaintRecord.of(paint) for paint in db.session.scalars(query))
-    return Page(items, total, paint_filter.page, paint_filter.per_page)
-
-
-def matching_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Iterator[Paint]:
-    """Yield every paint matching the filter, in its order, streamed in batches."""
-    where = paint_filter.conditions(dialect_name(), low_stock_threshold)
-    query = select(Paint).where(*where).order_by(*paint_filter.order_by())
-    yield from db.session.scalars(query.execution_options(yield_per=1000))
-
-
-@dataclass(frozen=True)
-class FilterChoices:
-    """The values the list's filters offer."""
-
-    brands: list[str]
-    color_families: list[str]
-    color_types: list[str]
-
-
-def filter_choices() -> FilterChoices:
-    """Return the distinct brands, colour families and types in the inventory."""
-
-    def distinct(column: Any) -> list[str]:
-        query = select(column).where(column.is_not(None)).distinct().order_by(column)
-        return list(db.session.scalars(query))
-
-    def load() -> FilterChoices:
-        return FilterChoices(
-            distinct(Paint.brand), distinct(Paint.color_family), distinct(Paint.color_type)
-        )
-
-    return cache.remember_in_generation("choices", (), "LIST_CACHE_TTL", load)
-
-
-def low_stock_paints(low_stock_threshold: int, limit: int = 10) -> list[PaintRecord]:
-    """Return the paints closest to running out (but not yet out), fewest first."""
-    query = (
-        select(Paint)
-        .where(Paint.stock.between(1, low_stock_threshold))
-        .order_by(Paint.stock, Paint.id)
-        .limit(limit)
-    )
-
-    def load() -> list[PaintRecord]:
-        return [PaintRecord.of(paint) for paint in db.session.scalars(query)]
-
-    return cache.remember_in_generation(
-        "low-stock", (low_stock_threshold, limit), "STATS_CACHE_TTL", load
-    )
 
 
 def get_paint_record(paint_id: int) -> PaintRecord:

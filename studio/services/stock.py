@@ -9,7 +9,8 @@ from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
 from . import cache
 from .errors import InsufficientStock, ValidationError
-from .paints import Page, get_paint, get_paint_record
+from .listing import Page
+from .paints import get_paint, get_paint_record
 from .validation import MAX_STOCK, FieldError, clean_int, clean_text
 
 ADJUSTMENT_FIELDS = ("delta", "reason")
@@ -91,4 +92,5 @@ def list_movements(paint_id: int, page: int, per_page: int) -> Page:
         .offset((page - 1) * per_page)
         .limit(per_page)
     )
-    return Page(db.session.scalars(query).all(), total, page, per_page)
+    items = db.session.scalars(query).all()
+    return Page(items, total, page, per_page, has_next=page * per_page < total)

@@ -1,0 +1,350 @@
+"""Listing paints: filters, full-text search, order, pages and keyset cursors."""
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+)
+
+from ..extensions import db
+from ..models import Paint, paint_search_document
+from . import cache
+from .errors import ValidationError
+from .paints import PaintRecord
+from .validation import FieldError, clean_int, clean_text
+
+SORT_COLUMNS = {
+    "name": Paint.name,
+    "brand": Paint.brand,
+    "stock": Paint.stock,
+    "price": Paint.price,
+    "created_at": Paint.created_at,
+}
+STOCK_STATUSES = ("in_stock", "low_stock", "out_of_stock")
+MAX_PER_PAGE = 100
+MAX_PAGE = 10_000_000
+# Beyond this many matches a PostgreSQL listing reports the planner's estimate as its total.
+EXACT_COUNT_LIMIT = 10_000
+TEXT_FILTERS = {"q": 200, "brand": 100, "color_family": 50, "color_type": 50}
+TSQUERY_SPECIALS = re.compile(r"[&|!():*<>'\"\\]")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing."""
+
+    items: Sequence[Any]
+    total: int
+    page: int
+    per_page: int
+    has_next: bool = False
+    next_cursor: str | None = None
+    total_is_estimate: bool = False
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def parse_page(args: Mapping[str, str], errors: dict[str, str]) -> tuple[int, int]:
+    """Return (page, per_page) from query arguments, noting bad values in `errors`."""
+    result = []
+    for field, default, maximum in (("page", 1, MAX_PAGE), ("per_page", 20, MAX_PER_PAGE)):
+        try:
+            result.append(
+                clean_int(args.get(field, default), minimum=1, maximum=maximum, from_text=True)
+            )
+        except FieldError as exc:
+            errors[field] = str(exc)
+            result.append(default)
+    return result[0], result[1]
+
+
+def encode_cursor(sort: str, record: PaintRecord) -> str:
+    """Return an opaque cursor pointing just after `record` in the `sort` order."""
+    value = getattr(record, sort.removeprefix("-"))
+    if isinstance(value, datetime | Decimal):
+        value = value.isoformat() if isinstance(value, datetime) else str(value)
+    raw = json.dumps([sort, value, record.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+    """Return the (sort value, id) a cursor points after; FieldError if it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, value, paint_id = json.loads(raw)
+        column = sort.removeprefix("-")
+        if cursor_sort != sort or not isinstance(paint_id, int) or isinstance(paint_id, bool):
+            raise ValueError("another listing's cursor")
+        if column == "price":
+            value = Decimal(value)
+        elif column == "created_at":
+            value = datetime.fromisoformat(value)
+        elif column == "stock" and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError("stock is a whole number")
+        elif column in ("name", "brand") and not isinstance(value, str):
+            raise ValueError("text expected")
+        return value, paint_id
+    except (ValueError, TypeError, InvalidOperation, binascii.Error, UnicodeDecodeError):
+        raise FieldError("is not a cursor of this listing; start again from page 1.") from None
+
+
+@dataclass(frozen=True)
+class PaintFilter:
+    """What a paint listing asks for: search, filters, order, page and cursor."""
+
+    q: str | None = None
+    brand: str | None = None
+    color_family: str | None = None
+    color_type: str | None = None
+    stock: str | None = None
+    sort: str = "name"
+    page: int = 1
+    per_page: int = 20
+    after: str | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> "PaintFilter":
+        """Return the filter described by query arguments, or raise ValidationError."""
+        errors: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        for field, max_length in (
+            ("q", 200),
+            ("brand", 100),
+            ("color_family", 50),
+            ("color_type", 50),
+        ):
+            try:
+                values[field] = clean_text(args.get(field), max_length=max_length)
+            except FieldError as exc:
+                errors[field] = str(exc)
+        stock = args.get("stock") or None
+        if stock is not None and stock not in STOCK_STATUSES:
+            errors["stock"] = f"must be one of {', '.join(STOCK_STATUSES)}."
+        sort = args.get("sort") or "name"
+        if sort.removeprefix("-") not in SORT_COLUMNS:
+            allowed = ", ".join(SORT_COLUMNS)
+            errors["sort"] = f"must be one of {allowed}, with a leading - for descending."
+        after = args.get("after") or None
+        if after is not None and len(after) > 1000:
+            errors["after"] = "is not a cursor of this listing; start again from page 1."
+        elif after is not None and "sort" not in errors:
+            try:
+                decode_cursor(after, sort)
+            except FieldError as exc:
+                errors["after"] = str(exc)
+        page, per_page = parse_page(args, errors)
+        if errors:
+            raise ValidationError(errors)
+        return cls(stock=stock, sort=sort, page=page, per_page=per_page, after=after, **values)
+
+    def conditions(self, dialect: str, low_stock_threshold: int) -> list[ColumnElement[bool]]:
+        """Return the WHERE clauses of this filter (without the cursor)."""
+        clauses: list[ColumnElement[bool]] = []
+        if self.q:
+            clauses.extend(search_conditions(self.q, dialect))
+        for field in ("brand", "color_family", "color_type"):
+            value = getattr(self, field)
+            if value is not None:
+                clauses.append(getattr(Paint, field) == value)
+        if self.stock == "out_of_stock":
+            clauses.append(Paint.stock == 0)
+        elif self.stock == "low_stock":
+            clauses.append(Paint.stock.between(1, low_stock_threshold))
+        elif self.stock == "in_stock":
+            clauses.append(Paint.stock > low_stock_threshold)
+        return clauses
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-")
+
+    @property
+    def column(self) -> Any:
+        return SORT_COLUMNS[self.sort.removeprefix("-")]
+
+    def order_by(self) -> list[ColumnElement[Any]]:
+        """Return the ORDER BY terms, with the id as a tie-breaker so pages are stable."""
+        if self.descending:
+            return [self.column.desc(), Paint.id.desc()]
+        return [self.column.asc(), Paint.id.asc()]
+
+    def seek(self) -> ColumnElement[bool] | None:
+        """Return the keyset condition that starts the page after the cursor."""
+        if self.after is None:
+            return None
+        value, paint_id = decode_cursor(self.after, self.sort)
+        key = tuple_(self.column, Paint.id)
+        # The cursor's value is bound with the column's own type (cents on SQLite).
+        bound = tuple_(literal(value, type_=self.column.type), paint_id)
+        return key < bound if self.descending else key > bound
+
+
+def search_terms(q: str) -> list[str]:
+    """Split a search box's text into plain words."""
+    return TSQUERY_SPECIALS.sub(" ", q).split()
+
+
+def search_conditions(q: str, dialect: str) -> list[ColumnElement[bool]]:
+    """Return clauses matching every word of `q` as a prefix (full text on PostgreSQL)."""
+    terms = search_terms(q)
+    if not terms:
+        return []
+    if dialect == "postgresql":
+        query = " & ".join(f"'{term}':*" for term in terms)
+        return [paint_search_document().op("@@")(func.to_tsquery("english", query))]
+    clauses = []
+    for term in terms:
+        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        columns = (Paint.name, Paint.brand, Paint.color_code, Paint.description)
+        clauses.append(or_(*(column.ilike(pattern, escape="\\") for column in columns)))
+    return clauses
+
+
+def dialect_name() -> str:
+    """Return the name of the database the session talks to."""
+    return db.session.get_bind().dialect.name
+
+
+def list_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
+    """Return the page of paints matching the filter (cached until the next write)."""
+    return cache.remember_in_generation(
+        "paints",
+        (paint_filter, low_stock_threshold),
+        "LIST_CACHE_TTL",
+        lambda: _load_page(paint_filter, low_stock_threshold),
+    )
+
+
+def _load_page(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
+    dialect = dialect_name()
+    where = paint_filter.conditions(dialect, low_stock_threshold)
+    total, exact = count_matching(where, dialect)
+    rows = db.session.scalars(_page_query(paint_filter, where)).all()
+    has_next = len(rows) > paint_filter.per_page
+    items = tuple(PaintRecord.of(paint) for paint in rows[: paint_filter.per_page])
+    cursor = encode_cursor(paint_filter.sort, items[-1]) if has_next else None
+    return Page(items, total, paint_filter.page, paint_filter.per_page, has_next, cursor, not exact)
+
+
+def _page_query(paint_filter: PaintFilter, where: list[ColumnElement[bool]]) -> Select:
+    """Select one page (plus one row, to know if another follows).
+
+    With a cursor the page starts by seeking the sort index (keyset), so page 20,000
+    costs what page 1 does. Without one, deep offsets skip over ids in a subquery that
+    the sort index alone can answer, then read only the rows of the page.
+    """
+    limit = paint_filter.per_page + 1
+    seek = paint_filter.seek()
+    if seek is not None:
+        query = select(Paint).where(*where, seek)
+        return query.order_by(*paint_filter.order_by()).limit(limit)
+    offset = (paint_filter.page - 1) * paint_filter.per_page
+    if offset == 0:
+        return select(Paint).where(*where).order_by(*paint_filter.order_by()).limit(limit)
+    ids = (
+        select(Paint.id)
+        .where(*where)
+        .order_by(*paint_filter.order_by())
+        .offset(offset)
+        .limit(limit)
+        .subquery()
+    )
+    return select(Paint).join(ids, Paint.id == ids.c.id).order_by(*paint_filter.order_by())
+
+
+def count_matching(where: list[ColumnElement[bool]], dialect: str) -> tuple[int, bool]:
+    """Return (total, exact): exact up to EXACT_COUNT_LIMIT, PostgreSQL's estimate beyond."""
+    if dialect != "postgresql":
+        return db.session.scalar(select(func.count(Paint.id)).where(*where)) or 0, True
+    capped = (
+        select(literal_column("1")).select_from(Paint).where(*where).limit(EXACT_COUNT_LIMIT + 1)
+    )
+    count = db.session.scalar(select(func.count()).select_from(capped.subquery())) or 0
+    if count <= EXACT_COUNT_LIMIT:
+        return count, True
+    return max(_estimate(where), count), False
+
+
+def _estimate(where: list[ColumnElement[bool]]) -> int:
+    """Return the planner's row estimate for the filter (statistics, no counting)."""
+    if not where:
+        # Kept up to date by ANALYZE and autovacuum.
+        reltuples = db.session.scalar(
+            text("SELECT reltuples::bigint FROM pg_class WHERE oid = 'paints'::regclass")
+        )
+        return int(reltuples or 0)
+    connection = db.session.connection()
+    compiled = select(Paint.id).where(*where).compile(dialect=connection.dialect)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + compiled.string, compiled.params)
+        plan = cursor.fetchone()[0]
+    finally:
+        cursor.close()
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def matching_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Iterator[Paint]:
+    """Yield every paint matching the filter, in its order, streamed in batches."""
+    where = paint_filter.conditions(dialect_name(), low_stock_threshold)
+    query = select(Paint).where(*where).order_by(*paint_filter.order_by())
+    yield from db.session.scalars(query.execution_options(yield_per=1000))
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """The values the list's filters offer."""
+
+    brands: list[str]
+    color_families: list[str]
+    color_types: list[str]
+
+
+def filter_choices() -> FilterChoices:
+    """Return the distinct brands, colour families and types in the inventory."""
+
+    def distinct(column: Any) -> list[str]:
+        query = select(column).where(column.is_not(None)).distinct().order_by(column)
+        return list(db.session.scalars(query))
+
+    def load() -> FilterChoices:
+        return FilterChoices(
+            distinct(Paint.brand), distinct(Paint.color_family), distinct(Paint.color_type)
+        )
+
+    return cache.remember_in_generation("choices", (), "LIST_CACHE_TTL", load)
+
+
+def low_stock_paints(low_stock_threshold: int, limit: int = 10) -> list[PaintRecord]:
+    """Return the paints closest to running out (but not yet out), fewest first."""
+    query = (
+        select(Paint)
+        .where(Paint.stock.between(1, low_stock_threshold))
+        .order_by(Paint.stock, Paint.id)
+        .limit(limit)
+    )
+
+    def load() -> list[PaintRecord]:
+        return [PaintRecord.of(paint) for paint in db.session.scalars(query)]
+
+    return cache.remember_in_generation(
+        "low-stock", (low_stock_threshold, limit), "STATS_CACHE_TTL", load
+    )
