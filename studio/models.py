@@ -108,12 +108,19 @@ class Paint(db.Model):
         # NULLs are distinct in a unique constraint, so only set codes must be unique.
         UniqueConstraint("brand", "color_code"),
         Index("ix_paints_brand_stock", "brand", "stock"),
-        Index("ix_paints_color_family_color_type", "color_family", "color_type"),
+        # The figures are sums over every paint: these indexes carry what the sums
+        # need, so PostgreSQL reads them alone (index-only) instead of the wide rows.
+        Index(
+            "ix_paints_color_family_color_type",
+            "color_family",
+            "color_type",
+            postgresql_include=["stock"],
+        ),
         # One per sort order of the listing, ending in the id that breaks ties, so any
         # page is read in index order; they also serve the stock and date filters.
         Index("ix_paints_name_id", "name", "id"),
         Index("ix_paints_brand_id", "brand", "id"),
-        Index("ix_paints_stock_id", "stock", "id"),
+        Index("ix_paints_stock_id", "stock", "id", postgresql_include=["price"]),
         Index("ix_paints_price_id", "price", "id"),
         Index("ix_paints_created_at_id", "created_at", "id"),
         # PostgreSQL only; SQLite searches with LIKE.

@@ -2,6 +2,7 @@
 
 import contextvars
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from studio import create_app
 from studio.caching import counters
 from studio.config import normalize_database_url
 from studio.extensions import cache, db, limiter
-from studio.models import User
+from studio.models import Paint, User
 from studio.services import accounts, paints
 
 PG_VARIABLE = "STUDIO_TEST_DATABASE_URL"
@@ -214,3 +215,40 @@ def make_paint(app: Flask):
         return paints.create_paint(values, user_id=None)
 
     return factory
+
+
+def token_from(page: str) -> str:
+    return re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', page).group(1)
+
+
+def stored(paint_id):
+    """Return the paint as the database has it now, not as this session last saw it."""
+    db.session.expire_all()
+    return db.session.get(Paint, paint_id)
+
+
+class Admin:
+    """A signed-in browser session."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, path, **kwargs):
+        return self.client.get(path, **kwargs)
+
+    def post(self, path, data=None, form_page=None, **kwargs):
+        """POST a form the way a browser does: with the CSRF token from the form's page."""
+        page = self.client.get(form_page or path).get_data(as_text=True)
+        return self.client.post(
+            path, data={"csrf_token": token_from(page), **(data or {})}, **kwargs
+        )
+
+
+@pytest.fixture
+def admin(app):
+    api = make_api(app, "admin")
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = str(api.user.id)
+        session["_fresh"] = True
+    return Admin(client)

@@ -19,7 +19,7 @@ from studio.extensions import cache, db
 from studio.services import cache as inventory_cache
 from studio.services import paints
 
-from .conftest import make_api, make_app
+from .conftest import Admin, make_api, make_app
 
 REDIS_VARIABLE = "STUDIO_TEST_REDIS_URL"
 READ_PATHS = [
@@ -60,8 +60,6 @@ def test_warm_reads_send_no_sql(api, make_paint, path):
 
 
 def test_warm_admin_pages_send_no_sql_for_the_user(app, make_paint):
-    from .test_admin import Admin
-
     api = make_api(app, "admin")
     client = app.test_client()
     with client.session_transaction() as session:

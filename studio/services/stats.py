@@ -43,12 +43,12 @@ def _load_stats(low_stock_threshold: int) -> InventoryStats:
     value = type_coerce(func.coalesce(func.sum(Paint.price * Paint.stock), 0), Money())
     totals = db.session.execute(
         select(
-            func.count(Paint.id),
+            func.count(),
             func.coalesce(func.sum(Paint.stock), 0),
             value,
-            func.count(Paint.id).filter(Paint.stock > low_stock_threshold),
-            func.count(Paint.id).filter(Paint.stock.between(1, low_stock_threshold)),
-            func.count(Paint.id).filter(Paint.stock == 0),
+            func.count().filter(Paint.stock > low_stock_threshold),
+            func.count().filter(Paint.stock.between(1, low_stock_threshold)),
+            func.count().filter(Paint.stock == 0),
         )
     ).one()
     return InventoryStats(
@@ -65,7 +65,7 @@ def _load_stats(low_stock_threshold: int) -> InventoryStats:
 
 
 def _breakdown(column: Any) -> list[Breakdown]:
-    paints = func.count(Paint.id)
+    paints = func.count()
     rows = db.session.execute(
         select(column, paints, func.coalesce(func.sum(Paint.stock), 0))
         .group_by(column)
