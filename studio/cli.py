@@ -2,6 +2,7 @@
 
 import secrets
 import sys
+from urllib.parse import parse_qsl
 
 import click
 from flask import Flask, current_app
@@ -12,7 +13,7 @@ from werkzeug.serving import run_simple
 
 from .extensions import db
 from .models import Paint
-from .services import accounts, cache, demo
+from .services import accounts, cache, csv_io, demo, listing
 from .services.errors import ServiceError
 
 
@@ -27,6 +28,8 @@ def register_commands(app: Flask) -> None:
         seed_demo,
         run_demo,
         cache_status,
+        import_paints,
+        export_paints,
     )
     for command in commands:
         app.cli.add_command(command)
@@ -131,15 +134,80 @@ def seed_demo(count: int) -> None:
 
 def _seed(count: int) -> None:
     with click.progressbar(length=count, label="Adding demo paints") as bar:
-        done = 0
-
-        def advance(total: int) -> None:
-            nonlocal done
-            bar.update(total - done)
-            done = total
-
-        added = demo.seed_demo(count, on_batch=advance)
+        added = demo.seed_demo(count, on_batch=_progress(bar))
     click.echo(f"Added {added} demo paints.")
+
+
+@click.command("import-paints")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def import_paints(path: str) -> None:
+    """Import a CSV file of paints: all of it in one transaction, or nothing if a row is bad."""
+    with open(path, "rb") as source:
+        raw = source.read()
+    try:
+        text = csv_io.decode_csv(raw)
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    rows = max(text.count("\n") - 1, 1)
+    with click.progressbar(length=rows, label="Checking rows") as bar:
+        check = csv_io.check_import(text, on_rows=bar.update)
+    if not check.ok:
+        for line, reason in check.errors[:50]:
+            click.echo(f"line {line}: {reason}", err=True)
+        more = len(check.errors) - 50
+        raise click.ClickException(
+            f"{len(check.errors)} problem(s){f' ({more} more not shown)' if more > 0 else ''}; "
+            "nothing was imported."
+        )
+    with click.progressbar(length=len(check.rows), label="Importing") as bar:
+        progress = _progress(bar)
+        count = csv_io.import_checked(check, None, on_batch=progress)
+    click.echo(f"Imported {count} paints.")
+
+
+@click.command("export-paints")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option(
+    "--query", default="", help="The list's filters, e.g. 'brand=Citadel&stock=low_stock'."
+)
+@with_appcontext
+def export_paints(path: str, query: str) -> None:
+    """Export the paints (all, or those the list filters pick) to a CSV file."""
+    try:
+        paint_filter = listing.PaintFilter.from_args(dict(parse_qsl(query)))
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    threshold = current_app.config["LOW_STOCK_THRESHOLD"]
+    total, _ = listing.count_matching(
+        paint_filter.conditions(listing.dialect_name(), threshold), ""
+    )
+    written = 0
+    with open(path, "w", newline="", encoding="utf-8") as target:
+        with click.progressbar(length=total, label="Exporting") as bar:
+            for chunk in csv_io.export_csv(
+                _counted(listing.matching_paints(paint_filter, threshold), bar)
+            ):
+                target.write(chunk)
+    written = total
+    click.echo(f"Exported {written} paints to {path}.")
+
+
+def _counted(paints, bar):
+    for paint in paints:
+        bar.update(1)
+        yield paint
+
+
+def _progress(bar):
+    done = 0
+
+    def advance(total: int) -> None:
+        nonlocal done
+        bar.update(total - done)
+        done = total
+
+    return advance
 
 
 @click.command("demo")

@@ -90,3 +90,39 @@ def test_seed_demo_twice_keeps_codes_unique(runner):
     assert runner.invoke(args=["seed-demo", "--paints", "50"]).exit_code == 0
     assert runner.invoke(args=["seed-demo", "--paints", "50"]).exit_code == 0
     assert db.session.scalar(select(func.count(Paint.id))) == 100
+
+
+def test_import_and_export_paints_through_files(runner, tmp_path, make_paint):
+    make_paint(name="Already here", brand="Citadel", color_code="OLD-1", stock=4)
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "name,brand,color_code,stock,price\n"
+        + "".join(f"Imported {n},Vallejo,V-{n},{n % 3},1.{n % 10}0\n" for n in range(2500))
+    )
+    result = runner.invoke(args=["import-paints", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "Imported 2500 paints." in result.output
+    assert db.session.scalar(select(func.count(Paint.id))) == 2501
+    target = tmp_path / "out.csv"
+    result = runner.invoke(
+        args=["export-paints", str(target), "--query", "brand=Vallejo&sort=-name"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = target.read_text().splitlines()
+    assert lines[0].startswith("name,brand,color_code") and len(lines) == 2501
+    assert lines[1].startswith("Imported 999,Vallejo,V-999,")
+
+
+def test_import_paints_refuses_a_file_with_a_bad_row_and_imports_nothing(runner, tmp_path):
+    source = tmp_path / "bad.csv"
+    source.write_text("name,brand,stock\nGood,B,1\nBad,B,-4\nAlso good,B,2\n")
+    result = runner.invoke(args=["import-paints", str(source)])
+    assert result.exit_code != 0
+    assert "line 3: stock must be between" in result.output
+    assert "nothing was imported" in result.output
+    assert db.session.scalar(select(func.count(Paint.id))) == 0
+
+
+def test_export_paints_explains_a_bad_query(runner, tmp_path):
+    result = runner.invoke(args=["export-paints", str(tmp_path / "x.csv"), "--query", "sort=size"])
+    assert result.exit_code != 0 and "sort must be one of" in result.output

@@ -2,7 +2,7 @@
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ REQUIRED_COLUMNS = ("name", "brand")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_IMPORT_ROWS = 1_000_000
 LOOKUP_BATCH = 500
+PROGRESS_EVERY = 1000
 
 
 def _cell(value: Any) -> str:
@@ -78,8 +79,11 @@ def decode_csv(raw: bytes) -> str:
         ) from None
 
 
-def check_import(text: str) -> ImportCheck:
-    """Validate every row of a CSV document; line numbers count the header as line 1."""
+def check_import(text: str, on_rows: Callable[[int], None] | None = None) -> ImportCheck:
+    """Validate every row of a CSV document; line numbers count the header as line 1.
+
+    `on_rows` hears how many more rows were checked, every PROGRESS_EVERY rows.
+    """
     check = ImportCheck()
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
@@ -95,6 +99,8 @@ def check_import(text: str) -> ImportCheck:
                 check.errors.append((line, f"the file has more than {MAX_IMPORT_ROWS} rows."))
                 break
             _check_row(row, line, check, seen)
+            if on_rows and (len(check.rows) + len(check.errors)) % PROGRESS_EVERY == 0:
+                on_rows(PROGRESS_EVERY)
     except csv.Error as exc:
         check.errors.append((reader.line_num, f"the file is not valid CSV: {exc}."))
     _check_existing_codes(seen, check)
@@ -156,8 +162,16 @@ def _check_existing_codes(seen: dict[tuple[str, str], int], check: ImportCheck) 
 
 def import_paints(text: str, user_id: int | None) -> int:
     """Import a clean CSV document in one transaction, or raise ValidationError naming lines."""
-    check = check_import(text)
+    return import_checked(check_import(text), user_id)
+
+
+def import_checked(
+    check: ImportCheck, user_id: int | None, on_batch: Callable[[int], None] | None = None
+) -> int:
+    """Import the rows of a checked file, all in one transaction; refuse a file with errors."""
     if not check.ok:
         lines = "; ".join(f"line {line}: {reason}" for line, reason in check.errors[:20])
         raise ValidationError({"file": lines}, "The file has errors; nothing was imported.")
-    return bulk_create_paints(check.rows, kind="import", reason="CSV import", user_id=user_id)
+    return bulk_create_paints(
+        check.rows, kind="import", reason="CSV import", user_id=user_id, on_batch=on_batch
+    )

@@ -270,9 +270,11 @@ def _page_query(paint_filter: PaintFilter, where: list[ColumnElement[bool]]) -> 
     return select(Paint).join(ids, Paint.id == ids.c.id).order_by(*paint_filter.order_by())
 
 
-def count_matching(where: list[ColumnElement[bool]], dialect: str) -> tuple[int, bool]:
+def count_matching(
+    where: list[ColumnElement[bool]], dialect: str, *, exact: bool = False
+) -> tuple[int, bool]:
     """Return (total, exact): exact up to EXACT_COUNT_LIMIT, PostgreSQL's estimate beyond."""
-    if dialect != "postgresql":
+    if exact or dialect != "postgresql":
         return db.session.scalar(select(func.count(Paint.id)).where(*where)) or 0, True
     capped = (
         select(literal_column("1")).select_from(Paint).where(*where).limit(EXACT_COUNT_LIMIT + 1)
