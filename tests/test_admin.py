@@ -398,3 +398,34 @@ def test_errors_render_in_the_layout_without_internals(admin, app, monkeypatch):
     page = response.get_data(as_text=True)
     assert "Something went wrong on our side" in page and "ZeroDivisionError" not in page
     assert 'href="/admin/paints"' in page
+
+
+def test_next_page_link_follows_the_cursor(admin, make_paint):
+    for number in range(5):
+        make_paint(name=f"Paint {number}")
+    page = admin.get("/admin/paints?per_page=2&sort=-name").get_data(as_text=True)
+    next_link = html.unescape(re.search(r'href="([^"]+)" rel="next"', page).group(1))
+    assert "after=" in next_link and "page=2" in next_link
+    second = admin.get(next_link).get_data(as_text=True)
+    assert "Paint 2" in second and "Paint 1" in second and "Paint 4" not in second
+    third_link = html.unescape(re.search(r'href="([^"]+)" rel="next"', second).group(1))
+    assert "Paint 0" in admin.get(third_link).get_data(as_text=True)
+    # Changing the sort starts again from the first page, without the old cursor.
+    sort_link = html.unescape(re.search(r'href="([^"]*sort=price[^"]*)"', second).group(1))
+    assert "after=" not in sort_link and admin.get(sort_link).status_code == 200
+
+
+def test_new_paint_without_stock_or_price_gets_zero(admin):
+    response = admin.post("/admin/paints/new", {**PAINT_FORM, "stock": "", "price": ""})
+    assert response.status_code == 302
+    paint = db.session.query(Paint).one()
+    assert (paint.stock, str(paint.price)) == (0, "0.00")
+
+
+def test_emptying_price_on_edit_is_refused(admin, make_paint):
+    paint = make_paint(price="3.00")
+    response = admin.post(
+        f"/admin/paints/{paint.id}/edit", {**PAINT_FORM, "price": "", "version": "1"}
+    )
+    assert response.status_code == 422
+    assert "Price is required." in response.get_data(as_text=True)

@@ -22,6 +22,9 @@ PAINT_FIELDS = (
 )
 
 
+OPTIONAL_NUMBERS = ("stock", "price")
+
+
 class PaintForm(FlaskForm):
     name = StringField("Name")
     brand = StringField("Brand")
@@ -35,10 +38,20 @@ class PaintForm(FlaskForm):
     description = TextAreaField("Description")
     version = HiddenField()
 
-    def submitted(self, *, include_stock: bool = True) -> dict[str, str]:
-        """Return the typed values, as the paint services take them."""
-        fields = PAINT_FIELDS if include_stock else tuple(f for f in PAINT_FIELDS if f != "stock")
-        return {name: self[name].data or "" for name in fields}
+    def submitted(self, *, new: bool) -> dict[str, str]:
+        """Return the typed values, as the paint services take them.
+
+        A new paint left without stock or price gets the usual 0 and 0.00; on an edit an
+        emptied number is sent on, and refused as missing.
+        """
+        values = {name: (self[name].data or "").strip() for name in PAINT_FIELDS}
+        if new:
+            values = {
+                name: value
+                for name, value in values.items()
+                if value or name not in OPTIONAL_NUMBERS
+            }
+        return values
 
     def show_errors(self, error: ValidationError) -> None:
         """Put each service error next to its field."""

@@ -93,7 +93,7 @@ def new_paint():
     status = 200
     if form.validate_on_submit():
         try:
-            paint = paints.create_paint(form.submitted(), current_user.id, from_text=True)
+            paint = paints.create_paint(form.submitted(new=True), current_user.id, from_text=True)
         except ServiceError as exc:
             form.show_errors(exc)
             status = exc.status
@@ -109,7 +109,7 @@ def edit_paint(paint_id: int):
     form = PaintForm(obj=paint)
     status = 200
     if form.validate_on_submit():
-        changes = {**form.submitted(), "version": form.version.data}
+        changes = {**form.submitted(new=False), "version": form.version.data}
         try:
             paint = paints.update_paint(paint_id, changes, current_user.id, from_text=True)
         except VersionConflict:

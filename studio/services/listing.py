@@ -68,7 +68,7 @@ def parse_page(args: Mapping[str, str], errors: dict[str, str]) -> tuple[int, in
     for field, default, maximum in (("page", 1, MAX_PAGE), ("per_page", 20, MAX_PER_PAGE)):
         try:
             result.append(
-                clean_int(args.get(field, default), minimum=1, maximum=maximum, from_text=True)
+                clean_int(args.get(field) or default, minimum=1, maximum=maximum, from_text=True)
             )
         except FieldError as exc:
             errors[field] = str(exc)

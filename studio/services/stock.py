@@ -27,7 +27,7 @@ def validate_adjustment(data: Mapping[str, Any], *, from_text: bool = False) -> 
         if delta == 0:
             raise FieldError("must not be 0.")
     except FieldError as exc:
-        errors["delta"] = "is required." if data.get("delta") is None else str(exc)
+        errors["delta"] = str(exc)
     try:
         reason = clean_text(data.get("reason"), max_length=200, required=True) or ""
     except FieldError as exc:

@@ -44,6 +44,8 @@ def clean_text(
 
 def clean_int(value: Any, *, minimum: int, maximum: int, from_text: bool = False) -> int:
     """Return the whole number within [minimum, maximum]."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise FieldError("is required.")
     if from_text and isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,12}\s*", value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -55,7 +57,9 @@ def clean_int(value: Any, *, minimum: int, maximum: int, from_text: bool = False
 
 def clean_price(value: Any) -> Decimal:
     """Return the price as a Decimal with two places; refuse more precision than cents."""
-    if isinstance(value, bool) or value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise FieldError("is required.")
+    if isinstance(value, bool):
         raise FieldError("must be a number such as 12.99.")
     if isinstance(value, float):
         value = repr(value)
