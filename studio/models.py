@@ -120,6 +120,9 @@ class Paint(db.Model):
         # page is read in index order; they also serve the stock and date filters.
         Index("ix_paints_name_id", "name", "id"),
         Index("ix_paints_brand_id", "brand", "id"),
+        # Prices follow the brand, so "one brand by price" would otherwise walk most of
+        # the price index before meeting that brand's paints.
+        Index("ix_paints_brand_price_id", "brand", "price", "id"),
         Index("ix_paints_stock_id", "stock", "id", postgresql_include=["price"]),
         Index("ix_paints_price_id", "price", "id"),
         Index("ix_paints_created_at_id", "created_at", "id"),

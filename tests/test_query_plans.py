@@ -64,8 +64,10 @@ def largest_sort(plan: str) -> int:
 
 
 def listing_plan(paint_filter: PaintFilter) -> str:
+    """Return the plan of the page query the listing would send for this filter."""
     where = paint_filter.conditions("postgresql", 5)
-    return plan_of(listing._page_query(paint_filter, where))
+    _, exact = listing.count_matching(where, "postgresql")
+    return plan_of(listing.page_statement(paint_filter, where, exact))
 
 
 SORTS = [sort for column in listing.SORT_COLUMNS for sort in (column, f"-{column}")]
@@ -115,6 +117,22 @@ def test_cursor_pages_seek_the_index(big_shop, sort):
 def test_filters_and_search_use_indexes(big_shop, paint_filter):
     plan = listing_plan(paint_filter)
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize("sort", ["price", "-price"])
+def test_a_big_brand_by_price_reads_its_own_index(big_shop, sort):
+    """A brand with more than EXACT_COUNT_LIMIT paints is read in price order from an index."""
+    paint_filter = PaintFilter(brand="Brand 7", sort=sort)
+    where = paint_filter.conditions("postgresql", 5)
+    plan = plan_of(listing.page_statement(paint_filter, where, few_matches=False))
+    assert "ix_paints_brand_price_id" in plan and largest_sort(plan) == 0, plan
+
+
+@pytest.mark.parametrize("sort", ["name", "-price", "created_at"])
+def test_a_search_sorts_its_matches_instead_of_walking_the_sort_index(big_shop, sort):
+    plan = listing_plan(PaintFilter(q="crimson", sort=sort))
+    assert "ix_paints_search" in plan, plan
+    assert f"ix_paints_{sort.lstrip('-')}_id" not in plan, plan
 
 
 @pytest.mark.parametrize(

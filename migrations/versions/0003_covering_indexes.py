@@ -1,7 +1,8 @@
-"""Let PostgreSQL compute the inventory figures from indexes alone
+"""Let PostgreSQL compute the inventory figures from indexes alone; brand by price
 
 The totals need stock and price, the colour-family breakdown needs stock: carried as
 INCLUDE columns, they let the aggregates use index-only scans. SQLite ignores INCLUDE.
+Prices follow the brand, so one brand's paints by price get an index of their own.
 
 Revision ID: 0003
 Revises: 0002
@@ -31,7 +32,9 @@ def _rebuild(include: bool) -> None:
 
 def upgrade():
     _rebuild(include=True)
+    op.create_index("ix_paints_brand_price_id", "paints", ["brand", "price", "id"])
 
 
 def downgrade():
+    op.drop_index("ix_paints_brand_price_id", table_name="paints")
     _rebuild(include=False)

@@ -180,11 +180,27 @@ class PaintFilter:
     def column(self) -> Any:
         return SORT_COLUMNS[self.sort.removeprefix("-")]
 
-    def order_by(self) -> list[ColumnElement[Any]]:
-        """Return the ORDER BY terms, with the id as a tie-breaker so pages are stable."""
+    @property
+    def narrows(self) -> bool:
+        """True when the filter picks paints by search or by brand, family or type."""
+        return any((self.q, self.brand, self.color_family, self.color_type))
+
+    def order_by(self, *, matches_first: bool = False) -> list[ColumnElement[Any]]:
+        """Return the ORDER BY terms, with the id as a tie-breaker so pages are stable.
+
+        `matches_first` orders by an expression equal to the column (coalesce(c, c)) that
+        no index provides: the database then finds the few matching rows through the
+        filter's index and sorts them, instead of walking the sort index in the hope of
+        meeting matches soon. That hope fails when filter and order are correlated (one
+        brand's prices, or a word searched in names), and can cost a full index walk.
+        """
+        column = self.column
+        if matches_first:
+            # The columns are NOT NULL, so coalesce(c, c) is c, in c's own order.
+            column = func.coalesce(column, column)
         if self.descending:
-            return [self.column.desc(), Paint.id.desc()]
-        return [self.column.asc(), Paint.id.asc()]
+            return [column.desc(), Paint.id.desc()]
+        return [column.asc(), Paint.id.asc()]
 
     def seek(self) -> ColumnElement[bool] | None:
         """Return the keyset condition that starts the page after the cursor."""
@@ -237,37 +253,37 @@ def _load_page(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
     dialect = dialect_name()
     where = paint_filter.conditions(dialect, low_stock_threshold)
     total, exact = count_matching(where, dialect)
-    rows = db.session.scalars(_page_query(paint_filter, where)).all()
+    rows = db.session.scalars(page_statement(paint_filter, where, exact)).all()
     has_next = len(rows) > paint_filter.per_page
     items = tuple(PaintRecord.of(paint) for paint in rows[: paint_filter.per_page])
     cursor = encode_cursor(paint_filter.sort, items[-1]) if has_next else None
     return Page(items, total, paint_filter.page, paint_filter.per_page, has_next, cursor, not exact)
 
 
-def _page_query(paint_filter: PaintFilter, where: list[ColumnElement[bool]]) -> Select:
+def page_statement(
+    paint_filter: PaintFilter, where: list[ColumnElement[bool]], few_matches: bool
+) -> Select:
     """Select one page (plus one row, to know if another follows).
+
+    Sorting the matches is cheap when a filter leaves few of them (`few_matches`: at most
+    EXACT_COUNT_LIMIT), and always beats walking the sort index for a search, which would
+    compute each row's text document to test it.
 
     With a cursor the page starts by seeking the sort index (keyset), so page 20,000
     costs what page 1 does. Without one, deep offsets skip over ids in a subquery that
     the sort index alone can answer, then read only the rows of the page.
     """
+    matches_first = bool(paint_filter.q) or (paint_filter.narrows and few_matches)
     limit = paint_filter.per_page + 1
+    order = paint_filter.order_by(matches_first=matches_first)
     seek = paint_filter.seek()
     if seek is not None:
-        query = select(Paint).where(*where, seek)
-        return query.order_by(*paint_filter.order_by()).limit(limit)
+        return select(Paint).where(*where, seek).order_by(*order).limit(limit)
     offset = (paint_filter.page - 1) * paint_filter.per_page
-    if offset == 0:
-        return select(Paint).where(*where).order_by(*paint_filter.order_by()).limit(limit)
-    ids = (
-        select(Paint.id)
-        .where(*where)
-        .order_by(*paint_filter.order_by())
-        .offset(offset)
-        .limit(limit)
-        .subquery()
-    )
-    return select(Paint).join(ids, Paint.id == ids.c.id).order_by(*paint_filter.order_by())
+    if offset == 0 or matches_first:
+        return select(Paint).where(*where).order_by(*order).offset(offset).limit(limit)
+    ids = select(Paint.id).where(*where).order_by(*order).offset(offset).limit(limit).subquery()
+    return select(Paint).join(ids, Paint.id == ids.c.id).order_by(*order)
 
 
 def count_matching(
