@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
@@ -25,6 +26,7 @@ from studio.models import Paint, User
 from studio.services import accounts, paints
 
 PG_VARIABLE = "STUDIO_TEST_DATABASE_URL"
+REDIS_VARIABLE = "STUDIO_TEST_REDIS_URL"
 PG_SKIP_REASON = (
     f"set {PG_VARIABLE} (e.g. postgresql://postgres@127.0.0.1:5432/test) to run on PostgreSQL"
 )
@@ -155,6 +157,16 @@ def extra_apps(migrated_app: Flask):
             db.engine.dispose()
     with make_app(url).app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis, from STUDIO_TEST_REDIS_URL; unreachable fails, unset skips."""
+    url = os.environ.get(REDIS_VARIABLE)
+    if not url:
+        pytest.skip(f"set {REDIS_VARIABLE} (e.g. redis://127.0.0.1:6379/0) to run against Redis")
+    Redis.from_url(url, socket_connect_timeout=2).ping()
+    return url
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Caching: warm reads cost no SQL, writes retire what they change, Redis outages hurt nothing."""
 
 import logging
-import os
 import re
 import shutil
 import socket
@@ -21,7 +20,6 @@ from studio.services import paints
 
 from .conftest import Admin, make_api, make_app
 
-REDIS_VARIABLE = "STUDIO_TEST_REDIS_URL"
 READ_PATHS = [
     "/api/v1/paints/{id}",
     "/api/v1/paints",
@@ -126,15 +124,6 @@ def test_several_workers_without_redis_warn_and_keep_ttls_short(monkeypatch, cap
 
 
 # --- Redis -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def redis_url():
-    url = os.environ.get(REDIS_VARIABLE)
-    if not url:
-        pytest.skip(f"set {REDIS_VARIABLE} (e.g. redis://127.0.0.1:6379/0) to run against Redis")
-    Redis.from_url(url, socket_connect_timeout=2).ping()
-    return url
 
 
 def redis_settings(redis_url: str, prefix: str) -> dict:

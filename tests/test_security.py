@@ -1,24 +1,9 @@
 """HTTPS enforcement and sign-in throttling shared through Redis."""
 
-import os
 import re
 import uuid
 
-import pytest
-from redis import Redis
-
 from .conftest import make_api
-
-REDIS_VARIABLE = "STUDIO_TEST_REDIS_URL"
-
-
-@pytest.fixture
-def redis_url():
-    url = os.environ.get(REDIS_VARIABLE)
-    if not url:
-        pytest.skip(f"set {REDIS_VARIABLE} (e.g. redis://127.0.0.1:6379/0) to run against Redis")
-    Redis.from_url(url, socket_connect_timeout=2).ping()
-    return url
 
 
 def test_force_https_redirects_and_sends_hsts(extra_apps):

@@ -7,20 +7,7 @@ from wtforms.validators import Optional
 from wtforms.widgets import NumberInput
 
 from ..services.errors import ValidationError
-
-PAINT_FIELDS = (
-    "name",
-    "brand",
-    "color_code",
-    "color_type",
-    "color_family",
-    "stock",
-    "price",
-    "color_preview",
-    "image_url",
-    "description",
-)
-
+from ..services.validation import PAINT_FIELDS
 
 OPTIONAL_NUMBERS = ("stock", "price")
 

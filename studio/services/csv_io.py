@@ -12,21 +12,10 @@ from ..extensions import db
 from ..models import Paint
 from .errors import ValidationError
 from .paints import bulk_create_paints
-from .validation import validate_paint
+from .validation import PAINT_FIELDS, REQUIRED_PAINT_FIELDS, validate_paint
 
-CSV_COLUMNS = (
-    "name",
-    "brand",
-    "color_code",
-    "color_type",
-    "color_family",
-    "stock",
-    "price",
-    "color_preview",
-    "image_url",
-    "description",
-)
-REQUIRED_COLUMNS = ("name", "brand")
+CSV_COLUMNS = PAINT_FIELDS
+REQUIRED_COLUMNS = REQUIRED_PAINT_FIELDS
 # Spreadsheets run a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_IMPORT_ROWS = 1_000_000

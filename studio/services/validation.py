@@ -118,6 +118,19 @@ PAINT_RULES: dict[str, Callable[[Any, bool], Any]] = {
     "description": _text(5000, multiline=True),
     "color_preview": lambda value, from_text: clean_color_preview(value),
 }
+# The editable fields, in the order forms and CSV files show them.
+PAINT_FIELDS = (
+    "name",
+    "brand",
+    "color_code",
+    "color_type",
+    "color_family",
+    "stock",
+    "price",
+    "color_preview",
+    "image_url",
+    "description",
+)
 REQUIRED_PAINT_FIELDS = ("name", "brand")
 READ_ONLY_PAINT_FIELDS = ("id", "created_at", "updated_at")
 
