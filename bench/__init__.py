@@ -1,0 +1,1 @@
+"""The benchmark of studio against a bare Flask ceiling and a naive baseline."""

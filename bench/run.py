@@ -1,0 +1,415 @@
+"""The benchmark in one command: `.venv/bin/python -m bench.run [--paints 100000]`.
+
+Seeds a dedicated PostgreSQL database, serves studio (cache on, then off), a bare Flask
+hello-world and a naive paint-detail app each under `gunicorn APP` with the production
+settings, drives every scenario with locust from a separate process, and writes the table
+to bench/results/. Every process it starts is stopped again, on Ctrl-C or failure too.
+"""
+
+import argparse
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+from sqlalchemy.engine import make_url
+
+from studio.services.demo import ADJECTIVES, BRANDS, FAMILIES
+
+from . import cpu, database, report
+from .load import Run, run_locust
+from .processes import REPO, Gunicorn, gunicorn_settings
+
+DEFAULT_LOCUST = REPO / "bench" / ".venv" / "bin" / "locust"
+INSTALL_LOCUST = (
+    "python3 -m venv bench/.venv && bench/.venv/bin/pip install -q -r requirements-bench.txt"
+)
+CACHE_KEY_PREFIX = "studio-bench:"
+HOT_SET_SIZE = 1000
+# Above this much CPU in use (% of one core) before the run, warn that results will suffer.
+BUSY_MACHINE_PERCENT = 25
+# Settings of the caller's shell that would change how studio or gunicorn runs.
+FOREIGN_PREFIXES = ("DATABASE_", "DB_", "CACHE_", "REDIS_", "RATELIMIT_", "FLASK_", "STUDIO_")
+FOREIGN_NAMES = (
+    "PORT SECRET_KEY WEB_CONCURRENCY GUNICORN_CMD_ARGS DYNO RAILWAY_ENVIRONMENT PROXY_HOPS "
+    "FORCE_HTTPS LOW_STOCK_THRESHOLD MAX_CONTENT_LENGTH SESSION_COOKIE_SECURE LOG_LEVEL "
+    "PAINT_CACHE_TTL LIST_CACHE_TTL STATS_CACHE_TTL AUTH_CACHE_TTL"
+).split()
+
+
+@dataclass(frozen=True)
+class Server:
+    """A WSGI app served by `gunicorn APP`, with the settings it adds to studio's."""
+
+    name: str
+    app: str
+    env: dict[str, str] = field(default_factory=dict)
+    probe: str = "/api/v1/paints/1"
+
+
+SERVERS = {
+    server.name: server
+    for server in (
+        Server("bare Flask", "bench.hello:app", probe="/"),
+        Server("naive", "bench.naive:app"),
+        Server("studio, cache off", "wsgi:app", {"CACHE_TYPE": "NullCache"}),
+        Server("studio", "wsgi:app"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    server: str
+    user_class: str
+    description: str
+    mix: bool = False
+    cached_read: bool = False
+    extra: bool = False
+
+
+SCENARIOS = (
+    Scenario(
+        "hello",
+        "bare Flask hello-world (ceiling)",
+        "bare Flask",
+        "HelloWorld",
+        '`GET /` on bench/hello.py, a Flask app that returns `{"hello": "world"}`.',
+    ),
+    Scenario(
+        "naive_detail",
+        "naive paint detail (baseline)",
+        "naive",
+        "PaintDetail",
+        "`GET /api/v1/paints/<id>` on bench/naive.py (NullPool, token checked by a query,"
+        " `db.session.get`, no cache), ids uniform over every paint.",
+    ),
+    Scenario(
+        "uncached_detail",
+        "uncached paint detail",
+        "studio, cache off",
+        "PaintDetail",
+        "`GET /api/v1/paints/<id>` with CACHE_TYPE=NullCache (token and paint read from"
+        " PostgreSQL each time), ids uniform over every paint.",
+    ),
+    Scenario(
+        "uncached_list",
+        "filtered list, cache off",
+        "studio, cache off",
+        "FilteredList",
+        "As *filtered list*, with CACHE_TYPE=NullCache: what each listing costs PostgreSQL.",
+        extra=True,
+    ),
+    Scenario(
+        "uncached_search",
+        "full-text search, cache off",
+        "studio, cache off",
+        "Search",
+        "As *full-text search*, with CACHE_TYPE=NullCache.",
+        extra=True,
+    ),
+    Scenario(
+        "uncached_stats",
+        "stats, cache off",
+        "studio, cache off",
+        "Stats",
+        "As *stats*, with CACHE_TYPE=NullCache.",
+        extra=True,
+    ),
+    Scenario(
+        "cached_detail",
+        "cached paint detail",
+        "studio",
+        "HotPaintDetail",
+        f"`GET /api/v1/paints/<id>` over a hot set of {HOT_SET_SIZE:,} ids drawn at random"
+        " from all paints (it fits the Redis cache; the warm-up fills it).",
+        cached_read=True,
+    ),
+    Scenario(
+        "filtered_list",
+        "filtered list",
+        "studio",
+        "FilteredList",
+        "`GET /api/v1/paints?brand=B&stock=S&sort=O&page=P`: 12 brands x in/low/out of"
+        " stock x sort -price/name/-created_at x pages 1-3 (324 distinct listings).",
+        cached_read=True,
+    ),
+    Scenario(
+        "search",
+        "full-text search",
+        "studio",
+        "Search",
+        "`GET /api/v1/paints?q=WORD`: one of the demo data's colour names and adjectives.",
+        cached_read=True,
+    ),
+    Scenario("stats", "stats", "studio", "Stats", "`GET /api/v1/stats`.", cached_read=True),
+    Scenario(
+        "mix",
+        "90/10 read/write mix",
+        "studio",
+        "ReadWriteMix",
+        "Detail (any id) 60 %, filtered list 10 %, search 10 %, stats 10 %, and 10 %"
+        ' `POST /api/v1/paints/<id>/stock` `{"delta": 1, "reason": "bench"}` (any id).',
+        mix=True,
+    ),
+    Scenario(
+        "mix_detail",
+        "90/10 mix, detail reads only",
+        "studio",
+        "DetailWriteMix",
+        "Detail (any id) 90 % and the same stock adjustments 10 %: the mix without the"
+        " listings and figures that every write retires.",
+        mix=True,
+        extra=True,
+    ),
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--paints", type=int, default=100_000, help="paints to seed (100000)")
+    parser.add_argument("--duration", type=float, default=20, help="seconds measured (20)")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of warm-up (5)")
+    parser.add_argument("--clients", type=int, default=8, help="clients for reads (8)")
+    parser.add_argument("--mix-clients", type=int, default=32, help="clients for the mix (32)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument("--reuse", action="store_true", help="keep a database seeded with N")
+    parser.add_argument("--skip-extras", action="store_true", help="no cache-off list/search/stats")
+    parser.add_argument("--only", help="comma-separated scenario keys, for trying things out")
+    parser.add_argument(
+        "--database-url", default="postgresql://postgres@127.0.0.1:5432/studio_bench"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--locust", type=Path, default=DEFAULT_LOCUST)
+    return parser.parse_args(argv)
+
+
+def chosen_scenarios(args: argparse.Namespace) -> list[Scenario]:
+    keys = set(args.only.split(",")) if args.only else None
+    unknown = (keys or set()) - {s.key for s in SCENARIOS}
+    if unknown:
+        raise SystemExit(f"Unknown scenario(s): {', '.join(sorted(unknown))}")
+    return [
+        s
+        for s in SCENARIOS
+        if (keys is None or s.key in keys) and not (s.extra and args.skip_extras and not keys)
+    ]
+
+
+def studio_env(args: argparse.Namespace) -> dict[str, str]:
+    """Return the environment of a production deployment on this machine's services."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in FOREIGN_NAMES and not name.startswith(FOREIGN_PREFIXES)
+    }
+    env.update(
+        STUDIO_ENV="production",
+        DATABASE_URL=args.database_url,
+        DATABASE_SSLMODE="disable",
+        SECRET_KEY=secrets.token_hex(32),
+        REDIS_URL=args.redis_url,
+        CACHE_KEY_PREFIX=CACHE_KEY_PREFIX,
+        WEB_CONCURRENCY=str(args.workers),
+    )
+    return env
+
+
+def locust_version(locust: Path) -> str:
+    if not locust.exists():
+        raise SystemExit(f"locust is not installed at {locust}; install it with:\n{INSTALL_LOCUST}")
+    printed = subprocess.run([str(locust), "--version"], capture_output=True, text=True).stdout
+    return printed.split()[1] if printed.startswith("locust ") else printed.strip()
+
+
+def load_config(seeded: database.Seeded) -> dict[str, Any]:
+    """Return what the locust users need: the token, the ids and the words to ask for."""
+    ids = range(seeded.first_id, seeded.last_id + 1)
+    words = {name.lower() for _, names in FAMILIES.values() for name in names}
+    words |= {adjective.lower() for adjective in ADJECTIVES}
+    return {
+        "token": seeded.token,
+        "first_id": seeded.first_id,
+        "last_id": seeded.last_id,
+        "hot_ids": random.Random(1).sample(ids, min(HOT_SET_SIZE, len(ids))),
+        "brands": [quote_plus(brand) for brand in BRANDS],
+        "search_terms": sorted(quote_plus(word) for word in words),
+    }
+
+
+def cache_status(env: Mapping[str, str]) -> dict[str, int]:
+    """Return studio's cache counters, summed over the workers through Redis."""
+    printed = database.flask(env, "cache-status")
+    status = dict(line.split(": ", 1) for line in printed.splitlines() if ": " in line)
+    return {name: int(status[name]) for name in ("hits", "misses", "errors")}
+
+
+def flush_counters(server: Gunicorn, token: str) -> None:
+    """Make every worker push its last second of cache counts to Redis.
+
+    A worker adds its counts to Redis at most once a second, on its next cache lookup, so
+    after a scenario some are still held; a few requests a second later carry them over.
+    """
+    time.sleep(1.2)
+    request = urllib.request.Request(
+        server.url + "/api/v1/paints/1", headers={"Authorization": f"Bearer {token}"}
+    )
+
+    def send(_: int) -> None:
+        urllib.request.urlopen(request, timeout=10).close()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(send, range(20)))
+
+
+def counted(before: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
+    hits, misses = after["hits"] - before["hits"], after["misses"] - before["misses"]
+    lookups = hits + misses
+    rate = round(hits / lookups, 4) if lookups else None
+    return {"hits": hits, "misses": misses, "hit_rate": rate}
+
+
+class Bench:
+    """One benchmark run: its settings, the seeded database and the results so far."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.env = studio_env(args)
+        self.raw = report.RESULTS / "raw"
+        self.workdir = workdir
+        self.database = make_url(args.database_url).database or ""
+        self.results: dict[str, Any] = {"scenarios": []}
+
+    def run(self, scenarios: list[Scenario], started: datetime) -> dict[str, Any]:
+        self.results.update(
+            started_at=started.strftime("%Y-%m-%d %H:%M UTC"),
+            machine=report.machine(),
+            git=report.git_state(),
+            settings=self.prepare(),
+        )
+        for server_name, group in groupby(scenarios, key=lambda s: s.server):
+            self.serve(SERVERS[server_name], list(group))
+        self.results["cache"] = self.total_cache()
+        self.results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        report.evaluate(self.results)
+        return self.results
+
+    def prepare(self) -> dict[str, Any]:
+        args = self.args
+        shutil.rmtree(self.raw, ignore_errors=True)
+        self.raw.mkdir(parents=True)
+        background = cpu.background()
+        if background["all"] > BUSY_MACHINE_PERCENT:
+            print(
+                f"Warning: before starting, the machine is {background['all']:.0f} % busy"
+                f" ({background['busiest_other'] or 'short-lived processes'}): the servers will"
+                " get less CPU than they would alone, and the results will show it."
+            )
+        print(f"Preparing {args.database_url.rsplit('/', 1)[-1]} with {args.paints:,} paints ...")
+        self.seeded = database.prepare(args.database_url, self.env, args.paints, args.reuse)
+        database.forget_cache(args.redis_url, CACHE_KEY_PREFIX)
+        self.config = self.workdir / "config.json"
+        self.config.write_text(json.dumps(load_config(self.seeded)))
+        settings = gunicorn_settings("wsgi:app", self.env)
+        return {
+            "paints": args.paints,
+            "reused_database": self.seeded.reused,
+            "seed_seconds": self.seeded.seed_seconds,
+            "warmup_s": args.warmup,
+            "duration_s": args.duration,
+            "gunicorn_settings": settings,
+            "gunicorn": ", ".join(f"{key} {value}" for key, value in settings.items()),
+            "locust": locust_version(args.locust),
+            "postgres": database.server_version(args.database_url),
+            "redis": database.redis_version(args.redis_url),
+            "background_cpu": background,
+        }
+
+    def serve(self, server: Server, scenarios: list[Scenario]) -> None:
+        env = {**self.env, **server.env}
+        settings = gunicorn_settings(server.app, env)
+        if settings != self.results["settings"]["gunicorn_settings"]:
+            raise RuntimeError(f"gunicorn settings differ for {server.app}: {settings}")
+        log = self.raw / f"gunicorn-{server.name.replace(',', '').replace(' ', '-')}.log"
+        with Gunicorn(server.app, env, log) as gunicorn:
+            gunicorn.wait_ready(server.probe, {"Authorization": f"Bearer {self.seeded.token}"})
+            for scenario in scenarios:
+                self.results["scenarios"].append(self.measure(scenario, gunicorn))
+
+    def measure(self, scenario: Scenario, server: Gunicorn) -> dict[str, Any]:
+        args = self.args
+        clients = args.mix_clients if scenario.mix else args.clients
+        print(f"  {scenario.title}: {clients} clients on {scenario.server} ...", flush=True)
+        before = cache_status(self.env) if scenario.cached_read else None
+        run = Run(scenario.user_class, server.url, clients, args.warmup, args.duration)
+        stats = run_locust(
+            args.locust, run, self.config, self.raw / scenario.key, server.pids, self.database
+        )
+        if before is not None:
+            flush_counters(server, self.seeded.token)
+            stats["cache"] = counted(before, cache_status(self.env))
+        print(
+            f"    {stats['rps']:,.0f} req/s, p50 {stats['p50_ms']} ms, p95 {stats['p95_ms']} ms,"
+            f" p99 {stats['p99_ms']} ms, {stats['errors']} errors"
+        )
+        return {
+            "key": scenario.key,
+            "title": scenario.title,
+            "server": scenario.server,
+            "clients": clients,
+            "description": scenario.description,
+            **stats,
+        }
+
+    def total_cache(self) -> dict[str, Any] | None:
+        counts = [s["cache"] for s in self.results["scenarios"] if s.get("cache")]
+        if not counts:
+            return None
+        zero = {"hits": 0, "misses": 0}
+        total = {name: sum(count[name] for count in counts) for name in zero}
+        return counted(zero, total)
+
+
+def planned_seconds(args: argparse.Namespace, scenarios: list[Scenario]) -> float:
+    return 40 + len(scenarios) * (args.warmup + args.duration + 5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scenarios = chosen_scenarios(args)
+    locust_version(args.locust)
+    # A `kill` unwinds like Ctrl-C, so every server and locust process is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(f"{len(scenarios)} scenarios, about {planned_seconds(args, scenarios) / 60:.0f} min")
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="studio-bench-") as workdir:
+        try:
+            results = Bench(args, Path(workdir)).run(scenarios, started)
+        except KeyboardInterrupt:
+            print("\nInterrupted; every process the benchmark started has been stopped.")
+            return 130
+    written = report.write(results, started.strftime("%Y%m%d-%H%M%S"))
+    print("\n" + report.markdown(results))
+    print("Written: " + ", ".join(str(path.relative_to(REPO)) for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
