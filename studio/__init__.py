@@ -51,6 +51,10 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     csrf.exempt(api.bp)
+    # Only sign-in is throttled; sparing the API the limiter's per-request work keeps
+    # a cached read cheap.
+    limiter.exempt(api.bp)
+    limiter.exempt(admin.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)

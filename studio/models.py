@@ -108,14 +108,7 @@ class Paint(db.Model):
         # NULLs are distinct in a unique constraint, so only set codes must be unique.
         UniqueConstraint("brand", "color_code"),
         Index("ix_paints_brand_stock", "brand", "stock"),
-        # The figures are sums over every paint: these indexes carry what the sums
-        # need, so PostgreSQL reads them alone (index-only) instead of the wide rows.
-        Index(
-            "ix_paints_color_family_color_type",
-            "color_family",
-            "color_type",
-            postgresql_include=["stock"],
-        ),
+        Index("ix_paints_color_family_color_type", "color_family", "color_type"),
         # One per sort order of the listing, ending in the id that breaks ties, so any
         # page is read in index order; they also serve the stock and date filters.
         Index("ix_paints_name_id", "name", "id"),
@@ -123,7 +116,7 @@ class Paint(db.Model):
         # Prices follow the brand, so "one brand by price" would otherwise walk most of
         # the price index before meeting that brand's paints.
         Index("ix_paints_brand_price_id", "brand", "price", "id"),
-        Index("ix_paints_stock_id", "stock", "id", postgresql_include=["price"]),
+        Index("ix_paints_stock_id", "stock", "id"),
         Index("ix_paints_price_id", "price", "id"),
         Index("ix_paints_created_at_id", "created_at", "id"),
         # PostgreSQL only; SQLite searches with LIKE.

@@ -312,3 +312,18 @@ def test_redis_down_at_start_serves_from_the_database(committed_app, redis_url, 
     assert time.monotonic() - started < 2
     with worker.app_context():
         assert inventory_cache.status()["state"] == "degraded"
+
+
+def test_a_warm_paint_read_asks_the_cache_once(api, make_paint, monkeypatch):
+    """The token and the paint come in one round trip (one MGET on Redis)."""
+    paint = make_paint()
+    api.get(f"/api/v1/paints/{paint.id}")
+    store = inventory_cache.backend()
+    calls = []
+    for name in ("get", "get_many"):
+        original = getattr(store, name)
+        monkeypatch.setattr(
+            store, name, lambda *keys, _o=original, _n=name: calls.append(_n) or _o(*keys)
+        )
+    assert api.get(f"/api/v1/paints/{paint.id}").status_code == 200
+    assert calls == ["get_many"]

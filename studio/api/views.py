@@ -8,9 +8,9 @@ from flask import Blueprint, abort, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from .. import serializers
-from ..services import listing, paints, stats, stock
+from ..services import cache, listing, paints, stats, stock
 from ..services.errors import ServiceError, ValidationError
-from .auth import require_token
+from .auth import prefetches, require_token
 from .errors import handle_http_error, handle_service_error
 from .openapi import openapi_document
 
@@ -58,6 +58,7 @@ def create_paint():
 
 
 @bp.get("/paints/<id:paint_id>")
+@prefetches(lambda paint_id: [cache.paint_key(paint_id)])
 def get_paint(paint_id: int):
     return serializers.paint(paints.get_paint_record(paint_id))
 

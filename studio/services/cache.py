@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app
+from flask import current_app, g
 
 from ..caching import ResilientRedisCache, counters
 from ..extensions import cache
@@ -24,10 +24,20 @@ def backend() -> Any:
     return cache.cache
 
 
+def prefetch(*keys: str) -> None:
+    """Read keys this request is about to need in one round trip; `remember` uses them."""
+    pending.replay()
+    g.cache_prefetched = dict(zip(keys, backend().get_many(*keys), strict=True))
+
+
 def remember(key: str, ttl_setting: str, loader: Callable[[], T]) -> T:
     """Return the cached value of `key`, or load, cache and return it."""
-    pending.replay()
-    value = backend().get(key)
+    prefetched = g.get("cache_prefetched")
+    if prefetched and key in prefetched:
+        value = prefetched.pop(key)
+    else:
+        pending.replay()
+        value = backend().get(key)
     if value is not None:
         counters.add("hits")
         counters.flush(backend())
