@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin, api, auth, cli
+from . import admin, api, auth, cli, health
 from .config import load_settings
 from .database import IdConverter, register_engine_events
 from .errors import register_error_handlers
@@ -55,9 +55,11 @@ def register_blueprints(app: Flask) -> None:
     # a cached read cheap.
     limiter.exempt(api.bp)
     limiter.exempt(admin.bp)
+    limiter.exempt(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(health.bp)
 
 
 def register_proxy_fix(app: Flask) -> None:

@@ -107,6 +107,7 @@ class Config:
             # A checked CSV import comes back as a form field; let it be as large as a body.
             "MAX_FORM_MEMORY_SIZE": max_body,
             "FORCE_HTTPS": _bool(env, "FORCE_HTTPS", False),
+            "READINESS_TIMEOUT_MS": _int(env, "READINESS_TIMEOUT_MS", 2000),
             "REDIS_URL": redis_url,
             "RATELIMIT_STORAGE_URI": redis_url or "memory://",
             # If Redis goes away, keep limiting sign-ins from memory rather than not at all.

@@ -30,7 +30,8 @@ def register_security(app: Flask) -> None:
 
     @app.before_request
     def redirect_to_https():
-        if force_https and not request.is_secure:
+        # The platform's health checks come from inside, over plain HTTP.
+        if force_https and not request.is_secure and request.blueprint != "health":
             return redirect(request.url.replace("http://", "https://", 1), code=308)
         return None
 

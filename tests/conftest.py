@@ -3,6 +3,7 @@
 import contextvars
 import os
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -264,3 +265,9 @@ def admin(app):
         session["_user_id"] = str(api.user.id)
         session["_fresh"] = True
     return Admin(client)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

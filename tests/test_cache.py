@@ -3,7 +3,6 @@
 import logging
 import re
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -18,7 +17,7 @@ from studio.extensions import cache, db
 from studio.services import cache as inventory_cache
 from studio.services import paints
 
-from .conftest import Admin, make_api, make_app
+from .conftest import Admin, free_port, make_api, make_app
 
 READ_PATHS = [
     "/api/v1/paints/{id}",
@@ -191,12 +190,6 @@ def test_counters_add_up_over_workers(committed_app, workers):
 
 
 # --- A Redis of our own, to stop and start ---------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:

@@ -128,6 +128,12 @@ def forget(*keys: str) -> None:
         backend().delete_many(*keys)
 
 
+def probe() -> str:
+    """Touch the cache once (so an outage shows at once) and return its state."""
+    backend().has(GENERATION_KEY)
+    return status()["state"]
+
+
 def status() -> dict[str, Any]:
     """Return the cache's backend, state and counters (all workers' where Redis keeps them)."""
     current = backend()
