@@ -108,6 +108,7 @@ class Config:
             "MAX_FORM_MEMORY_SIZE": max_body,
             "FORCE_HTTPS": _bool(env, "FORCE_HTTPS", False),
             "READINESS_TIMEOUT_MS": _int(env, "READINESS_TIMEOUT_MS", 2000),
+            "DB_PRE_PING_IDLE_SECONDS": self.pre_ping_idle_seconds(),
             "REDIS_URL": redis_url,
             "RATELIMIT_STORAGE_URI": redis_url or "memory://",
             # If Redis goes away, keep limiting sign-ins from memory rather than not at all.
@@ -161,6 +162,9 @@ class Config:
             "AUTH_CACHE_TTL": ttl("AUTH_CACHE_TTL", 300),
         }
 
+    def pre_ping_idle_seconds(self) -> int:
+        return _int(self.environ, "DB_PRE_PING_IDLE_SECONDS", 0)
+
     def workers(self) -> int:
         """Return how many worker processes serve the app (WEB_CONCURRENCY, read by gunicorn)."""
         return max(_int(self.environ, "WEB_CONCURRENCY", 1), 1)
@@ -197,12 +201,15 @@ class Config:
             sslmode = self.DEFAULT_SSLMODE or ""
         if sslmode:
             connect_args["sslmode"] = sslmode
+        pre_ping = _bool(env, "DB_POOL_PRE_PING", pool["pool_pre_ping"])
+        if self.pre_ping_idle_seconds() > 0:
+            pre_ping = False  # replaced by the idle-only ping of studio.database
         return {
             "pool_size": _int(env, "DB_POOL_SIZE", pool["pool_size"]),
             "max_overflow": _int(env, "DB_MAX_OVERFLOW", pool["max_overflow"]),
             "pool_timeout": _int(env, "DB_POOL_TIMEOUT", pool["pool_timeout"]),
             "pool_recycle": _int(env, "DB_POOL_RECYCLE", pool["pool_recycle"]),
-            "pool_pre_ping": _bool(env, "DB_POOL_PRE_PING", pool["pool_pre_ping"]),
+            "pool_pre_ping": pre_ping,
             "connect_args": connect_args,
         }
 

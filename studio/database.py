@@ -1,9 +1,11 @@
 """Engine set-up that depends on the database: SQLite pragmas and transactions."""
 
+import time
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import DisconnectionError
 from werkzeug.routing import IntegerConverter
 
 from .extensions import db
@@ -23,6 +25,36 @@ def register_engine_events(app: Flask) -> None:
         engine = db.engine
     if engine.dialect.name == "sqlite":
         configure_sqlite(engine)
+    idle = app.config.get("DB_PRE_PING_IDLE_SECONDS", 0)
+    if idle > 0:
+        ping_when_idle(engine, idle)
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Test a pooled connection before use only if it sat idle for `idle_seconds`.
+
+    pool_pre_ping costs a round trip on every checkout; a connection handed back a
+    moment ago is as good as proven. Servers and routers drop connections that idled,
+    and those are the ones this still checks.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def note_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        returned = record.info.get("checked_in_at")
+        if returned is None or time.monotonic() - returned < idle_seconds:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_connection.rollback()
+        except Exception as exc:
+            # The pool throws this connection away and checks out a fresh one.
+            raise DisconnectionError(str(exc)) from exc
 
 
 def configure_sqlite(engine: Engine) -> None:
