@@ -13,6 +13,7 @@ from .database import IdConverter, register_engine_events
 from .errors import register_error_handlers
 from .extensions import cache, csrf, db, limiter, login_manager, migrate
 from .logs import configure_logging, log_startup
+from .observability import register_observability
 from .security import register_security
 from .services.accounts import load_user
 
@@ -28,6 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     register_security(app)
+    register_observability(app)
     cli.register_commands(app)
     register_proxy_fix(app)
     log_startup(app)

@@ -16,6 +16,8 @@ from flask import Flask
 from flask_caching.backends.rediscache import RedisCache
 from redis.exceptions import RedisError
 
+from .observability.timing import add_time
+
 logger = logging.getLogger(__name__)
 
 COUNTERS = ("hits", "misses", "errors")
@@ -78,12 +80,15 @@ class ResilientRedisCache(RedisCache):
         if not self.circuit.allows():
             counters.add("errors")
             return default
+        started = time.perf_counter()
         try:
             result = operation(*args)
         except RedisError as exc:
             counters.add("errors")
             self.circuit.failed(exc)
             return default
+        finally:
+            add_time("cache", time.perf_counter() - started)
         self.circuit.succeeded()
         return result
 

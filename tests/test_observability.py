@@ -1,0 +1,60 @@
+"""Request timing and slow-query logging."""
+
+import logging
+import re
+
+import pytest
+from sqlalchemy import text
+
+from studio.extensions import db
+from studio.observability.queries import slow_queries
+from studio.observability.timing import request_times
+
+SERVER_TIMING = re.compile(r"^db;dur=[\d.]+, cache;dur=[\d.]+, total;dur=[\d.]+$")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/paints", "/login", "/health", "/health/ready", "/nowhere"]
+)
+def test_every_response_says_where_its_time_went(api, path):
+    response = api.get(path)
+    assert SERVER_TIMING.match(response.headers["Server-Timing"]), response.headers["Server-Timing"]
+
+
+def test_database_time_is_counted_in_the_header(api, make_paint):
+    make_paint()
+    timing = api.get("/api/v1/paints?q=paint").headers["Server-Timing"]
+    db_ms = float(re.search(r"db;dur=([\d.]+)", timing).group(1))
+    total_ms = float(re.search(r"total;dur=([\d.]+)", timing).group(1))
+    assert 0 < db_ms <= total_ms
+
+
+def test_figures_per_endpoint(api):
+    before = request_times.snapshot().get("api.get_stats", {"count": 0, "errors": 0})
+    for _ in range(5):
+        api.get("/api/v1/stats")
+    figures = request_times.snapshot()["api.get_stats"]
+    assert figures["count"] == before["count"] + 5 and figures["errors"] == before["errors"]
+    assert 0 < figures["p50"] <= figures["p95"] <= figures["p99"]
+
+
+def test_slow_requests_are_logged(extra_apps, caplog):
+    app = extra_apps(SLOW_REQUEST_MS=0)
+    with caplog.at_level(logging.WARNING, logger="studio"):
+        app.test_client().get("/health")
+    assert "slow request: GET /health took" in caplog.text
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_slow_queries_are_logged_with_masked_parameters_when_very_slow(extra_apps, caplog):
+    app = extra_apps(SLOW_QUERY_MS=50, SLOW_QUERY_PARAMETERS_MS=120)
+    statement = text("SELECT pg_sleep(:seconds), :password_hash AS h, :name AS n")
+    with app.app_context(), caplog.at_level(logging.WARNING, logger="studio"):
+        db.session.execute(statement, {"seconds": 0.08, "password_hash": "s3cret", "name": "x"})
+        db.session.execute(statement, {"seconds": 0.15, "password_hash": "s3cret", "name": "y"})
+        db.session.remove()
+    logged = [r.getMessage() for r in caplog.records if "slow query" in r.getMessage()]
+    assert len(logged) == 2
+    assert "parameters" not in logged[0] and "pg_sleep" in logged[0]
+    assert "'name': 'y'" in logged[1] and "***" in logged[1] and "s3cret" not in caplog.text
+    assert slow_queries.latest()[-1].parameters is not None
