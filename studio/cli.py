@@ -13,6 +13,7 @@ from werkzeug.serving import run_simple
 
 from .extensions import db
 from .models import Paint
+from .observability import budget
 from .services import accounts, cache, csv_io, demo, listing
 from .services.errors import ServiceError
 
@@ -30,6 +31,7 @@ def register_commands(app: Flask) -> None:
         cache_status,
         import_paints,
         export_paints,
+        tune,
     )
     for command in commands:
         app.cli.add_command(command)
@@ -75,6 +77,26 @@ def cache_status() -> None:
     """Print the cache's backend, state (ok or degraded) and hit counters."""
     for name, value in cache.status().items():
         click.echo(f"{name}: {value}")
+
+
+@click.command("tune")
+@with_appcontext
+def tune() -> None:
+    """Check the connection pools against the database server's limits and advise settings."""
+    if db.engine.dialect.name != "postgresql":
+        raise click.ClickException(
+            "tune reads PostgreSQL's limits; DATABASE_URL is not PostgreSQL."
+        )
+    advice = budget.advise(budget.read_server_limits(), budget.deployment(current_app))
+    for line in advice.reasoning:
+        click.echo(f"- {line}")
+    for problem in advice.problems:
+        click.echo(f"PROBLEM: {problem}")
+    if not advice.problems:
+        click.echo("The current settings fit.")
+    click.echo("Recommended:")
+    for name, value in advice.recommended.items():
+        click.echo(f"  {name}={value}")
 
 
 @click.command("create-token")

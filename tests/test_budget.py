@@ -1,0 +1,98 @@
+"""The connection budget: the advisor's arithmetic and the start-up check."""
+
+import logging
+
+import pytest
+
+from studio.config import ConfigError
+from studio.observability.budget import HEADROOM, Deployment, ServerLimits, advise
+
+
+def plan(**changes):
+    values = dict(instances=1, workers=2, threads=1, pool_size=5, max_overflow=10, pool_recycle=300)
+    return Deployment(**{**values, **changes})
+
+
+@pytest.mark.parametrize(
+    ("max_connections", "others", "fits"),
+    [
+        (20, 0, False),
+        (25, 0, False),
+        (40, 0, True),
+        (40, 10, False),
+        (100, 0, True),
+        (500, 50, True),
+    ],
+)
+def test_worst_case_is_compared_with_what_the_server_can_give(max_connections, others, fits):
+    limits = ServerLimits(max_connections, 3, others, None)
+    advice = advise(limits, plan())
+    assert limits.available == max_connections - 3 - others - HEADROOM
+    assert plan().worst_case == 30
+    assert (not advice.problems) == fits
+
+
+def test_the_heroku_essential_example():
+    """20 connections, SQLAlchemy's 5 + 10 and two workers: 30 asked, 15 to give."""
+    advice = advise(ServerLimits(20, 3, 0, None), plan())
+    assert "worst case 30 connections exceeds the 15" in advice.problems[0]
+    recommended = advice.recommended
+    per_worker = recommended["DB_POOL_SIZE"] + recommended["DB_MAX_OVERFLOW"]
+    assert recommended["WEB_CONCURRENCY"] * per_worker <= 15
+    assert recommended["DB_POOL_SIZE"] >= 1
+
+
+def test_several_instances_share_the_budget():
+    advice = advise(ServerLimits(100, 3, 0, None), plan(instances=4, pool_size=5, max_overflow=10))
+    assert advice.problems and "120 connections" in advice.reasoning[1]
+    recommended = advice.recommended
+    total = (
+        4
+        * recommended["WEB_CONCURRENCY"]
+        * (recommended["DB_POOL_SIZE"] + recommended["DB_MAX_OVERFLOW"])
+    )
+    assert total <= 95
+
+
+def test_too_few_connections_for_the_threads_means_fewer_workers():
+    advice = advise(
+        ServerLimits(20, 3, 0, None), plan(workers=8, threads=4, pool_size=4, max_overflow=0)
+    )
+    assert advice.recommended["WEB_CONCURRENCY"] < 8
+    assert advice.recommended["DB_POOL_SIZE"] >= 3
+
+
+def test_pool_smaller_than_threads_is_a_problem():
+    advice = advise(ServerLimits(100, 3, 0, None), plan(threads=8, pool_size=2, max_overflow=0))
+    assert any("threads will queue" in problem for problem in advice.problems)
+
+
+def test_recycle_must_beat_the_servers_idle_timeout():
+    advice = advise(ServerLimits(100, 3, 0, 60.0), plan(pool_recycle=300))
+    assert any("idle timeout" in problem for problem in advice.problems)
+    assert advice.recommended["DB_POOL_RECYCLE"] < 60
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_start_up_warns_when_the_pools_cannot_fit(extra_apps, monkeypatch, caplog):
+    monkeypatch.setenv("DB_POOL_SIZE", "400")
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    with caplog.at_level(logging.WARNING, logger="studio"):
+        extra_apps(DB_BUDGET_CHECK=True)
+    assert "connection budget: worst case" in caplog.text
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_strict_budget_refuses_to_start(extra_apps, monkeypatch):
+    monkeypatch.setenv("DB_POOL_SIZE", "400")
+    monkeypatch.setenv("DB_BUDGET_STRICT", "true")
+    with pytest.raises(ConfigError, match="Refusing to start"):
+        extra_apps(DB_BUDGET_CHECK=True)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_tune_explains_its_numbers(extra_apps, monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    result = extra_apps().test_cli_runner().invoke(args=["tune"])
+    assert result.exit_code == 0, result.output
+    assert "connections at worst" in result.output and "DB_POOL_SIZE=" in result.output
