@@ -153,14 +153,15 @@ class Counters:
         if not any(pending.values()):
             return
 
-        def push() -> None:
+        def push() -> bool:
             pipe = backend.client.pipeline(transaction=False)
             for name, amount in pending.items():
                 if amount:
                     pipe.hincrby(backend._get_prefix() + self.REDIS_KEY, name, amount)
             pipe.execute()
+            return True
 
-        if backend.guarded(False, lambda: push() or True) is False:
+        if not backend.guarded(False, push):
             # Redis is away: keep the counts for the next flush.
             with self.lock:
                 for name, amount in pending.items():

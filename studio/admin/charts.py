@@ -32,29 +32,30 @@ class Bar:
     colour: str
 
 
+LABEL_WIDTH, PLOT_WIDTH, BAR_HEIGHT, GAP = 150, 330, 18, 8
+
+
 @dataclass(frozen=True)
 class BarChart:
     title: str
     bars: list[Bar]
     height: int
-    label_width: int = 150
-    plot_width: int = 330
-    bar_height: int = 18
-    gap: int = 8
+    label_width: int = LABEL_WIDTH
+    plot_width: int = PLOT_WIDTH
+    bar_height: int = BAR_HEIGHT
+    gap: int = GAP
 
 
 def bar_chart(
     title: str, rows: Sequence[Breakdown], *, coloured: bool = False, limit: int = 12
 ) -> BarChart:
     """Return a horizontal bar chart of units per row, largest first."""
-    chart = BarChart(title, [], 0)
     top = sorted(rows, key=lambda row: row.units, reverse=True)[:limit]
     peak = max((row.units for row in top), default=0) or 1
     bars = []
     for index, row in enumerate(top):
         label = row.key or "Unspecified"
         colour = FAMILY_COLOURS.get(label, DEFAULT_COLOUR) if coloured else DEFAULT_COLOUR
-        width = chart.plot_width * row.units / peak
-        bars.append(Bar(label, row.units, index * (chart.bar_height + chart.gap), width, colour))
-    height = max(len(bars), 1) * (chart.bar_height + chart.gap)
-    return BarChart(title, bars, height)
+        width = PLOT_WIDTH * row.units / peak
+        bars.append(Bar(label, row.units, index * (BAR_HEIGHT + GAP), width, colour))
+    return BarChart(title, bars, max(len(bars), 1) * (BAR_HEIGHT + GAP))
