@@ -7,13 +7,13 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin, api, auth, cli, health
+from . import admin, api, auth, cli, health, metrics
 from .config import load_settings
 from .database import IdConverter, register_engine_events
 from .errors import register_error_handlers
 from .extensions import cache, csrf, db, limiter, login_manager, migrate
 from .logs import configure_logging, log_startup
-from .observability import register_observability
+from .observability import register_observability, use_measured_pool
 from .security import register_security
 from .services.accounts import load_user
 
@@ -37,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    use_measured_pool(app)
     db.init_app(app)
     register_engine_events(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
@@ -58,10 +59,12 @@ def register_blueprints(app: Flask) -> None:
     limiter.exempt(api.bp)
     limiter.exempt(admin.bp)
     limiter.exempt(health.bp)
+    limiter.exempt(metrics.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
 
 
 def register_proxy_fix(app: Flask) -> None:

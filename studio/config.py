@@ -58,6 +58,16 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {value!r}.") from None
 
 
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {value!r}.") from None
+
+
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     value = environ.get(name)
     if value is None or value.strip() == "":
@@ -117,6 +127,7 @@ class Config:
             "SLOW_QUERY_MS": _int(env, "SLOW_QUERY_MS", 200),
             "SLOW_QUERY_PARAMETERS_MS": _int(env, "SLOW_QUERY_PARAMETERS_MS", 1000),
             "DB_PRE_PING_IDLE_SECONDS": self.pre_ping_idle_seconds(),
+            **self.monitoring_settings(),
             "REDIS_URL": redis_url,
             "RATELIMIT_STORAGE_URI": redis_url or "memory://",
             # If Redis goes away, keep limiting sign-ins from memory rather than not at all.
@@ -168,6 +179,21 @@ class Config:
             "LIST_CACHE_TTL": ttl("LIST_CACHE_TTL", 60),
             "STATS_CACHE_TTL": ttl("STATS_CACHE_TTL", 30),
             "AUTH_CACHE_TTL": ttl("AUTH_CACHE_TTL", 300),
+        }
+
+    def monitoring_settings(self) -> dict[str, Any]:
+        """Return the metrics endpoint's token and the alert thresholds."""
+        env = self.environ
+        return {
+            "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip() or None,
+            # How often each worker samples its pool and process for metrics and alerts.
+            "METRICS_SAMPLE_SECONDS": _float(env, "METRICS_SAMPLE_SECONDS", 5.0),
+            "ALERT_WINDOW_SECONDS": _int(env, "ALERT_WINDOW_SECONDS", 300),
+            "ALERT_QUERY_SECONDS": _float(env, "ALERT_QUERY_SECONDS", 5.0),
+            "ALERT_POOL_PERCENT": _float(env, "ALERT_POOL_PERCENT", 80.0),
+            "ALERT_MEMORY_PERCENT": _float(env, "ALERT_MEMORY_PERCENT", 85.0),
+            "ALERT_ERROR_RATE_PERCENT": _float(env, "ALERT_ERROR_RATE_PERCENT", 5.0),
+            "ALERT_POOL_TIMEOUTS": _int(env, "ALERT_POOL_TIMEOUTS", 3),
         }
 
     def pre_ping_idle_seconds(self) -> int:

@@ -13,6 +13,8 @@ logger = logging.getLogger("studio")
 def configure_logging(app: Flask) -> None:
     """Send studio's log records to stderr at the configured level, once."""
     logger.setLevel(app.config["LOG_LEVEL"])
+    # SQLAlchemy names a pool's logger after its class: keep studio's pool as quiet as its own.
+    logging.getLogger("studio.observability.pool").setLevel(logging.WARNING)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from studio import create_app
 from studio.config import ConfigError, DevelopmentConfig, normalize_database_url
 from studio.extensions import db
+from studio.observability.pool import MeasuredPool
 
 from .conftest import PG_SKIP_REASON, PG_VARIABLE, make_app
 
@@ -207,13 +208,16 @@ def test_database_url_variable_reaches_the_engine(monkeypatch):
 def test_postgres_engine_options(monkeypatch, environment, url, environ, expected):
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    assert build(environment, url).config["SQLALCHEMY_ENGINE_OPTIONS"] == expected
+    options = dict(build(environment, url).config["SQLALCHEMY_ENGINE_OPTIONS"])
+    assert options.pop("poolclass") is MeasuredPool
+    assert options == expected
 
 
 def test_engine_is_built_with_the_pool_settings():
     app = build("production")
     with app.app_context():
         pool = db.engine.pool
+        assert isinstance(pool, MeasuredPool)
         assert pool.size() == 5
         assert pool._max_overflow == 10
         assert pool.timeout() == 20

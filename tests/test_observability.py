@@ -7,8 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from studio.extensions import db
-from studio.observability.queries import slow_queries
-from studio.observability.timing import request_times
+from studio.observability import observatory
 
 SERVER_TIMING = re.compile(r"^db;dur=[\d.]+, cache;dur=[\d.]+, total;dur=[\d.]+$")
 
@@ -29,7 +28,8 @@ def test_database_time_is_counted_in_the_header(api, make_paint):
     assert 0 < db_ms <= total_ms
 
 
-def test_figures_per_endpoint(api):
+def test_figures_per_endpoint(app, api):
+    request_times = observatory(app).requests
     before = request_times.snapshot().get("api.get_stats", {"count": 0, "errors": 0})
     for _ in range(5):
         api.get("/api/v1/stats")
@@ -57,4 +57,4 @@ def test_slow_queries_are_logged_with_masked_parameters_when_very_slow(extra_app
     assert len(logged) == 2
     assert "parameters" not in logged[0] and "pg_sleep" in logged[0]
     assert "'name': 'y'" in logged[1] and "***" in logged[1] and "s3cret" not in caplog.text
-    assert slow_queries.latest()[-1].parameters is not None
+    assert observatory(app).slow_queries.latest()[-1].parameters is not None

@@ -13,6 +13,7 @@ from flask import Flask
 from sqlalchemy import event
 
 from ..extensions import db
+from . import metrics
 from .timing import add_time
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,12 @@ class SlowQueries:
         with self.lock:
             return list(self.items)
 
-
-slow_queries = SlowQueries()
+    def slowest_within(self, seconds: float) -> float | None:
+        """Return the longest statement (in seconds) of the last `seconds`, if any was slow."""
+        cutoff = datetime.now(UTC).timestamp() - seconds
+        with self.lock:
+            recent = [q.milliseconds for q in self.items if q.at.timestamp() >= cutoff]
+        return max(recent) / 1000 if recent else None
 
 
 def masked(parameters: Any) -> str:
@@ -54,7 +59,7 @@ def masked(parameters: Any) -> str:
     return repr(parameters)
 
 
-def register_query_timing(app: Flask) -> None:
+def register_query_timing(app: Flask, slow_queries: SlowQueries) -> None:
     """Time each statement; log and keep those over the configured thresholds."""
     warn_ms = app.config["SLOW_QUERY_MS"]
     with_params_ms = app.config["SLOW_QUERY_PARAMETERS_MS"]
@@ -72,6 +77,7 @@ def register_query_timing(app: Flask) -> None:
         milliseconds = seconds * 1000
         if milliseconds < warn_ms:
             return
+        metrics.SLOW_QUERIES.inc()
         shown = masked(parameters) if milliseconds >= with_params_ms else None
         slow_queries.add(SlowQuery(datetime.now(UTC), milliseconds, statement, shown))
         if shown is None:

@@ -1,0 +1,129 @@
+"""Prometheus metrics of studio, merged over gunicorn's workers.
+
+prometheus_client keeps each process's values in memory, or, when
+PROMETHEUS_MULTIPROC_DIR is set before it is first imported (gunicorn.conf.py
+does that), in files in that directory that any worker can merge when scraped.
+Gauges that describe one worker are kept per process ("liveall": a pid label,
+dropped when the worker exits); peaks keep the highest value any worker saw.
+"""
+
+import os
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CHECKOUT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
+
+REQUEST_SECONDS = Histogram(
+    "studio_request_duration_seconds",
+    "Time to answer a request, per endpoint.",
+    ["endpoint"],
+    buckets=LATENCY_BUCKETS,
+)
+REQUESTS = Counter(
+    "studio_requests", "Requests answered, per endpoint and status class.", ["endpoint", "status"]
+)
+REQUEST_DB_SECONDS = Counter("studio_request_db_seconds", "Time requests spent in SQL.")
+REQUEST_CACHE_SECONDS = Counter("studio_request_cache_seconds", "Time requests spent in the cache.")
+SLOW_QUERIES = Counter("studio_slow_queries", "Statements slower than SLOW_QUERY_MS.")
+
+POOL_CHECKOUT_SECONDS = Histogram(
+    "studio_db_pool_checkout_seconds",
+    "Time to get a connection from the pool (waiting, or opening one).",
+    buckets=CHECKOUT_BUCKETS,
+)
+POOL_TIMEOUTS = Counter("studio_db_pool_timeouts", "Checkouts that gave up after pool_timeout.")
+
+
+def _worker_gauge(name: str, documentation: str) -> Gauge:
+    return Gauge(name, documentation, multiprocess_mode="liveall")
+
+
+POOL_SIZE = _worker_gauge("studio_db_pool_size", "pool_size of the worker's pool.")
+POOL_CAPACITY = _worker_gauge("studio_db_pool_capacity", "pool_size + max_overflow.")
+POOL_CHECKED_IN = _worker_gauge("studio_db_pool_checked_in", "Idle connections in the pool.")
+POOL_CHECKED_OUT = _worker_gauge("studio_db_pool_checked_out", "Connections in use at the sample.")
+POOL_OVERFLOW = _worker_gauge("studio_db_pool_overflow", "Connections beyond pool_size.")
+POOL_BUSIEST = _worker_gauge(
+    "studio_db_pool_checked_out_interval_peak", "Most connections in use since the last sample."
+)
+POOL_UTILISATION = _worker_gauge(
+    "studio_db_pool_utilisation_ratio", "Busiest moment since the last sample / capacity."
+)
+POOL_PEAK = Gauge(
+    "studio_db_pool_checked_out_peak",
+    "Most connections one worker had in use at once since it started.",
+    multiprocess_mode="max",
+)
+PROCESS_RSS = _worker_gauge("studio_process_resident_memory_bytes", "Worker's resident memory.")
+PROCESS_CPU = _worker_gauge("studio_process_cpu_percent", "Worker's CPU use since the last sample.")
+SYSTEM_MEMORY = Gauge(
+    "studio_system_memory_percent", "Memory in use on the machine.", multiprocess_mode="livemax"
+)
+ALERT_ACTIVE = Gauge(
+    "studio_alert_active", "1 while an alert is on.", ["alert"], multiprocess_mode="livemax"
+)
+ALERT_VALUE = Gauge(
+    "studio_alert_value", "The figure an alert watches.", ["alert"], multiprocess_mode="livemax"
+)
+ALERT_SINCE = Gauge(
+    "studio_alert_since_seconds",
+    "When an alert started (epoch seconds), the earliest over workers.",
+    ["alert"],
+    multiprocess_mode="livemin",
+)
+ALERTS = Counter("studio_alerts", "Times an alert started.", ["alert"])
+
+
+def multiprocess_dir() -> str | None:
+    """Return the directory workers share their metrics through, if there is one."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def registry(extra: Iterable[Collector] = ()) -> CollectorRegistry:
+    """Return a registry with every worker's metrics (or this process's) and `extra`."""
+    if multiprocess_dir():
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)
+    else:
+        merged = CollectorRegistry(auto_describe=False)
+        merged.register(_Forward(REGISTRY))
+    for collector in extra:
+        merged.register(collector)
+    return merged
+
+
+class _Forward(Collector):
+    """Serve the process-wide registry's metrics from another registry."""
+
+    def __init__(self, source: CollectorRegistry) -> None:
+        self.source = source
+
+    def collect(self) -> Iterable[Metric]:
+        return self.source.collect()
+
+
+def exposition(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
+    """Return the text exposition of all metrics and its content type."""
+    return generate_latest(registry(extra)), CONTENT_TYPE_LATEST
+
+
+def samples(extra: Iterable[Collector] = ()) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Return every sample by name: [(labels, value)], merged over workers like a scrape."""
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for metric in registry(extra).collect():
+        for sample in metric.samples:
+            found.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return found
