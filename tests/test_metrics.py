@@ -1,0 +1,221 @@
+"""GET /metrics: Prometheus exposition, behind a token, counting every gunicorn worker."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from studio.extensions import db
+from studio.models import User
+from studio.services import accounts
+
+from .conftest import PASSWORD, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+METRICS_TOKEN = "scraper-secret-0123456789"
+# Workers in separate processes need a database server to share.
+ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
+def parse(body: str) -> dict[str, list]:
+    found: dict[str, list] = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return found
+
+
+def value(found, name, **labels):
+    return sum(
+        v for found_labels, v in found.get(name, []) if labels.items() <= found_labels.items()
+    )
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer", "Bearer wrong", "Basic c2NyYXBlcjpzZWNyZXQ=", "Bearer st_x"]
+)
+def test_anonymous_and_wrong_credentials_get_401(app, monkeypatch, authorization):
+    monkeypatch.setitem(app.config, "METRICS_TOKEN", METRICS_TOKEN)
+    headers = {"Authorization": authorization} if authorization else {}
+    response = app.test_client().get("/metrics", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert "studio_" not in response.get_data(as_text=True)
+
+
+def test_metrics_token_or_an_api_token_is_let_in(app, api, monkeypatch):
+    monkeypatch.setitem(app.config, "METRICS_TOKEN", METRICS_TOKEN)
+    client = app.test_client()
+    for secret in (METRICS_TOKEN, api.token):
+        response = client.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
+        assert response.status_code == 200, secret
+        assert response.content_type.startswith("text/plain; version=")
+
+
+def test_a_revoked_token_is_refused_at_once(app, api):
+    assert api.get("/metrics").status_code == 200
+    accounts.revoke_tokens(api.user.username)
+    assert api.get("/metrics").status_code == 401
+
+
+def test_without_metrics_token_only_api_tokens_work(app, api):
+    assert app.config["METRICS_TOKEN"] is None
+    assert (
+        app.test_client().get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+    )
+    assert api.get("/metrics").status_code == 200
+
+
+def test_exposition_has_latency_pool_process_cache_and_alert_figures(app, api, make_paint):
+    make_paint()
+    before = parse(api.get("/metrics").get_data(as_text=True))
+    for _ in range(3):
+        assert api.get("/api/v1/paints").status_code == 200
+    found = parse(api.get("/metrics").get_data(as_text=True))
+    listed = dict(endpoint="api.list_paints")
+    count = value(found, "studio_request_duration_seconds_count", **listed)
+    assert count - value(before, "studio_request_duration_seconds_count", **listed) == 3
+    assert value(found, "studio_requests_total", status="2xx", **listed) >= 3
+    # Cumulative buckets: +Inf holds every request.
+    assert value(found, "studio_request_duration_seconds_bucket", le="+Inf", **listed) == count
+    for name in (
+        "studio_db_pool_size",
+        "studio_db_pool_capacity",
+        "studio_db_pool_checked_out",
+        "studio_db_pool_utilisation_ratio",
+        "studio_db_pool_checkout_seconds_count",
+        "studio_process_resident_memory_bytes",
+        "studio_system_memory_percent",
+        "studio_cache_hits_total",
+        "studio_cache_hit_ratio",
+    ):
+        assert name in found, name
+    assert value(found, "studio_process_resident_memory_bytes") > 10_000_000
+    assert value(found, "studio_cache_up") == 1
+    assert {labels["alert"] for labels, _ in found["studio_alert_active"]} == {
+        "slow_query",
+        "pool_utilisation",
+        "memory",
+        "error_rate",
+        "pool_timeouts",
+    }
+
+
+def test_metrics_is_left_out_of_the_api_document(app, api):
+    document = api.get("/api/v1/openapi.json").get_json()
+    assert "/metrics" not in document["paths"]
+
+
+@pytest.fixture
+def gunicorn_server(committed_app, tmp_path):
+    """studio under gunicorn with two workers and gunicorn.conf.py, as the Procfile runs it."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "STUDIO_ENV": "testing",
+        "DATABASE_URL": committed_app.config["SQLALCHEMY_DATABASE_URI"],
+        "METRICS_TOKEN": METRICS_TOKEN,
+        "METRICS_SAMPLE_SECONDS": "0",
+        "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    env.pop("REDIS_URL", None)
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "wsgi:app"]
+    log = (tmp_path / "gunicorn.log").open("w")
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, process)
+        yield base, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+        log.close()
+
+
+def wait_until_up(base, process):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "gunicorn exited"
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("gunicorn did not answer within 30 s")
+
+
+def fetch(url, token=None):
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, response.read().decode()
+
+
+def scrape(base):
+    status, body = fetch(f"{base}/metrics", METRICS_TOKEN)
+    assert status == 200
+    return parse(body)
+
+
+def worker_pids(found):
+    return {labels["pid"] for labels, _ in found.get("studio_process_resident_memory_bytes", [])}
+
+
+@ON_POSTGRESQL
+def test_all_gunicorn_workers_are_counted(gunicorn_server):
+    base, _ = gunicorn_server
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: fetch(f"{base}/health/ready")[0], range(200)))
+    assert statuses == [200] * 200
+    found = scrape(base)
+    ready = dict(endpoint="health.ready")
+    assert value(found, "studio_request_duration_seconds_count", **ready) == 200
+    assert value(found, "studio_requests_total", status="2xx", **ready) == 200
+    assert len(worker_pids(found)) == 2, "both workers answered and published their gauges"
+    assert len({labels["pid"] for labels, _ in found["studio_db_pool_size"]}) == 2
+
+
+@ON_POSTGRESQL
+def test_a_dead_workers_gauges_go_but_its_counts_stay(gunicorn_server):
+    base, _ = gunicorn_server
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: fetch(f"{base}/health/ready"), range(100)))
+    pids = worker_pids(scrape(base))
+    assert len(pids) == 2
+    gone = int(sorted(pids)[0])
+    os.kill(gone, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        fetch(f"{base}/health/ready")
+        found = scrape(base)
+        if str(gone) not in worker_pids(found) and len(worker_pids(found)) == 2:
+            break
+        time.sleep(0.2)
+    assert str(gone) not in worker_pids(found)
+    assert value(found, "studio_request_duration_seconds_count", endpoint="health.ready") >= 100
+
+
+@ON_POSTGRESQL
+def test_an_api_token_works_against_gunicorn_too(gunicorn_server, committed_app):
+    base, _ = gunicorn_server
+    with committed_app.app_context():
+        db.session.add(User(username="scraper", password_hash=PASSWORD))
+        db.session.commit()
+        _, secret = accounts.create_token("scraper", "prometheus")
+        db.session.remove()
+    status, body = fetch(f"{base}/metrics", secret)
+    assert status == 200 and "studio_db_pool_size" in body
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        fetch(f"{base}/metrics")
+    refused.value.close()
+    assert refused.value.code == 401
