@@ -3,9 +3,19 @@
 import logging
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from studio.config import ConfigError
-from studio.observability.budget import HEADROOM, Deployment, ServerLimits, advise
+from studio.extensions import db
+from studio.observability.budget import (
+    HEADROOM,
+    Deployment,
+    Observed,
+    ServerLimits,
+    advise,
+    observed_from,
+)
 
 
 def plan(**changes):
@@ -96,3 +106,55 @@ def test_tune_explains_its_numbers(extra_apps, monkeypatch):
     result = extra_apps().test_cli_runner().invoke(args=["tune"])
     assert result.exit_code == 0, result.output
     assert "connections at worst" in result.output and "DB_POOL_SIZE=" in result.output
+
+
+def observed(**changes):
+    values = dict(workers=2, peak_checked_out=1, checkouts=1000, slow_checkouts=0, timeouts=0)
+    return Observed(**{**values, **changes})
+
+
+def test_observed_waits_and_timeouts_take_what_the_budget_allows():
+    limits = ServerLimits(40, 3, 0, None)  # 35 for studio: 17 per worker
+    advice = advise(limits, plan(pool_size=2, max_overflow=0), observed(timeouts=4))
+    assert any("4 pool timeout(s)" in problem for problem in advice.problems)
+    recommended = advice.recommended
+    assert recommended["DB_POOL_SIZE"] + recommended["DB_MAX_OVERFLOW"] <= 17
+    assert recommended["DB_POOL_SIZE"] >= 2
+    total = recommended["WEB_CONCURRENCY"] * (
+        recommended["DB_POOL_SIZE"] + recommended["DB_MAX_OVERFLOW"]
+    )
+    assert total <= limits.available
+
+
+def test_a_quiet_pool_is_sized_to_its_observed_peak():
+    limits = ServerLimits(100, 3, 0, None)
+    without = advise(limits, plan(threads=4, pool_size=5, max_overflow=10))
+    advice = advise(
+        limits, plan(threads=4, pool_size=5, max_overflow=10), observed(peak_checked_out=2)
+    )
+    # Four threads still need four connections even if only two were seen at once.
+    assert advice.recommended["DB_POOL_SIZE"] == 4 < without.recommended["DB_POOL_SIZE"]
+    assert any("at most 2 connection(s) out at once" in line for line in advice.reasoning)
+    assert not advice.problems
+
+
+def test_observed_figures_are_read_from_a_scrape(extra_apps):
+    app = extra_apps(METRICS_TOKEN="scraper-secret-0123456789")
+    client = app.test_client()
+    before = scraped(client)
+    with app.app_context(), db.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    after = scraped(client)
+    assert after.checkouts == before.checkouts + 1
+    assert after.peak_checked_out >= 1 and after.workers == 1
+    assert after.timeouts >= before.timeouts
+
+
+def scraped(client):
+    headers = {"Authorization": "Bearer scraper-secret-0123456789"}
+    body = client.get("/metrics", headers=headers).get_data(as_text=True)
+    found = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return observed_from(found)

@@ -44,6 +44,44 @@ class Deployment:
         return self.instances * self.workers * (self.pool_size + self.max_overflow)
 
 
+@dataclass(frozen=True)
+class Observed:
+    """What the running workers reported in their metrics."""
+
+    workers: int  # live workers that published pool figures
+    peak_checked_out: int  # most connections one worker had out at once
+    checkouts: int
+    slow_checkouts: int  # took longer than SLOW_CHECKOUT_SECONDS: waited for a connection
+    timeouts: int
+
+
+SLOW_CHECKOUT_SECONDS = "0.1"  # a histogram bucket bound of studio_db_pool_checkout_seconds
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def observed_from(samples: Samples) -> Observed | None:
+    """Read pool peaks, waits and timeouts from metric samples; None if there are none."""
+
+    def total(name: str, **labels: str) -> float:
+        found = samples.get(name, [])
+        return sum(v for got, v in found if labels.items() <= got.items())
+
+    pids = {labels.get("pid", "") for labels, _ in samples.get("studio_db_pool_size", [])}
+    if "studio_db_pool_checkout_seconds_count" not in samples:
+        return None
+    checkouts = int(total("studio_db_pool_checkout_seconds_count"))
+    fast = total("studio_db_pool_checkout_seconds_bucket", le=SLOW_CHECKOUT_SECONDS)
+    peaks = [v for _, v in samples.get("studio_db_pool_checked_out_peak", [])]
+    return Observed(
+        workers=len(pids),
+        peak_checked_out=int(max(peaks, default=0)),
+        checkouts=checkouts,
+        slow_checkouts=int(checkouts - fast),
+        timeouts=int(total("studio_db_pool_timeouts_total")),
+    )
+
+
 @dataclass
 class Advice:
     problems: list[str] = field(default_factory=list)
@@ -51,8 +89,11 @@ class Advice:
     recommended: dict[str, int] = field(default_factory=dict)
 
 
-def advise(limits: ServerLimits, plan: Deployment) -> Advice:
-    """Check the plan against the server and recommend pool and worker settings, with reasons."""
+def advise(limits: ServerLimits, plan: Deployment, observed: Observed | None = None) -> Advice:
+    """Check the plan against the server and recommend pool and worker settings, with reasons.
+
+    With `observed` figures from running workers, size the pool by what they used.
+    """
     advice = Advice()
     processes = plan.instances * plan.workers
     advice.reasoning.append(
@@ -97,6 +138,8 @@ def advise(limits: ServerLimits, plan: Deployment) -> Advice:
         f"(at most {MAX_RECOMMENDED_OVERFLOW}: each overflow connection is opened for a burst "
         "and closed after it)."
     )
+    if observed is not None:
+        pool_size, overflow = fit_to_observed(advice, observed, plan, per_process, pool_size)
     timeout = 10 if overflow == 0 else 20
     advice.reasoning.append(
         f"pool_timeout {timeout} s: a request that cannot get a connection fails well within "
@@ -113,6 +156,39 @@ def advise(limits: ServerLimits, plan: Deployment) -> Advice:
         "DB_POOL_RECYCLE": recycle,
     }
     return advice
+
+
+def fit_to_observed(
+    advice: Advice, observed: Observed, plan: Deployment, per_process: int, pool_size: int
+) -> tuple[int, int]:
+    """Resize the recommended pool by what the workers used; return (pool_size, overflow)."""
+    peak = observed.peak_checked_out
+    advice.reasoning.append(
+        f"Observed over {observed.checkouts} checkout(s): at most {peak} connection(s) out at "
+        f"once in one worker, {observed.slow_checkouts} checkout(s) waited over "
+        f"{SLOW_CHECKOUT_SECONDS} s, {observed.timeouts} timed out."
+    )
+    if observed.timeouts or observed.slow_checkouts:
+        # Requests queued for connections: give each worker all the budget allows.
+        size = max(min(per_process, max(peak + 1, pool_size)), 1)
+        advice.problems.append(
+            f"{observed.timeouts} pool timeout(s) and {observed.slow_checkouts} slow checkout(s)"
+            " observed: requests waited for connections."
+        )
+        advice.reasoning.append(
+            f"Requests waited for connections, so pool_size {size} takes what the budget allows"
+            f" per worker ({per_process}); if that is still short, the budget is the limit: "
+            "fewer threads per worker, or a database plan with more connections."
+        )
+        return size, max(min(per_process - size, MAX_RECOMMENDED_OVERFLOW), 0)
+    size = max(min(pool_size, peak + 1), plan.threads, 1)
+    if size < pool_size:
+        advice.reasoning.append(
+            f"No request waited and the busiest worker used {peak}: pool_size {size} (that peak,"
+            " its threads and one spare) is enough, leaving connections for others."
+        )
+    overflow = max(min(per_process - size, MAX_RECOMMENDED_OVERFLOW), 0)
+    return min(size, per_process) or 1, overflow
 
 
 def read_server_limits() -> ServerLimits:
