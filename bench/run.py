@@ -44,11 +44,22 @@ HOT_SET_SIZE = 1000
 # Above this much CPU in use (% of one core) before the run, warn that results will suffer.
 BUSY_MACHINE_PERCENT = 25
 # Settings of the caller's shell that would change how studio or gunicorn runs.
-FOREIGN_PREFIXES = ("DATABASE_", "DB_", "CACHE_", "REDIS_", "RATELIMIT_", "FLASK_", "STUDIO_")
+FOREIGN_PREFIXES = (
+    "DATABASE_",
+    "DB_",
+    "CACHE_",
+    "REDIS_",
+    "RATELIMIT_",
+    "FLASK_",
+    "STUDIO_",
+    "ALERT_",
+    "METRICS_",
+    "PROMETHEUS_",
+)
 FOREIGN_NAMES = (
     "PORT SECRET_KEY WEB_CONCURRENCY GUNICORN_CMD_ARGS DYNO RAILWAY_ENVIRONMENT PROXY_HOPS "
     "FORCE_HTTPS LOW_STOCK_THRESHOLD MAX_CONTENT_LENGTH SESSION_COOKIE_SECURE LOG_LEVEL "
-    "PAINT_CACHE_TTL LIST_CACHE_TTL STATS_CACHE_TTL AUTH_CACHE_TTL"
+    "PAINT_CACHE_TTL LIST_CACHE_TTL STATS_CACHE_TTL AUTH_CACHE_TTL OBSERVABILITY"
 ).split()
 
 
@@ -67,7 +78,13 @@ SERVERS = {
     for server in (
         Server("bare Flask", "bench.hello:app", probe="/"),
         Server("naive", "bench.naive:app"),
+        Server(
+            "studio, cache off, unobserved",
+            "wsgi:app",
+            {"CACHE_TYPE": "NullCache", "OBSERVABILITY": "false"},
+        ),
         Server("studio, cache off", "wsgi:app", {"CACHE_TYPE": "NullCache"}),
+        Server("studio, unobserved", "wsgi:app", {"OBSERVABILITY": "false"}),
         Server("studio", "wsgi:app"),
     )
 }
@@ -102,6 +119,14 @@ SCENARIOS = (
         " `db.session.get`, no cache), ids uniform over every paint.",
     ),
     Scenario(
+        "uncached_detail_unobserved",
+        "uncached paint detail, observability off",
+        "studio, cache off, unobserved",
+        "PaintDetail",
+        "As *uncached paint detail*, with OBSERVABILITY=false: no timing hooks, query"
+        " events or measured pool, to price them.",
+    ),
+    Scenario(
         "uncached_detail",
         "uncached paint detail",
         "studio, cache off",
@@ -132,6 +157,14 @@ SCENARIOS = (
         "Stats",
         "As *stats*, with CACHE_TYPE=NullCache.",
         extra=True,
+    ),
+    Scenario(
+        "cached_detail_unobserved",
+        "cached paint detail, observability off",
+        "studio, unobserved",
+        "HotPaintDetail",
+        "As *cached paint detail*, with OBSERVABILITY=false.",
+        cached_read=True,
     ),
     Scenario(
         "cached_detail",
@@ -352,6 +385,16 @@ class Bench:
             gunicorn.wait_ready(server.probe, {"Authorization": f"Bearer {self.seeded.token}"})
             for scenario in scenarios:
                 self.results["scenarios"].append(self.measure(scenario, gunicorn))
+            if server.app == "wsgi:app":
+                self.save_metrics(gunicorn, log.with_suffix(".metrics.txt"))
+
+    def save_metrics(self, server: Gunicorn, path: Path) -> None:
+        """Keep what /metrics said after the scenarios (for `flask tune --metrics-file`)."""
+        request = urllib.request.Request(
+            server.url + "/metrics", headers={"Authorization": f"Bearer {self.seeded.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            path.write_bytes(response.read())
 
     def measure(self, scenario: Scenario, server: Gunicorn) -> dict[str, Any]:
         args = self.args

@@ -185,6 +185,8 @@ class Config:
         """Return the metrics endpoint's token and the alert thresholds."""
         env = self.environ
         return {
+            # Off only to measure what measuring costs (the benchmark compares both).
+            "OBSERVABILITY": _bool(env, "OBSERVABILITY", True),
             "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip() or None,
             # How often each worker samples its pool and process for metrics and alerts.
             "METRICS_SAMPLE_SECONDS": _float(env, "METRICS_SAMPLE_SECONDS", 5.0),

@@ -58,3 +58,12 @@ def test_slow_queries_are_logged_with_masked_parameters_when_very_slow(extra_app
     assert "parameters" not in logged[0] and "pg_sleep" in logged[0]
     assert "'name': 'y'" in logged[1] and "***" in logged[1] and "s3cret" not in caplog.text
     assert observatory(app).slow_queries.latest()[-1].parameters is not None
+
+
+def test_observability_can_be_switched_off_to_price_it(extra_apps):
+    app = extra_apps(OBSERVABILITY=False)
+    response = app.test_client().get("/health")
+    assert "Server-Timing" not in response.headers
+    with app.app_context():
+        assert type(db.engine.pool).__name__ == "QueuePool"
+    assert observatory(app).requests.totals() == (0, 0)

@@ -27,6 +27,8 @@ class Observatory:
 
 def use_measured_pool(app: Flask) -> None:
     """Have the engine's pool time its checkouts; call before the database is bound."""
+    if not app.config["OBSERVABILITY"]:
+        return
     options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"poolclass": MeasuredPool, **options}
 
@@ -41,8 +43,9 @@ def register_observability(app: Flask) -> None:
         engine = db.engine
     sampler = Sampler(engine, requests, slow_queries, alerts, config["METRICS_SAMPLE_SECONDS"])
     app.extensions[EXTENSION_KEY] = Observatory(requests, slow_queries, alerts, sampler)
-    register_request_timing(app, requests, after=sampler.maybe_sample)
-    register_query_timing(app, slow_queries)
+    if config["OBSERVABILITY"]:
+        register_request_timing(app, requests, after=sampler.maybe_sample)
+        register_query_timing(app, slow_queries)
     check_connection_budget(app)
 
 
