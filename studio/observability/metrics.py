@@ -26,14 +26,12 @@ from prometheus_client.registry import Collector
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CHECKOUT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
 
+# Its _count series is the request counter: one update per request instead of two.
 REQUEST_SECONDS = Histogram(
     "studio_request_duration_seconds",
-    "Time to answer a request, per endpoint.",
-    ["endpoint"],
+    "Time to answer a request, per endpoint and status class (2xx, 4xx, 5xx...).",
+    ["endpoint", "status"],
     buckets=LATENCY_BUCKETS,
-)
-REQUESTS = Counter(
-    "studio_requests", "Requests answered, per endpoint and status class.", ["endpoint", "status"]
 )
 REQUEST_DB_SECONDS = Counter("studio_request_db_seconds", "Time requests spent in SQL.")
 REQUEST_CACHE_SECONDS = Counter("studio_request_cache_seconds", "Time requests spent in the cache.")
