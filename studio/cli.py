@@ -13,7 +13,7 @@ from werkzeug.serving import run_simple
 
 from .extensions import db
 from .models import Paint
-from .observability import budget
+from .observability import budget, monitor
 from .services import accounts, cache, csv_io, demo, listing
 from .services.errors import ServiceError
 
@@ -32,6 +32,7 @@ def register_commands(app: Flask) -> None:
         import_paints,
         export_paints,
         tune,
+        run_monitor,
     )
     for command in commands:
         app.cli.add_command(command)
@@ -97,6 +98,27 @@ def tune() -> None:
     click.echo("Recommended:")
     for name, value in advice.recommended.items():
         click.echo(f"  {name}={value}")
+
+
+@click.command("monitor")
+@click.option("--once", is_flag=True, help="Print one snapshot; exit 1 if any alert is raised.")
+@click.option(
+    "--interval",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between snapshots in the live view.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (one line) per snapshot.")
+@with_appcontext
+def run_monitor(once: bool, interval: float, as_json: bool) -> None:
+    """Watch the database's connections, queries and sizes and Redis's memory and hits."""
+    if once:
+        sys.exit(1 if monitor.show(as_json) else 0)
+    try:
+        monitor.watch(interval, as_json)
+    except KeyboardInterrupt:
+        pass
 
 
 @click.command("create-token")
