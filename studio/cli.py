@@ -2,6 +2,7 @@
 
 import secrets
 import sys
+from typing import Any
 from urllib.parse import parse_qsl
 
 import click
@@ -13,7 +14,7 @@ from werkzeug.serving import run_simple
 
 from .extensions import db
 from .models import Paint
-from .observability import budget, monitor
+from .observability import budget, metrics, monitor
 from .services import accounts, cache, csv_io, demo, listing
 from .services.errors import ServiceError
 
@@ -81,14 +82,33 @@ def cache_status() -> None:
 
 
 @click.command("tune")
+@click.option(
+    "--metrics-url",
+    help="Read what the running app observed from its /metrics (e.g. https://shop.example/metrics).",
+)
+@click.option(
+    "--token",
+    envvar="METRICS_TOKEN",
+    help="Bearer token for --metrics-url (default: METRICS_TOKEN).",
+)
+@click.option(
+    "--metrics-file",
+    type=click.File("r"),
+    help="Read a saved /metrics scrape instead ('-' for standard input).",
+)
 @with_appcontext
-def tune() -> None:
-    """Check the connection pools against the database server's limits and advise settings."""
+def tune(metrics_url: str | None, token: str | None, metrics_file: Any) -> None:
+    """Check the connection pools against the database server's limits and advise settings.
+
+    With --metrics-url or --metrics-file (or, beside gunicorn, PROMETHEUS_MULTIPROC_DIR)
+    the advice also uses the pool peaks, waits and timeouts the running workers saw.
+    """
     if db.engine.dialect.name != "postgresql":
         raise click.ClickException(
             "tune reads PostgreSQL's limits; DATABASE_URL is not PostgreSQL."
         )
-    advice = budget.advise(budget.read_server_limits(), budget.deployment(current_app))
+    observed = observed_pool_figures(metrics_url, token, metrics_file)
+    advice = budget.advise(budget.read_server_limits(), budget.deployment(current_app), observed)
     for line in advice.reasoning:
         click.echo(f"- {line}")
     for problem in advice.problems:
@@ -98,6 +118,26 @@ def tune() -> None:
     click.echo("Recommended:")
     for name, value in advice.recommended.items():
         click.echo(f"  {name}={value}")
+
+
+def observed_pool_figures(url: str | None, token: str | None, saved: Any) -> budget.Observed | None:
+    """Return what the running workers observed, from a scrape, a file or the shared files."""
+    try:
+        if url:
+            found = metrics.parse_exposition(metrics.fetch(url, token))
+        elif saved is not None:
+            found = metrics.parse_exposition(saved.read())
+        elif metrics.multiprocess_dir():
+            found = metrics.samples()
+        else:
+            click.echo("- No metrics given (--metrics-url or --metrics-file): limits only.")
+            return None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read the metrics: {exc}") from None
+    observed = budget.observed_from(found)
+    if observed is None:
+        raise click.ClickException("the metrics hold no pool figures of studio's.")
+    return observed
 
 
 @click.command("monitor")

@@ -3,8 +3,8 @@
 import logging
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from studio.config import ConfigError
 from studio.extensions import db
@@ -16,6 +16,7 @@ from studio.observability.budget import (
     advise,
     observed_from,
 )
+from studio.observability.metrics import parse_exposition
 
 
 def plan(**changes):
@@ -153,8 +154,39 @@ def test_observed_figures_are_read_from_a_scrape(extra_apps):
 def scraped(client):
     headers = {"Authorization": "Bearer scraper-secret-0123456789"}
     body = client.get("/metrics", headers=headers).get_data(as_text=True)
-    found = {}
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            found.setdefault(sample.name, []).append((sample.labels, sample.value))
-    return observed_from(found)
+    return observed_from(parse_exposition(body))
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_tune_reads_a_saved_scrape_with_timeouts(extra_apps, migrated_app, tmp_path):
+    options = {**migrated_app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_size": 1}
+    options.update(max_overflow=0, pool_timeout=0.1)
+    app = extra_apps(METRICS_TOKEN="scraper-secret-0123456789", SQLALCHEMY_ENGINE_OPTIONS=options)
+    with app.app_context(), db.engine.connect():
+        with pytest.raises(PoolTimeout), db.engine.connect():
+            pass
+    saved = tmp_path / "metrics.txt"
+    saved.write_text(
+        app.test_client()
+        .get("/metrics", headers={"Authorization": "Bearer scraper-secret-0123456789"})
+        .get_data(as_text=True)
+    )
+    result = app.test_cli_runner().invoke(args=["tune", "--metrics-file", str(saved)])
+    assert result.exit_code == 0, result.output
+    assert "Observed over" in result.output
+    assert "pool timeout(s)" in result.output and "PROBLEM" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--metrics-url", "ftp://example.com/metrics"], "not an http(s) URL"),
+        (["--metrics-url", "http://127.0.0.1:9/metrics"], "cannot read the metrics"),
+        (["--metrics-file", "-"], "hold no pool figures"),
+    ],
+)
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_tune_says_why_it_cannot_use_the_metrics(extra_apps, args, message):
+    result = extra_apps().test_cli_runner().invoke(args=["tune", *args], input="# nothing\n")
+    assert result.exit_code == 1
+    assert message in result.output

@@ -1,6 +1,7 @@
 """GET /metrics: Prometheus exposition, behind a token, counting every gunicorn worker."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -183,6 +184,21 @@ def test_all_gunicorn_workers_are_counted(gunicorn_server):
     assert value(found, "studio_request_duration_seconds_count", status="2xx", **ready) == 200
     assert len(worker_pids(found)) == 2, "both workers answered and published their gauges"
     assert len({labels["pid"] for labels, _ in found["studio_db_pool_size"]}) == 2
+
+
+@ON_POSTGRESQL
+def test_tune_sizes_the_pool_from_what_the_workers_used(gunicorn_server, committed_app):
+    base, _ = gunicorn_server
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: fetch(f"{base}/health/ready"), range(100)))
+    result = committed_app.test_cli_runner().invoke(
+        args=["tune", "--metrics-url", f"{base}/metrics", "--token", METRICS_TOKEN]
+    )
+    assert result.exit_code == 0, result.output
+    checkouts = int(re.search(r"Observed over (\d+) checkout", result.output).group(1))
+    assert checkouts >= 100
+    # Sync workers answer one request at a time: one connection each at most.
+    assert "at most 1 connection(s) out at once in one worker" in result.output
 
 
 @ON_POSTGRESQL

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import ConfigError
 from ..extensions import db
+from .metrics import Samples
 
 logger = logging.getLogger(__name__)
 # Kept free for a one-off shell, a migration or the monitor.
@@ -56,8 +57,6 @@ class Observed:
 
 
 SLOW_CHECKOUT_SECONDS = "0.1"  # a histogram bucket bound of studio_db_pool_checkout_seconds
-
-Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
 def observed_from(samples: Samples) -> Observed | None:

@@ -8,6 +8,7 @@ dropped when the worker exits); peaks keep the highest value any worker saw.
 """
 
 import os
+import urllib.request
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -21,8 +22,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+Samples = dict[str, list[tuple[dict[str, str], float]]]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CHECKOUT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
 
@@ -118,10 +121,30 @@ def exposition(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
     return generate_latest(registry(extra)), CONTENT_TYPE_LATEST
 
 
-def samples(extra: Iterable[Collector] = ()) -> dict[str, list[tuple[dict[str, str], float]]]:
+def samples(extra: Iterable[Collector] = ()) -> Samples:
     """Return every sample by name: [(labels, value)], merged over workers like a scrape."""
     found: dict[str, list[tuple[dict[str, str], float]]] = {}
     for metric in registry(extra).collect():
         for sample in metric.samples:
             found.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
     return found
+
+
+def parse_exposition(text: str) -> Samples:
+    """Return the samples of a scrape in the shape `samples()` returns."""
+    found: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return found
+
+
+def fetch(url: str, token: str | None, timeout: float = 10) -> str:
+    """Scrape a running studio's /metrics."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {url}")
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read().decode()
