@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from studio.extensions import db
 from studio.observability import observatory
+from studio.observability.queries import masked, shortened
 
 SERVER_TIMING = re.compile(r"^db;dur=[\d.]+, cache;dur=[\d.]+, total;dur=[\d.]+$")
 
@@ -67,3 +68,12 @@ def test_observability_can_be_switched_off_to_price_it(extra_apps):
     with app.app_context():
         assert type(db.engine.pool).__name__ == "QueuePool"
     assert observatory(app).requests.totals() == (0, 0)
+
+
+def test_bulk_statements_and_their_rows_are_shortened_and_masked():
+    rows = [{"name": f"paint {n}", "token_hash": f"secret-{n}"} for n in range(1000)]
+    shown = masked(rows)
+    assert len(shown) < 2100 and shown.endswith("more characters)")
+    assert "secret-" not in shown and "'token_hash': '***'" in shown
+    assert shortened("INSERT " + "x" * 5000).startswith("INSERT xxx")
+    assert len(shortened("INSERT " + "x" * 5000)) < 2100

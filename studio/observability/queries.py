@@ -18,6 +18,7 @@ from .timing import add_time
 
 logger = logging.getLogger(__name__)
 KEPT = 50
+SHOWN_CHARACTERS = 2000
 SECRET_NAMES = re.compile(r"password|token|secret|hash", re.IGNORECASE)
 
 
@@ -52,11 +53,24 @@ class SlowQueries:
         return max(recent) / 1000 if recent else None
 
 
-def masked(parameters: Any) -> str:
-    """Return the parameters with the values of secret-looking names hidden."""
+def _mask(parameters: Any) -> Any:
     if isinstance(parameters, dict):
-        return repr({k: "***" if SECRET_NAMES.search(str(k)) else v for k, v in parameters.items()})
-    return repr(parameters)
+        return {k: "***" if SECRET_NAMES.search(str(k)) else v for k, v in parameters.items()}
+    if isinstance(parameters, list | tuple):  # executemany: one set per row
+        return [_mask(row) for row in parameters]
+    return parameters
+
+
+def masked(parameters: Any) -> str:
+    """Return the parameters with the values of secret-looking names hidden, shortened."""
+    return shortened(repr(_mask(parameters)))
+
+
+def shortened(text: str) -> str:
+    """Cut a bulk statement or its thousand rows of parameters down to a readable length."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_CHARACTERS]}... ({len(text) - SHOWN_CHARACTERS} more characters)"
 
 
 def register_query_timing(app: Flask, slow_queries: SlowQueries) -> None:
@@ -79,6 +93,7 @@ def register_query_timing(app: Flask, slow_queries: SlowQueries) -> None:
             return
         metrics.SLOW_QUERIES.inc()
         shown = masked(parameters) if milliseconds >= with_params_ms else None
+        statement = shortened(statement)
         slow_queries.add(SlowQuery(datetime.now(UTC), milliseconds, statement, shown))
         if shown is None:
             logger.warning("slow query (%.0f ms): %s", milliseconds, statement)
