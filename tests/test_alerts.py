@@ -1,6 +1,7 @@
 """Alerts: raised by real figures, logged once when they start and once when they end."""
 
 import logging
+import os
 import time
 
 import pytest
@@ -109,3 +110,10 @@ def test_defaults_match_the_agreed_thresholds(app):
     assert config["ALERT_MEMORY_PERCENT"] == 85
     assert config["ALERT_ERROR_RATE_PERCENT"] == 5
     assert config["ALERT_POOL_TIMEOUTS"] == 3
+
+
+def test_cpu_is_not_read_over_a_gap_too_short_to_mean_anything(extra_apps):
+    sampler = observatory(extra_apps()).sampler
+    readings = [sampler.sample().cpu_percent for _ in range(20)]
+    assert readings[0] == 0.0
+    assert all(0 <= reading <= 100 * os.cpu_count() for reading in readings)

@@ -1,6 +1,7 @@
-"""Bar charts drawn as inline SVG on the server."""
+"""Charts drawn as inline SVG on the server: bars, lines over time and gauges."""
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..services.stats import Breakdown
@@ -23,10 +24,31 @@ FAMILY_COLOURS = {
 DEFAULT_COLOUR = "#3556c8"
 
 
+def finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def coordinate(value: float) -> str:
+    """Return a number for an SVG attribute: one decimal, never NaN or infinite."""
+    return f"{value:.1f}" if math.isfinite(value) else "0.0"
+
+
+def duration(seconds: float) -> str:
+    """Return a duration in words a glance takes in: 45 s, 12 min, 3 h 5 min."""
+    whole = max(int(seconds), 0) if math.isfinite(seconds) else 0
+    if whole < 120:
+        return f"{whole} s"
+    minutes = whole // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
 @dataclass(frozen=True)
 class Bar:
     label: str
-    value: int
+    value: float
+    shown: str  # the value as the chart prints it
     y: int
     width: float
     colour: str
@@ -40,6 +62,8 @@ class BarChart:
     title: str
     bars: list[Bar]
     height: int
+    unit: str = "units"
+    empty: str = "No paints yet."
     label_width: int = LABEL_WIDTH
     plot_width: int = PLOT_WIDTH
     bar_height: int = BAR_HEIGHT
@@ -50,12 +74,151 @@ def bar_chart(
     title: str, rows: Sequence[Breakdown], *, coloured: bool = False, limit: int = 12
 ) -> BarChart:
     """Return a horizontal bar chart of units per row, largest first."""
-    top = sorted(rows, key=lambda row: row.units, reverse=True)[:limit]
-    peak = max((row.units for row in top), default=0) or 1
-    bars = []
-    for index, row in enumerate(top):
-        label = row.key or "Unspecified"
-        colour = FAMILY_COLOURS.get(label, DEFAULT_COLOUR) if coloured else DEFAULT_COLOUR
-        width = PLOT_WIDTH * row.units / peak
-        bars.append(Bar(label, row.units, index * (BAR_HEIGHT + GAP), width, colour))
-    return BarChart(title, bars, max(len(bars), 1) * (BAR_HEIGHT + GAP))
+    pairs = [(row.key or "Unspecified", row.units) for row in rows]
+    colours = FAMILY_COLOURS if coloured else {}
+    return bars(title, pairs, limit=limit, colours=colours)
+
+
+def bars(
+    title: str,
+    pairs: Sequence[tuple[str, float]],
+    *,
+    unit: str = "units",
+    empty: str = "No paints yet.",
+    show: Callable[[float], str] = "{:,}".format,
+    colours: dict[str, str] | None = None,
+    limit: int = 12,
+) -> BarChart:
+    """Return a horizontal bar chart of (label, value) pairs, largest first."""
+    top = sorted(((label, v) for label, v in pairs if finite(v)), key=lambda p: p[1], reverse=True)
+    top = top[:limit]
+    peak = max((value for _, value in top), default=0) or 1
+    drawn = []
+    for index, (label, value) in enumerate(top):
+        colour = (colours or {}).get(label, DEFAULT_COLOUR)
+        width = PLOT_WIDTH * max(value, 0) / peak
+        drawn.append(Bar(label, value, show(value), index * (BAR_HEIGHT + GAP), width, colour))
+    return BarChart(title, drawn, max(len(drawn), 1) * (BAR_HEIGHT + GAP), unit, empty)
+
+
+LINE_WIDTH, LINE_HEIGHT, LINE_TOP, LINE_BOTTOM, LINE_SIDE = 300, 80, 8, 8, 5
+
+
+@dataclass(frozen=True)
+class LineChart:
+    """A value over time: the line's points and the figures a reader needs in words."""
+
+    title: str
+    unit: str
+    points: str  # "x,y x,y …" for a <polyline>
+    area: str  # path under the line, "" with fewer than two points
+    last: tuple[str, str] | None  # where the latest value sits, for a dot
+    latest: str
+    highest: str
+    count: int
+    seconds: float  # from the first value to the latest
+    width: int = LINE_WIDTH
+    height: int = LINE_HEIGHT
+
+    @property
+    def base(self) -> int:
+        return self.height - LINE_BOTTOM
+
+    @property
+    def period(self) -> str:
+        return duration(self.seconds)
+
+    @property
+    def summary(self) -> str:
+        if not self.count:
+            return f"{self.title}: no samples yet"
+        return (
+            f"{self.title}: now {self.latest} {self.unit}, highest {self.highest} {self.unit} "
+            f"over {self.period} ({self.count} sample{'s' if self.count != 1 else ''})"
+        )
+
+
+def line_chart(
+    title: str,
+    series: Sequence[tuple[float, float]],
+    *,
+    unit: str,
+    show: Callable[[float], str] = "{:,.1f}".format,
+) -> LineChart:
+    """Return a line chart of (epoch seconds, value) pairs, oldest first; zero is the bottom."""
+    kept = [(at, value) for at, value in series if finite(at) and finite(value)]
+    if not kept:
+        return LineChart(title, unit, "", "", None, "–", "–", 0, 0)
+    start, end = kept[0][0], kept[-1][0]
+    span = end - start
+    top = max(max(value for _, value in kept), 0) or 1
+    plot = LINE_HEIGHT - LINE_TOP - LINE_BOTTOM
+
+    def place(at: float, value: float) -> tuple[str, str]:
+        inner = LINE_WIDTH - 2 * LINE_SIDE
+        x = LINE_SIDE + inner * (at - start) / span if span > 0 else LINE_WIDTH / 2
+        y = LINE_TOP + plot * (1 - max(value, 0) / top)
+        return coordinate(x), coordinate(y)
+
+    placed = [place(at, value) for at, value in kept]
+    points = " ".join(f"{x},{y}" for x, y in placed)
+    bottom = coordinate(LINE_HEIGHT - LINE_BOTTOM)
+    area = ""
+    if len(placed) > 1:
+        area = f"M{placed[0][0]},{bottom} L{points.replace(' ', ' L')} L{placed[-1][0]},{bottom} Z"
+    return LineChart(
+        title,
+        unit,
+        points,
+        area,
+        placed[-1],
+        show(kept[-1][1]),
+        show(max(value for _, value in kept)),
+        len(kept),
+        span,
+    )
+
+
+GAUGE_RADIUS, GAUGE_CENTRE_X, GAUGE_CENTRE_Y = 80, 100, 96
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """A half-circle dial from 0 to 100 %, with an optional mark where an alert starts."""
+
+    title: str
+    percent: float  # clamped to 0..100
+    shown: str
+    track: str  # path of the whole arc
+    value: str  # path of the filled part, "" at 0 %
+    level: str  # "good", "bad" (at or over the mark) or "plain" without a mark
+    mark: tuple[str, str, str, str] | None  # x1, y1, x2, y2 of the alert tick
+    width: int = 2 * GAUGE_CENTRE_X
+    height: int = GAUGE_CENTRE_Y + 12
+
+
+def on_arc(percent: float, radius: float) -> tuple[float, float]:
+    """Return the point of the dial at `percent`: 0 on the left, 100 on the right."""
+    angle = math.pi * (1 - percent / 100)
+    return GAUGE_CENTRE_X + radius * math.cos(angle), GAUGE_CENTRE_Y - radius * math.sin(angle)
+
+
+def arc_to(percent: float) -> str:
+    x0, y0 = on_arc(0, GAUGE_RADIUS)
+    x1, y1 = on_arc(percent, GAUGE_RADIUS)
+    r = GAUGE_RADIUS
+    return f"M{coordinate(x0)},{coordinate(y0)} A{r},{r} 0 0 1 {coordinate(x1)},{coordinate(y1)}"
+
+
+def gauge(title: str, percent: float | None, *, alert_at: float | None = None) -> Gauge:
+    """Return a dial showing `percent` (None when there is nothing to show yet)."""
+    shown = f"{percent:.0f} %" if finite(percent) else "–"
+    clamped = min(max(percent, 0.0), 100.0) if finite(percent) else 0.0
+    mark, level = None, "plain"
+    if finite(alert_at):
+        level = "bad" if clamped >= alert_at else "good"
+        inner = on_arc(min(max(alert_at, 0.0), 100.0), GAUGE_RADIUS - 14)
+        outer = on_arc(min(max(alert_at, 0.0), 100.0), GAUGE_RADIUS + 14)
+        mark = tuple(coordinate(n) for n in (*inner, *outer))
+    value = arc_to(clamped) if clamped > 0 else ""
+    return Gauge(title, clamped, shown, arc_to(100), value, level, mark)

@@ -22,9 +22,13 @@ from ..services.errors import ServiceError, ValidationError, VersionConflict
 from ..services.listing import PaintFilter
 from .charts import bar_chart
 from .forms import ConfirmForm, ImportForm, PaintForm, StockForm
+from .performance import active_alerts, ago, clock, gather, report_charts
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.add_app_template_filter(clock)
+bp.add_app_template_filter(ago)
 MOVEMENTS_PER_PAGE = 20
+REFRESH_SECONDS = 5
 
 
 @bp.before_request
@@ -32,6 +36,12 @@ def require_login():
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     return None
+
+
+@bp.context_processor
+def alerts_banner():
+    # Signed-in pages only: require_login has turned everyone else away by now.
+    return {"admin_alerts": active_alerts()}
 
 
 @bp.errorhandler(ServiceError)
@@ -55,6 +65,15 @@ def dashboard():
         family_chart=bar_chart("Units per colour family", figures.by_color_family, coloured=True),
         brand_chart=bar_chart("Units per brand", figures.by_brand),
     )
+
+
+@bp.get("/performance")
+def performance():
+    # Anything but refresh=0 keeps the page reloading itself.
+    refresh = None if request.args.get("refresh") == "0" else REFRESH_SECONDS
+    report = gather()
+    charts = report_charts(report, current_app.config["ALERT_POOL_PERCENT"])
+    return render_template("admin/performance.html", report=report, charts=charts, refresh=refresh)
 
 
 @bp.get("/paints")

@@ -7,6 +7,7 @@ Gauges that describe one worker are kept per process ("liveall": a pid label,
 dropped when the worker exits); peaks keep the highest value any worker saw.
 """
 
+import glob
 import os
 import urllib.request
 from collections.abc import Iterable
@@ -91,6 +92,16 @@ ALERTS = Counter("studio_alerts", "Times an alert started.", ["alert"])
 def multiprocess_dir() -> str | None:
     """Return the directory workers share their metrics through, if there is one."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def live_worker_pids() -> set[int]:
+    """Return the workers whose per-worker gauges are on file (a dead worker's are removed)."""
+    path = multiprocess_dir()
+    if not path:
+        return {os.getpid()}
+    prefix = "gauge_liveall_"
+    names = (os.path.basename(name) for name in glob.glob(os.path.join(path, prefix + "*.db")))
+    return {int(name[len(prefix) : -3]) for name in names if name[len(prefix) : -3].isdigit()}
 
 
 def registry(extra: Iterable[Collector] = ()) -> CollectorRegistry:

@@ -17,6 +17,7 @@ from .queries import SlowQueries
 from .timing import RequestTimes
 
 HISTORY = 120  # samples kept for the performance page's charts
+MIN_CPU_INTERVAL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Sampler:
         self.next_due = 0.0
         self.history: deque[Sample] = deque(maxlen=HISTORY)
         self._process: psutil.Process | None = None
+        self._cpu = (0.0, 0.0)  # (monotonic time, percent) of the last CPU reading
 
     def maybe_sample(self) -> None:
         """Sample if the interval has passed since the last sample."""
@@ -115,7 +117,7 @@ class Sampler:
             errors=errors,
             pool=pool_figures(self.engine.pool, self.window),
             rss_bytes=process.memory_info().rss,
-            cpu_percent=process.cpu_percent(interval=None),
+            cpu_percent=self.cpu_percent(process),
             memory_percent=psutil.virtual_memory().percent,
             slowest_query_seconds=slowest,
         )
@@ -137,7 +139,17 @@ class Sampler:
         if self._process is None or self._process.pid != os.getpid():
             self._process = psutil.Process()
             self._process.cpu_percent(interval=None)
+            self._cpu = (time.monotonic(), 0.0)
         return self._process
+
+    def cpu_percent(self, process: psutil.Process) -> float:
+        """Return CPU use since the last reading; over a few clock ticks it means nothing."""
+        at, percent = self._cpu
+        now = time.monotonic()
+        if now - at < MIN_CPU_INTERVAL_SECONDS:
+            return percent
+        self._cpu = (now, process.cpu_percent(interval=None))
+        return self._cpu[1]
 
     def recent(self) -> list[Sample]:
         with self.lock:
