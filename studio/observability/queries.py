@@ -82,11 +82,11 @@ def register_query_timing(app: Flask, slow_queries: SlowQueries) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def start(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool):
-        conn.info.setdefault("query_started", []).append(time.perf_counter())
+        conn.info["query_started"] = time.perf_counter()
 
     @event.listens_for(engine, "after_cursor_execute")
     def stop(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool):
-        seconds = time.perf_counter() - conn.info["query_started"].pop()
+        seconds = time.perf_counter() - conn.info["query_started"]
         add_time("db", seconds)
         milliseconds = seconds * 1000
         if milliseconds < warn_ms:
