@@ -5,6 +5,7 @@ import re
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from studio.extensions import db
 from studio.observability import observatory
@@ -59,6 +60,37 @@ def test_slow_queries_are_logged_with_masked_parameters_when_very_slow(extra_app
     assert "parameters" not in logged[0] and "pg_sleep" in logged[0]
     assert "'name': 'y'" in logged[1] and "***" in logged[1] and "s3cret" not in caplog.text
     assert observatory(app).slow_queries.latest()[-1].parameters is not None
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_statement_cancelled_by_a_timeout_is_timed_and_logged_too(extra_apps, caplog):
+    app = extra_apps(SLOW_QUERY_MS=100, SLOW_QUERY_PARAMETERS_MS=10_000)
+    with app.app_context(), caplog.at_level(logging.WARNING, logger="studio"):
+        db.session.execute(text("SET LOCAL statement_timeout = 150"))
+        with pytest.raises(OperationalError, match="statement timeout"):
+            db.session.execute(text("SELECT pg_sleep(2)"))
+        db.session.rollback()
+        db.session.remove()
+    logged = [r.getMessage() for r in caplog.records if "slow query" in r.getMessage()]
+    assert len(logged) == 1 and "pg_sleep(2)" in logged[0]
+    assert 140 <= observatory(app).slow_queries.latest()[-1].milliseconds < 2000
+
+
+def test_bulk_statements_are_timed_like_single_ones(extra_apps, caplog):
+    """executemany and statements without parameters go through their own hooks."""
+    app = extra_apps(SLOW_QUERY_MS=0, SLOW_QUERY_PARAMETERS_MS=10_000)
+    with app.app_context(), caplog.at_level(logging.WARNING, logger="studio"):
+        db.session.execute(text("CREATE TEMPORARY TABLE bulk_probe (n INTEGER)"))
+        db.session.execute(
+            text("INSERT INTO bulk_probe (n) VALUES (:n)"), [{"n": n} for n in range(50)]
+        )
+        count = db.session.execute(text("SELECT count(*) FROM bulk_probe")).scalar()
+        db.session.rollback()
+        db.session.remove()
+    assert count == 50
+    logged = " ".join(r.getMessage() for r in caplog.records if "slow query" in r.getMessage())
+    assert "CREATE TEMPORARY TABLE bulk_probe" in logged
+    assert "INSERT INTO bulk_probe" in logged and "SELECT count(*) FROM bulk_probe" in logged
 
 
 def test_observability_can_be_switched_off_to_price_it(extra_apps):
