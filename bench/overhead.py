@@ -62,6 +62,8 @@ def rounds(
 ) -> dict[str, Any]:
     workdir.mkdir()
     figures: dict[str, list[float]] = {"on": [], "off": []}
+    # The workers' CPU time per request: steadier than req/s when other work shares the cores.
+    cpu_us: dict[str, list[float]] = {"on": [], "off": []}
     for number in range(ours.rounds):
         order = ("on", "off") if number % 2 == 0 else ("off", "on")
         for switch in order:
@@ -76,7 +78,17 @@ def rounds(
                 bench.database,
             )
             figures[switch].append(stats["rps"])
-        print(f"  round {number + 1}: on {figures['on'][-1]:,.0f}, off {figures['off'][-1]:,.0f}")
+            if stats.get("cpu") and stats["rps"]:
+                cpu_us[switch].append(round(stats["cpu"]["gunicorn"] * 1e4 / stats["rps"]))
+        cpu_text = (
+            f"; worker CPU per request on {cpu_us['on'][-1]} us, off {cpu_us['off'][-1]} us"
+            if cpu_us["on"] and cpu_us["off"]
+            else ""
+        )
+        print(
+            f"  round {number + 1}: req/s on {figures['on'][-1]:,.0f},"
+            f" off {figures['off'][-1]:,.0f}{cpu_text}"
+        )
     ratios = [on / off for on, off in zip(figures["on"], figures["off"], strict=True) if off]
     return {
         "user_class": user_class,
@@ -84,8 +96,18 @@ def rounds(
         "rps_off": figures["off"],
         "ratios": [round(value, 3) for value in ratios],
         "median_ratio": round(statistics.median(ratios), 3),
+        "cpu_us_per_request_on": cpu_us["on"],
+        "cpu_us_per_request_off": cpu_us["off"],
         "result": "PASS" if statistics.median(ratios) >= TARGET else "MISS",
     }
+
+
+def _cpu_text(found: dict[str, Any]) -> str:
+    on, off = found.get("cpu_us_per_request_on"), found.get("cpu_us_per_request_off")
+    if not on or not off:
+        return "-"
+    on_us, off_us = statistics.median(on), statistics.median(off)
+    return f"{on_us:,.0f} / {off_us:,.0f} us ({100 * (on_us / off_us - 1):+.1f} %)"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -96,15 +118,16 @@ def markdown(results: dict[str, Any]) -> str:
         f" {results['duration_s']:g} s per server after {results['warmup_s']:g} s warm-up,"
         f" {results['clients']} clients, order alternating; target on/off >= {TARGET}.",
         "",
-        "| Read | Req/s on (median) | Req/s off (median) | On/off per round | Median | Result |",
-        "|---|---|---|---|---|---|",
+        "| Read | Req/s on (median) | Req/s off (median) | On/off per round | Median | Result |"
+        " Worker CPU per request, on / off (median) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, found in results["reads"].items():
         rounds_text = ", ".join(f"{value:.2f}" for value in found["ratios"])
         lines.append(
             f"| {name} paint detail | {statistics.median(found['rps_on']):,.0f} |"
             f" {statistics.median(found['rps_off']):,.0f} | {rounds_text} |"
-            f" {found['median_ratio']:.2f} | {found['result']} |"
+            f" {found['median_ratio']:.2f} | {found['result']} | {_cpu_text(found)} |"
         )
     return "\n".join(lines) + "\n"
 
