@@ -235,3 +235,20 @@ def test_an_api_token_works_against_gunicorn_too(gunicorn_server, committed_app)
         fetch(f"{base}/metrics")
     refused.value.close()
     assert refused.value.code == 401
+
+
+def test_a_command_run_beside_the_workers_does_not_stay_counted_as_one(tmp_path):
+    """A process that is no worker (flask tune, flask monitor) takes its gauges with it."""
+    script = (
+        "import os; from studio.observability import metrics;"
+        "metrics.POOL_SIZE.set(5); print(os.getpid())"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    printed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    pid = printed.stdout.strip()
+    assert pid.isdigit()
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert not [name for name in left if name.startswith("gauge_live")], left
+    assert f"counter_{pid}.db" in left  # its counts (all zero) are kept, as for a worker

@@ -7,6 +7,7 @@ Gauges that describe one worker are kept per process ("liveall": a pid label,
 dropped when the worker exits); peaks keep the highest value any worker saw.
 """
 
+import atexit
 import glob
 import os
 import urllib.request
@@ -22,7 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
@@ -92,6 +93,20 @@ ALERTS = Counter("studio_alerts", "Times an alert started.", ["alert"])
 def multiprocess_dir() -> str | None:
     """Return the directory workers share their metrics through, if there is one."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def _forget_this_process() -> None:
+    """Take this process's per-worker gauges off the shared files as it exits.
+
+    gunicorn's child_exit hook does this for its workers; a `flask monitor` or `flask tune`
+    run with PROMETHEUS_MULTIPROC_DIR set would otherwise count as a worker for good.
+    """
+    path = multiprocess_dir()
+    if path and os.path.isdir(path):
+        mark_process_dead(os.getpid(), path)
+
+
+atexit.register(_forget_this_process)
 
 
 def live_worker_pids() -> set[int]:
