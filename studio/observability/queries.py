@@ -5,6 +5,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -102,30 +103,21 @@ def register_query_timing(app: Flask, slow_queries: SlowQueries) -> None:
         else:
             logger.warning("slow query (%.0f ms): %s parameters=%s", milliseconds, statement, shown)
 
-    # Each returns True: the statement ran here, and SQLAlchemy does not run it again.
-    @event.listens_for(engine, "do_execute")
-    def execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        started = time.perf_counter()
-        try:
-            dialect.do_execute(cursor, statement, parameters, context)
-        finally:
-            finished(statement, parameters, time.perf_counter() - started)
-        return True
+    def timed(execute: Callable[..., None]) -> Callable[..., bool]:
+        """Wrap one of the dialect's execute methods as the listener of its event."""
 
-    @event.listens_for(engine, "do_executemany")
-    def execute_many(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        started = time.perf_counter()
-        try:
-            dialect.do_executemany(cursor, statement, parameters, context)
-        finally:
-            finished(statement, parameters, time.perf_counter() - started)
-        return True
+        # (cursor, statement, parameters, context), or (cursor, statement, context) for
+        # do_execute_no_params. True tells SQLAlchemy the statement ran here: not to run it again.
+        def listener(cursor: Any, statement: str, *rest: Any) -> bool:
+            started = time.perf_counter()
+            try:
+                execute(cursor, statement, *rest)
+            finally:
+                parameters = rest[0] if len(rest) == 2 else None
+                finished(statement, parameters, time.perf_counter() - started)
+            return True
 
-    @event.listens_for(engine, "do_execute_no_params")
-    def execute_plain(cursor: Any, statement: str, context: Any) -> bool:
-        started = time.perf_counter()
-        try:
-            dialect.do_execute_no_params(cursor, statement, context)
-        finally:
-            finished(statement, None, time.perf_counter() - started)
-        return True
+        return listener
+
+    for name in ("do_execute", "do_executemany", "do_execute_no_params"):
+        event.listen(engine, name, timed(getattr(dialect, name)))
