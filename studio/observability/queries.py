@@ -80,8 +80,9 @@ def register_query_timing(app: Flask, slow_queries: SlowQueries) -> None:
     The hooks are the dialect's cursor-execute events (do_execute and its two siblings),
     which hand the cursor over to run the statement, rather than before/after_cursor_execute:
     any engine-level listener makes SQLAlchemy dispatch events around every connection, begin,
-    commit and statement, which cost a paint read more than the timing itself (measured in
-    bench/README.md). A statement that fails, cancelled by a timeout say, is timed too.
+    commit and statement, which cost a paint read more than the timing itself (figures in
+    the README's Performance section). A statement that fails, cancelled by a timeout say,
+    is timed too.
     """
     warn_ms = app.config["SLOW_QUERY_MS"]
     with_params_ms = app.config["SLOW_QUERY_PARAMETERS_MS"]
