@@ -89,6 +89,9 @@ def check_import(page: Page, name: str, text: str) -> int:
 
 def assert_fits_width(page: Page) -> None:
     """Check the page fits the screen without scrolling sideways."""
+    # Measure the page as shown: an element can be visible before the stylesheet has arrived, and
+    # unstyled the desktop chart is wider than a phone (a loaded machine made that race real).
+    page.wait_for_load_state("load")
     # A phone zooms out to show a page that is too wide, so compare with the screen, not the window.
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide"
