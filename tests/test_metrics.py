@@ -12,10 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from studio.extensions import db
 from studio.models import User
+from studio.observability import metrics
 from studio.services import accounts
 
 from .conftest import PASSWORD, free_port
@@ -172,14 +175,24 @@ def worker_pids(found):
     return {labels["pid"] for labels, _ in found.get("studio_process_resident_memory_bytes", [])}
 
 
+def scrape_until(base, name, at_least, **labels):
+    """Scrape until a figure reaches `at_least`: each worker hands its figures over every second."""
+    deadline = time.monotonic() + 5 * metrics.FLUSH_SECONDS
+    found = scrape(base)
+    while value(found, name, **labels) < at_least and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = scrape(base)
+    return found
+
+
 @ON_POSTGRESQL
 def test_all_gunicorn_workers_are_counted(gunicorn_server):
     base, _ = gunicorn_server
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda _: fetch(f"{base}/health/ready")[0], range(200)))
     assert statuses == [200] * 200
-    found = scrape(base)
     ready = dict(endpoint="health.ready")
+    found = scrape_until(base, "studio_request_duration_seconds_count", 200, **ready)
     assert value(found, "studio_request_duration_seconds_count", **ready) == 200
     assert value(found, "studio_request_duration_seconds_count", status="2xx", **ready) == 200
     assert len(worker_pids(found)) == 2, "both workers answered and published their gauges"
@@ -191,6 +204,7 @@ def test_tune_sizes_the_pool_from_what_the_workers_used(gunicorn_server, committ
     base, _ = gunicorn_server
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: fetch(f"{base}/health/ready"), range(100)))
+    scrape_until(base, "studio_db_pool_checkout_seconds_count", 100)
     result = committed_app.test_cli_runner().invoke(
         args=["tune", "--metrics-url", f"{base}/metrics", "--token", METRICS_TOKEN]
     )
@@ -252,3 +266,76 @@ def test_a_command_run_beside_the_workers_does_not_stay_counted_as_one(tmp_path)
     left = sorted(path.name for path in tmp_path.iterdir())
     assert not [name for name in left if name.startswith("gauge_live")], left
     assert f"counter_{pid}.db" in left  # its counts (all zero) are kept, as for a worker
+
+
+def test_held_back_observations_add_up_as_if_observed_one_by_one():
+    """The flush writes into prometheus_client's undocumented bucket and sum values."""
+    buckets = (0.001, 0.01, 0.1, 1.0)
+    direct, held = CollectorRegistry(), CollectorRegistry()
+    observed = Histogram("seconds", "x", buckets=buckets, registry=direct)
+    pending = metrics.PendingHistogram(Histogram("seconds", "x", buckets=buckets, registry=held))
+    # Bounds themselves, between them, zero, past the last bound and negative.
+    values = [0.0, 0.001, 0.0011, 0.01, 0.05, 0.1, 0.5, 1.0, 1.5, 30.0, -0.2] * 3
+    for number in values:
+        observed.observe(number)
+        with metrics.PENDING_LOCK:
+            pending.observe(number)
+    assert held.get_sample_value("seconds_count") == 0, "nothing written before the flush"
+    metrics.flush_pending()
+    for le in ("0.001", "0.01", "0.1", "1.0", "+Inf"):
+        assert held.get_sample_value("seconds_bucket", {"le": le}) == direct.get_sample_value(
+            "seconds_bucket", {"le": le}
+        ), le
+    assert held.get_sample_value("seconds_count") == len(values)
+    assert held.get_sample_value("seconds_sum") == pytest.approx(sum(values))
+    metrics.flush_pending()
+    assert held.get_sample_value("seconds_count") == len(values), "a second flush adds nothing"
+
+
+QUIET_WORKER = """
+import sys, time
+from studio import create_app
+app = create_app({"STUDIO_ENV": "testing", "DATABASE_URL": "sqlite://", "TESTING": True})
+client = app.test_client()
+for _ in range(5):
+    assert client.get("/health").status_code == 200
+print("answered", flush=True)
+if sys.argv[1] == "stay":
+    time.sleep(60)
+"""
+
+
+def requests_on_file(directory):
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    found = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return value(found, "studio_request_duration_seconds_count")
+
+
+@pytest.mark.parametrize("then", ["stay", "exit"])
+def test_a_worker_hands_over_its_last_requests_when_quiet_or_exiting(tmp_path, then):
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    worker = subprocess.Popen(
+        [sys.executable, "-c", QUIET_WORKER, then],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert worker.stdout.readline().strip() == "answered"
+        if then == "exit":
+            assert worker.wait(15) == 0
+        # No request and no scrape reaches it: its flushing thread, or its exit, writes the five.
+        deadline = time.monotonic() + 5 * metrics.FLUSH_SECONDS
+        while requests_on_file(tmp_path) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert requests_on_file(tmp_path) == 5
+    finally:
+        worker.kill()
+        worker.wait()
+        worker.stdout.close()

@@ -22,6 +22,16 @@ def test_every_response_says_where_its_time_went(api, path):
     assert SERVER_TIMING.match(response.headers["Server-Timing"]), response.headers["Server-Timing"]
 
 
+def test_an_https_redirect_is_timed_and_its_total_covers_every_hook(extra_apps):
+    app = extra_apps(FORCE_HTTPS=True)
+    response = app.test_client().get("/login")
+    assert response.status_code == 308
+    assert SERVER_TIMING.match(response.headers["Server-Timing"])
+    # Its clock stops after the other hooks ran: the security headers were already on.
+    names = list(response.headers.keys())
+    assert names.index("Content-Security-Policy") < names.index("Server-Timing")
+
+
 def test_database_time_is_counted_in_the_header(api, make_paint):
     make_paint()
     timing = api.get("/api/v1/paints?q=paint").headers["Server-Timing"]

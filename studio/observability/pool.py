@@ -29,14 +29,16 @@ class PoolStats:
             self.waits.append(seconds)
             self.peak = max(self.peak, now_out)
             self.interval_peak = max(self.interval_peak, now_out)
-        metrics.POOL_CHECKOUT_SECONDS.observe(seconds)
+        with metrics.PENDING_LOCK:
+            metrics.POOL_CHECKOUT_PENDING.observe(seconds)
 
     def timed_out(self, seconds: float) -> None:
         with self.lock:
             self.waits.append(seconds)
             self.timeouts.append(time.monotonic())
             self.timeouts_total += 1
-        metrics.POOL_CHECKOUT_SECONDS.observe(seconds)
+        with metrics.PENDING_LOCK:
+            metrics.POOL_CHECKOUT_PENDING.observe(seconds)
         metrics.POOL_TIMEOUTS.inc()
 
     def timeouts_within(self, seconds: float) -> int:
