@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -290,6 +290,19 @@ def test_held_back_observations_add_up_as_if_observed_one_by_one():
     assert held.get_sample_value("seconds_sum") == pytest.approx(sum(values))
     metrics.flush_pending()
     assert held.get_sample_value("seconds_count") == len(values), "a second flush adds nothing"
+
+
+def test_a_forked_worker_does_not_write_what_its_parent_held_back():
+    counter = metrics.PendingCounter(Counter("forked", "x", registry=CollectorRegistry()))
+    with metrics.PENDING_LOCK:
+        counter.inc(3)
+    child = os.fork()
+    if child == 0:  # the worker: exit 0 only if it starts from nothing
+        os._exit(0 if counter.total == 0 and metrics.PENDING_LOCK.acquire(timeout=5) else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert counter.total == 3, "the parent still holds its own"
+    metrics.flush_pending()
 
 
 QUIET_WORKER = """

@@ -86,11 +86,14 @@ class PendingHistogram:
         counts, total = self.counts, self.total
         if not any(counts):
             return
-        self.counts, self.total = [0] * len(counts), 0.0
+        self.reset()
         for bucket, count in zip(self.series._buckets, counts, strict=True):
             if count:
                 bucket.inc(count)
         self.series._sum.inc(total)
+
+    def reset(self) -> None:
+        self.counts, self.total = [0] * len(self.bounds), 0.0
 
 
 class PendingCounter:
@@ -112,10 +115,25 @@ class PendingCounter:
             total, self.total = self.total, 0.0
             self.series.inc(total)
 
+    def reset(self) -> None:
+        self.total = 0.0
+
 
 _PENDING: list[PendingHistogram | PendingCounter] = []
 PENDING_LOCK = threading.Lock()
 _flusher_pid = 0
+
+
+def _start_afresh_in_child() -> None:
+    """A forked worker starts with nothing held back: its parent's figures are the parent's."""
+    global PENDING_LOCK, _flusher_pid
+    PENDING_LOCK = threading.Lock()  # another thread of the parent may have held it
+    _flusher_pid = 0
+    for pending in _PENDING:
+        pending.reset()
+
+
+os.register_at_fork(after_in_child=_start_afresh_in_child)
 
 
 def flush_pending() -> None:
