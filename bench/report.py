@@ -291,8 +291,12 @@ def _cpu_lines(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def write(results: dict[str, Any], stamp: str) -> list[Path]:
-    """Write latest.json and latest.md, and a copy of each named after the run's start."""
+def write(results: dict[str, Any], stamp: str, partial: bool = False) -> list[Path]:
+    """Write latest.json and latest.md, and a copy of each named after the run's start.
+
+    A partial run (some scenarios only) writes the dated copies alone: latest stays the
+    last full run, which the README quotes.
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     written = []
     # The JSON first: if rendering the markdown failed, the figures would still be kept.
@@ -301,7 +305,7 @@ def write(results: dict[str, Any], stamp: str) -> list[Path]:
         ("md", lambda: markdown(results)),
     ):
         content = render()
-        for name in ("latest", stamp):
+        for name in (stamp,) if partial else ("latest", stamp):
             path = RESULTS / f"{name}.{suffix}"
             path.write_text(content)
             written.append(path)

@@ -448,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("\nInterrupted; every process the benchmark started has been stopped.")
             return 130
-    written = report.write(results, started.strftime("%Y%m%d-%H%M%S"))
+    partial = len(scenarios) < len(SCENARIOS)
+    written = report.write(results, started.strftime("%Y%m%d-%H%M%S"), partial)
     print("\n" + report.markdown(results))
     print("Written: " + ", ".join(str(path.relative_to(REPO)) for path in written))
     return 0
