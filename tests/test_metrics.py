@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -321,10 +321,7 @@ if sys.argv[1] == "stay":
 def requests_on_file(directory):
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))
-    found = {}
-    for family in registry.collect():
-        for sample in family.samples:
-            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    found = parse(generate_latest(registry).decode())
     return value(found, "studio_request_duration_seconds_count")
 
 
