@@ -10,6 +10,11 @@ import glob
 import os
 import tempfile
 
+# A request gives up its database work at REQUEST_DEADLINE_SECONDS (20) and answers 503,
+# plus at most a connection attempt's DB_CONNECT_TIMEOUT (5): gunicorn kills a worker only
+# after that, and platforms' routers cut requests at 30 s.
+timeout = 30
+
 metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
     prefix="studio-metrics-"
 )

@@ -12,7 +12,9 @@ fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 db = current_app.extensions["migrate"].db
-config.set_main_option("sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+config.set_main_option(
+    "sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%")
+)
 
 
 def include_object_for(dialect_name):
@@ -52,6 +54,12 @@ def run_migrations_online():
             **conf_args,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Building an index on a big table may take longer than studio lets a
+                # request's statement run; a migration waits for its locks as long as needed.
+                connection.exec_driver_sql(
+                    "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0"
+                )
             context.run_migrations()
 
 

@@ -9,13 +9,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin, api, auth, cli, health, metrics
 from .config import load_settings
-from .database import IdConverter, register_engine_events
+from .database import IdConverter, register_engine_events, register_request_deadline
 from .errors import register_error_handlers
 from .extensions import cache, csrf, db, limiter, login_manager, migrate
 from .logs import configure_logging, log_startup
 from .observability import register_observability, use_measured_pool
 from .security import register_security
 from .services.accounts import load_user
+from .services.cache import register_cache_epochs
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -42,6 +43,7 @@ def register_extensions(app: Flask) -> None:
     use_measured_pool(app)
     db.init_app(app)
     register_engine_events(app)
+    register_request_deadline(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -51,6 +53,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     cache.init_app(app)
+    register_cache_epochs(app)
 
 
 def register_blueprints(app: Flask) -> None:

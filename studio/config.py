@@ -80,6 +80,17 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, not {value!r}.")
 
 
+TIMEOUT_SCOPES = ("connection", "transaction")
+
+
+def timeout_options(settings: Mapping[str, Any]) -> str:
+    """Return the statement and lock timeouts as libpq `options` (-c name=value)."""
+    return (
+        f"-c statement_timeout={settings['DB_STATEMENT_TIMEOUT_MS']} "
+        f"-c lock_timeout={settings['DB_LOCK_TIMEOUT_MS']}"
+    )
+
+
 class Config:
     """Settings shared by every environment."""
 
@@ -92,8 +103,8 @@ class Config:
         "max_overflow": 5,
         "pool_timeout": 30,
         "pool_recycle": 3600,
-        "pool_pre_ping": False,
     }
+    PRE_PING = False
 
     def __init__(self, environ: Mapping[str, str], instance_path: str) -> None:
         self.environ = environ
@@ -126,7 +137,9 @@ class Config:
             "DB_BUDGET_STRICT": _bool(env, "DB_BUDGET_STRICT", False),
             "SLOW_QUERY_MS": _int(env, "SLOW_QUERY_MS", 200),
             "SLOW_QUERY_PARAMETERS_MS": _int(env, "SLOW_QUERY_PARAMETERS_MS", 1000),
+            "DB_POOL_PRE_PING": _bool(env, "DB_POOL_PRE_PING", self.PRE_PING),
             "DB_PRE_PING_IDLE_SECONDS": self.pre_ping_idle_seconds(),
+            **self.fault_settings(),
             **self.monitoring_settings(),
             "REDIS_URL": redis_url,
             "RATELIMIT_STORAGE_URI": redis_url or "memory://",
@@ -152,7 +165,7 @@ class Config:
         cache_redis_url = env.get("CACHE_REDIS_URL", "").strip() or redis_url
         default_type = "studio.caching.ResilientRedisCache" if cache_redis_url else "SimpleCache"
         cache_type = env.get("CACHE_TYPE", "").strip() or default_type
-        timeout = float(env.get("CACHE_REDIS_TIMEOUT", "0.25"))
+        timeout = _float(env, "CACHE_REDIS_TIMEOUT", 0.25)
         # Per-process caches cannot see other workers' writes: keep what they hold young.
         stale_risk = cache_type == "SimpleCache" and self.workers() > 1
         cap = 5 if stale_risk else None
@@ -173,12 +186,38 @@ class Config:
                 if "Redis" in cache_type
                 else {}
             ),
-            "CACHE_CIRCUIT_OPEN_SECONDS": _int(env, "CACHE_CIRCUIT_OPEN_SECONDS", 5),
+            "CACHE_CIRCUIT_OPEN_SECONDS": _float(env, "CACHE_CIRCUIT_OPEN_SECONDS", 5.0),
+            # How often each worker asks the database whether the cache was reset.
+            "CACHE_EPOCH_POLL_SECONDS": _float(env, "CACHE_EPOCH_POLL_SECONDS", 1.0),
             "CACHE_STALE_RISK": stale_risk,
             "PAINT_CACHE_TTL": ttl("PAINT_CACHE_TTL", 300),
             "LIST_CACHE_TTL": ttl("LIST_CACHE_TTL", 60),
             "STATS_CACHE_TTL": ttl("STATS_CACHE_TTL", 30),
             "AUTH_CACHE_TTL": ttl("AUTH_CACHE_TTL", 300),
+        }
+
+    def fault_settings(self) -> dict[str, Any]:
+        """Return the time limits, retry and circuit-breaker settings for database failures."""
+        env = self.environ
+        timeouts_per = env.get("DB_TIMEOUTS_PER", "").strip().lower() or "connection"
+        if timeouts_per not in TIMEOUT_SCOPES:
+            raise ConfigError(
+                f"DB_TIMEOUTS_PER must be one of {', '.join(TIMEOUT_SCOPES)}, not {timeouts_per!r}."
+            )
+        return {
+            "DB_STATEMENT_TIMEOUT_MS": _int(env, "DB_STATEMENT_TIMEOUT_MS", 5000),
+            "DB_LOCK_TIMEOUT_MS": _int(env, "DB_LOCK_TIMEOUT_MS", 2000),
+            "DB_TIMEOUTS_PER": timeouts_per,
+            "REQUEST_DEADLINE_SECONDS": _float(env, "REQUEST_DEADLINE_SECONDS", 20.0),
+            "DB_PING_TIMEOUT_SECONDS": _float(env, "DB_PING_TIMEOUT_SECONDS", 2.0),
+            "DB_RETRY_ATTEMPTS": max(_int(env, "DB_RETRY_ATTEMPTS", 5), 1),
+            "DB_RETRY_SECONDS": _float(env, "DB_RETRY_SECONDS", 0.75),
+            "DB_RETRY_WAIT_SECONDS": _float(env, "DB_RETRY_WAIT_SECONDS", 0.05),
+            "DB_BREAKER_FAILURES": max(_int(env, "DB_BREAKER_FAILURES", 3), 1),
+            # Short enough that a request arriving while it is open can wait for the probe
+            # within DB_RETRY_SECONDS: a restart of a fraction of a second then costs no 503.
+            "DB_BREAKER_OPEN_SECONDS": _float(env, "DB_BREAKER_OPEN_SECONDS", 0.5),
+            "DB_COMMIT_CONFIRM_SECONDS": _float(env, "DB_COMMIT_CONFIRM_SECONDS", 10.0),
         }
 
     def monitoring_settings(self) -> dict[str, Any]:
@@ -228,26 +267,44 @@ class Config:
         if url.get_backend_name() == "sqlite":
             return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
         env, pool = self.environ, self.POOL
+        return {
+            "pool_size": _int(env, "DB_POOL_SIZE", pool["pool_size"]),
+            "max_overflow": _int(env, "DB_MAX_OVERFLOW", pool["max_overflow"]),
+            "pool_timeout": _int(env, "DB_POOL_TIMEOUT", pool["pool_timeout"]),
+            "pool_recycle": _int(env, "DB_POOL_RECYCLE", pool["pool_recycle"]),
+            # Checkouts are pinged by studio.database's own listener (DB_POOL_PRE_PING), so a
+            # ping to a frozen server is cut at DB_PING_TIMEOUT_SECONDS like any statement.
+            "pool_pre_ping": False,
+            "connect_args": self.connect_args(url),
+        }
+
+    def connect_args(self, url: URL) -> dict[str, Any]:
+        """Return libpq's connection parameters: timeouts, keepalives, SSL, name."""
+        env = self.environ
         connect_args: dict[str, Any] = {
-            "connect_timeout": _int(env, "DB_CONNECT_TIMEOUT", 10),
+            "connect_timeout": _int(env, "DB_CONNECT_TIMEOUT", 5),
             "application_name": "studio",
+            # A server that vanished (host down, network cut) is noticed within ~25 s on an
+            # idle connection and within tcp_user_timeout on a busy one, not after hours.
+            "keepalives": 1,
+            "keepalives_idle": _int(env, "DB_KEEPALIVES_IDLE", 10),
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": _int(env, "DB_TCP_USER_TIMEOUT_MS", 10000),
         }
         sslmode = env.get("DATABASE_SSLMODE", "").strip()
         if not sslmode and "sslmode" not in url.query:
             sslmode = self.DEFAULT_SSLMODE or ""
         if sslmode:
             connect_args["sslmode"] = sslmode
-        pre_ping = _bool(env, "DB_POOL_PRE_PING", pool["pool_pre_ping"])
-        if self.pre_ping_idle_seconds() > 0:
-            pre_ping = False  # replaced by the idle-only ping of studio.database
-        return {
-            "pool_size": _int(env, "DB_POOL_SIZE", pool["pool_size"]),
-            "max_overflow": _int(env, "DB_MAX_OVERFLOW", pool["max_overflow"]),
-            "pool_timeout": _int(env, "DB_POOL_TIMEOUT", pool["pool_timeout"]),
-            "pool_recycle": _int(env, "DB_POOL_RECYCLE", pool["pool_recycle"]),
-            "pool_pre_ping": pre_ping,
-            "connect_args": connect_args,
-        }
+        faults = self.fault_settings()
+        if faults["DB_TIMEOUTS_PER"] == "connection":
+            given = url.query.get("options", "")
+            given = " ".join(given) if isinstance(given, tuple) else given
+            connect_args["options"] = " ".join(
+                part for part in (given, timeout_options(faults)) if part
+            )
+        return connect_args
 
 
 class DevelopmentConfig(Config):
@@ -266,13 +323,14 @@ class ProductionConfig(Config):
     PROXY_HOPS = 1
     SECURE_COOKIES = True
     DEFAULT_SSLMODE = "require"
+    # pool_timeout stays well inside the request deadline and the router's 30 s.
     POOL = {
         "pool_size": 5,
         "max_overflow": 10,
-        "pool_timeout": 20,
+        "pool_timeout": 10,
         "pool_recycle": 300,
-        "pool_pre_ping": True,
     }
+    PRE_PING = True
 
     def database_url(self) -> str:
         url = self.environ.get("DATABASE_URL", "").strip()

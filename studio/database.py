@@ -1,15 +1,24 @@
-"""Engine set-up that depends on the database: SQLite pragmas and transactions."""
+"""Engine set-up: SQLite pragmas and transactions; PostgreSQL's breaker, pings and time limits."""
 
+import logging
+import os
 import time
+import weakref
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from werkzeug.routing import IntegerConverter
 
 from .extensions import db
+from .resilience import BREAKER_KEY
+from .resilience.breaker import CircuitBreaker
+from .resilience.deadline import watchdog
+from .resilience.faults import BreakerOpen
 from .services.validation import MAX_INT
+
+logger = logging.getLogger(__name__)
 
 
 class IdConverter(IntegerConverter):
@@ -19,42 +28,155 @@ class IdConverter(IntegerConverter):
         super().__init__(map, min=1, max=MAX_INT)
 
 
+def register_request_deadline(app: Flask) -> None:
+    """Give each request REQUEST_DEADLINE_SECONDS for its database work, session end included.
+
+    The session is ended here, before Flask-SQLAlchemy would: closing it rolls back, and
+    if the server went away after the answer was made, that rollback fails; raised from a
+    teardown it would turn a good answer into a 500, so the connection is thrown away.
+    """
+    seconds = app.config["REQUEST_DEADLINE_SECONDS"]
+
+    @app.before_request
+    def start_deadline() -> None:
+        watchdog.begin(seconds)
+
+    # An app-context teardown, registered after Flask-SQLAlchemy's, so it runs before it.
+    @app.teardown_appcontext
+    def end_session(exc: BaseException | None) -> None:
+        try:
+            db.session.remove()
+        except SQLAlchemyError as failure:
+            logger.debug("closing a session on a dead connection: %s", failure)
+            db.session().invalidate()
+            db.session.remove()
+        finally:
+            watchdog.end()
+
+
 def register_engine_events(app: Flask) -> None:
-    """Attach the per-connection settings the app's database needs."""
+    """Attach the per-connection settings and guards the app's database needs."""
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
         configure_sqlite(engine)
-    idle = app.config.get("DB_PRE_PING_IDLE_SECONDS", 0)
-    if idle > 0:
-        ping_when_idle(engine, idle)
+        return
+    config = app.config
+    breaker = CircuitBreaker(
+        "database", config["DB_BREAKER_FAILURES"], config["DB_BREAKER_OPEN_SECONDS"]
+    )
+    app.extensions[BREAKER_KEY] = breaker
+    connect_through(engine, breaker)
+    ping = config["DB_POOL_PRE_PING"] or config["DB_PRE_PING_IDLE_SECONDS"] > 0
+    guard_checkouts(
+        engine,
+        breaker,
+        ping_idle_seconds=config["DB_PRE_PING_IDLE_SECONDS"] if ping else None,
+        ping_timeout=config["DB_PING_TIMEOUT_SECONDS"],
+    )
+    if config["DB_TIMEOUTS_PER"] == "transaction":
+        limit_each_transaction(
+            engine, config["DB_STATEMENT_TIMEOUT_MS"], config["DB_LOCK_TIMEOUT_MS"]
+        )
+    forget_connections_after_fork(engine)
 
 
-def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
-    """Test a pooled connection before use only if it sat idle for `idle_seconds`.
+def connect_through(engine: Engine, breaker: CircuitBreaker) -> None:
+    """Count every new connection's success or failure in the breaker; refuse while it is open."""
 
-    pool_pre_ping costs a round trip on every checkout; a connection handed back a
-    moment ago is as good as proven. Servers and routers drop connections that idled,
-    and those are the ones this still checks.
+    @event.listens_for(engine, "do_connect")
+    def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+        if not breaker.allows():
+            raise breaker_open(breaker)
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            breaker.failed(type(exc).__name__)
+            raise
+        breaker.succeeded()
+        return connection
+
+
+def breaker_open(breaker: CircuitBreaker) -> BreakerOpen:
+    return BreakerOpen(
+        "The database is not answering; not trying again yet.",
+        retry_after=breaker.seconds_until_probe(),
+        outage_seconds=breaker.outage_seconds(),
+    )
+
+
+def guard_checkouts(
+    engine: Engine, breaker: CircuitBreaker, ping_idle_seconds: float | None, ping_timeout: float
+) -> None:
+    """On checkout: fail fast while the breaker is open, watch the connection, ping it.
+
+    The ping replaces SQLAlchemy's pool_pre_ping so that it runs under the request's
+    watch: a ping to a frozen server is cut after `ping_timeout` s. With
+    `ping_idle_seconds` > 0 only connections idle that long are pinged; a connection
+    handed back a moment ago is as good as proven. None: no ping at all.
     """
 
-    @event.listens_for(engine, "checkin")
-    def note_checkin(dbapi_connection: Any, record: Any) -> None:
-        record.info["checked_in_at"] = time.monotonic()
-
     @event.listens_for(engine, "checkout")
-    def ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if breaker.state != "closed" and not breaker.allows():
+            raise breaker_open(breaker)
         returned = record.info.get("checked_in_at")
-        if returned is None or time.monotonic() - returned < idle_seconds:
+        fresh = returned is None  # just connected: as good as proven
+        if ping_idle_seconds is None or fresh or time.monotonic() - returned < ping_idle_seconds:
+            watchdog.attach(dbapi_connection)
             return
+        watchdog.attach(dbapi_connection, within=ping_timeout)
         try:
             cursor = dbapi_connection.cursor()
             cursor.execute("SELECT 1")
             cursor.close()
             dbapi_connection.rollback()
         except Exception as exc:
+            watchdog.detach()
+            breaker.failed(type(exc).__name__)
             # The pool throws this connection away and checks out a fresh one.
             raise DisconnectionError(str(exc)) from exc
+        breaker.succeeded()
+        watchdog.attach(dbapi_connection)
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(dbapi_connection: Any, record: Any) -> None:
+        watchdog.detach()
+        record.info["checked_in_at"] = time.monotonic()
+
+
+def limit_each_transaction(engine: Engine, statement_ms: int, lock_ms: int) -> None:
+    """Set the statement and lock timeouts at the start of every transaction.
+
+    For PgBouncer in transaction mode, which hands each transaction to any server
+    connection and does not pass connection options on: SET LOCAL ends with the
+    transaction, so nothing leaks to another client. It costs one round trip each.
+    """
+    settings = (
+        f"SET LOCAL statement_timeout = {int(statement_ms)}; "
+        f"SET LOCAL lock_timeout = {int(lock_ms)}"
+    )
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(settings)
+
+
+def forget_connections_after_fork(engine: Engine) -> None:
+    """Let a forked child open its own connections instead of sharing its parent's sockets.
+
+    SQLAlchemy's advice for os.fork(): dispose the pool in the child without closing
+    the parent's connections. Done at the fork itself, so it holds for gunicorn's
+    --preload and any other server that forks after the app is built.
+    """
+    engine_ref = weakref.ref(engine)
+
+    def in_child() -> None:
+        forked = engine_ref()
+        if forked is not None:
+            forked.dispose(close=False)
+
+    os.register_at_fork(after_in_child=in_child)
 
 
 def configure_sqlite(engine: Engine) -> None:
@@ -78,3 +200,9 @@ def configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def lift_time_limits() -> None:
+    """Let the current transaction run without statement or lock timeouts (bulk CLI work)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0"))

@@ -1,13 +1,20 @@
-"""Logging set-up and the start-up summary."""
+"""Logging set-up, the start-up summary, and quiet logs when many things fail at once."""
 
 import logging
+import os
 import sys
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
 
 from flask import Flask
 
 from .config import mask_database_url
 
 logger = logging.getLogger("studio")
+BURST_WINDOW_SECONDS = 60.0
+LINES_PER_BURST = 5
 
 
 def configure_logging(app: Flask) -> None:
@@ -15,6 +22,12 @@ def configure_logging(app: Flask) -> None:
     logger.setLevel(app.config["LOG_LEVEL"])
     # SQLAlchemy names a pool's logger after its class: keep studio's pool as quiet as its own.
     logging.getLogger("studio.observability.pool").setLevel(logging.WARNING)
+    # A dead connection handed back to the pool is logged with its traceback; during an
+    # outage that is every request, so those records go through the burst limiter.
+    for name in ("sqlalchemy.pool.impl.QueuePool", "studio.observability.pool.MeasuredPool"):
+        pool_logger = logging.getLogger(name)
+        if not any(isinstance(f, BurstFilter) for f in pool_logger.filters):
+            pool_logger.addFilter(BurstFilter())
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -39,3 +52,108 @@ def log_startup(app: Flask) -> None:
             "after another worker's write, so cache TTLs are capped at 5 s. Set REDIS_URL to "
             "share one cache."
         )
+
+
+class Shown(Enum):
+    WITH_TRACEBACK = "with traceback"
+    LINE = "line"
+    NOTHING = "nothing"
+
+
+@dataclass
+class Burst:
+    """Occurrences of one cause within the current window."""
+
+    logger: logging.Logger
+    started: float
+    count: int = 0
+    suppressed: int = 0
+    last: float = 0.0
+    summary_due: bool = False
+
+
+class BurstLog:
+    """One line per failure; the traceback once per cause a minute; the rest summarised.
+
+    The first LINES_PER_BURST occurrences of a cause in a window are logged, the first
+    with its traceback; later ones are counted and summarised when the window closes:
+    "... 434 more like this in 12 s".
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self.lock = threading.Lock()
+        self.bursts: dict[str, Burst] = {}
+
+    def decide(self, log: logging.Logger, key: str) -> Shown:
+        """Count one occurrence of `key` and return how much of it to show."""
+        now = time.monotonic()
+        with self.lock:
+            burst = self.bursts.get(key)
+            if burst is None or now - burst.started >= BURST_WINDOW_SECONDS:
+                if burst is not None:
+                    self._summarise(key, burst)
+                burst = self.bursts[key] = Burst(log, now)
+            burst.count += 1
+            burst.last = now
+            if burst.count == 1:
+                return Shown.WITH_TRACEBACK
+            if burst.count <= LINES_PER_BURST:
+                return Shown.LINE
+            burst.suppressed += 1
+            if not burst.summary_due:
+                burst.summary_due = True
+                delay = burst.started + BURST_WINDOW_SECONDS - now
+                timer = threading.Timer(delay, self._close_window, (key, burst))
+                timer.daemon = True
+                timer.start()
+            return Shown.NOTHING
+
+    def note(
+        self,
+        log: logging.Logger,
+        key: str,
+        message: str,
+        *args: object,
+        exc_info: BaseException | None = None,
+        level: int = logging.WARNING,
+    ) -> None:
+        """Log `message` unless its cause is in a burst; the traceback only the first time."""
+        shown = self.decide(log, key)
+        if shown is not Shown.NOTHING:
+            with_traceback = exc_info if shown is Shown.WITH_TRACEBACK else None
+            log.log(level, message, *args, exc_info=with_traceback)
+
+    def _close_window(self, key: str, burst: Burst) -> None:
+        with self.lock:
+            self._summarise(key, burst)
+
+    def _summarise(self, key: str, burst: Burst) -> None:
+        if burst.suppressed:
+            span = burst.last - burst.started
+            burst.logger.warning(
+                "... %d more like this in %.0f s (%s)", burst.suppressed, span, key
+            )
+            burst.suppressed = 0
+
+
+burst_log = BurstLog()
+
+
+class BurstFilter(logging.Filter):
+    """Pass a logger's records through the burst limiter, keyed by their message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        key = f"{record.name}:{record.msg}:{type(exc).__name__ if exc else ''}"
+        shown = burst_log.decide(logging.getLogger(record.name), key)
+        if shown is Shown.LINE and record.exc_info:
+            # The exception's class and first line, on the same line, without the traceback.
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            record.msg = f"{record.getMessage()} ({type(exc).__name__}: {first_line})"
+            record.args = None
+            record.exc_info = None
+        return shown is not Shown.NOTHING

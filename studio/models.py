@@ -6,6 +6,7 @@ from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -158,6 +159,11 @@ class StockMovement(db.Model):
         Index("ix_stock_movements_user_id", "user_id"),
     )
 
+    @property
+    def username(self) -> str | None:
+        """Return the name of the admin who moved the stock, if they still exist."""
+        return self.user.username if self.user else None
+
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
@@ -184,3 +190,38 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class IdempotencyKey(db.Model):
+    """A client's Idempotency-Key and the answer its request got, kept for 24 hours."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the method, path and body: the same key with another request is refused.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None]
+    response_body: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+
+class CacheEpoch(db.Model):
+    """A reset of the whole cache: written when a write's invalidation could not reach Redis.
+
+    Cache keys carry the newest epoch's id; every worker polls it, so a write Redis
+    missed stops being served stale within seconds, whoever wrote it and whether or
+    not that worker lives.
+    """
+
+    __tablename__ = "cache_epochs"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

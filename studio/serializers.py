@@ -5,7 +5,9 @@ from typing import Any
 
 from .models import Paint, StockMovement
 from .services.listing import Page
+from .services.paints import PaintRecord
 from .services.stats import Breakdown, InventoryStats
+from .services.stock import MovementRecord
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -17,7 +19,7 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def paint(item: Paint) -> dict[str, Any]:
+def paint(item: Paint | PaintRecord) -> dict[str, Any]:
     return {
         "id": item.id,
         "name": item.name,
@@ -36,7 +38,7 @@ def paint(item: Paint) -> dict[str, Any]:
     }
 
 
-def movement(item: StockMovement) -> dict[str, Any]:
+def movement(item: StockMovement | MovementRecord) -> dict[str, Any]:
     return {
         "id": item.id,
         "paint_id": item.paint_id,
@@ -44,7 +46,7 @@ def movement(item: StockMovement) -> dict[str, Any]:
         "stock_after": item.stock_after,
         "kind": item.kind,
         "reason": item.reason,
-        "user": item.user.username if item.user else None,
+        "user": item.username,
         "created_at": iso(item.created_at),
     }
 

@@ -28,12 +28,13 @@ SETTINGS_VARIABLES = {
     "SESSION_COOKIE_SECURE",
     "LOG_LEVEL",
 }
+# SQLAlchemy's own pre-ping is always off: studio.database pings on checkout (DB_POOL_PRE_PING).
 PRODUCTION_POOL = {
     "pool_size": 5,
     "max_overflow": 10,
-    "pool_timeout": 20,
+    "pool_timeout": 10,
     "pool_recycle": 300,
-    "pool_pre_ping": True,
+    "pool_pre_ping": False,
 }
 DEVELOPMENT_POOL = {
     "pool_size": 3,
@@ -42,7 +43,16 @@ DEVELOPMENT_POOL = {
     "pool_recycle": 3600,
     "pool_pre_ping": False,
 }
-CONNECT_ARGS = {"connect_timeout": 10, "application_name": "studio"}
+CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "application_name": "studio",
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10000,
+    "options": "-c statement_timeout=5000 -c lock_timeout=2000",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -192,8 +202,39 @@ def test_database_url_variable_reaches_the_engine(monkeypatch):
         (
             "development",
             PG_URL,
-            {"DB_POOL_PRE_PING": "yes"},
-            {**DEVELOPMENT_POOL, "pool_pre_ping": True, "connect_args": CONNECT_ARGS},
+            {"DB_STATEMENT_TIMEOUT_MS": "900", "DB_LOCK_TIMEOUT_MS": "300"},
+            {
+                **DEVELOPMENT_POOL,
+                "connect_args": {
+                    **CONNECT_ARGS,
+                    "options": "-c statement_timeout=900 -c lock_timeout=300",
+                },
+            },
+        ),
+        (
+            "production",
+            f"{PG_URL}?options=-c%20search_path%3Dshop",
+            {"DB_TIMEOUTS_PER": "connection"},
+            {
+                **PRODUCTION_POOL,
+                "connect_args": {
+                    **CONNECT_ARGS,
+                    "sslmode": "require",
+                    "options": "-c search_path=shop -c statement_timeout=5000 -c lock_timeout=2000",
+                },
+            },
+        ),
+        (
+            "production",
+            PG_URL,
+            {"DB_TIMEOUTS_PER": "transaction"},
+            {
+                **PRODUCTION_POOL,
+                "connect_args": {
+                    **{k: v for k, v in CONNECT_ARGS.items() if k != "options"},
+                    "sslmode": "require",
+                },
+            },
         ),
     ],
     ids=[
@@ -202,7 +243,9 @@ def test_database_url_variable_reaches_the_engine(monkeypatch):
         "production-sslmode-variable",
         "development",
         "production-overridden",
-        "development-pre-ping",
+        "development-timeouts",
+        "production-options-in-url",
+        "production-timeouts-per-transaction",
     ],
 )
 def test_postgres_engine_options(monkeypatch, environment, url, environ, expected):
@@ -220,9 +263,24 @@ def test_engine_is_built_with_the_pool_settings():
         assert isinstance(pool, MeasuredPool)
         assert pool.size() == 5
         assert pool._max_overflow == 10
-        assert pool.timeout() == 20
+        assert pool.timeout() == 10
         assert pool._recycle == 300
-        assert pool._pre_ping is True
+    assert app.config["DB_POOL_PRE_PING"] is True
+
+
+@pytest.mark.parametrize(
+    ("environment", "environ", "expected"),
+    [
+        ("production", {}, True),
+        ("development", {}, False),
+        ("development", {"DB_POOL_PRE_PING": "yes"}, True),
+        ("production", {"DB_POOL_PRE_PING": "false"}, False),
+    ],
+)
+def test_checkouts_are_pinged_as_configured(monkeypatch, environment, environ, expected):
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert build(environment).config["DB_POOL_PRE_PING"] is expected
 
 
 def test_postgres_connection_carries_the_connect_args(monkeypatch):
@@ -248,6 +306,9 @@ def test_postgres_connection_carries_the_connect_args(monkeypatch):
         ("DB_MAX_OVERFLOW", "2.5"),
         ("DB_CONNECT_TIMEOUT", "10s"),
         ("DB_POOL_PRE_PING", "maybe"),
+        ("DB_TIMEOUTS_PER", "request"),
+        ("DB_RETRY_SECONDS", "soon"),
+        ("REQUEST_DEADLINE_SECONDS", "20s"),
         ("PROXY_HOPS", "one"),
     ],
 )

@@ -14,7 +14,15 @@ from studio.services import accounts
 
 from .conftest import empty_database, make_app
 
-EXPECTED_TABLES = {"alembic_version", "paints", "stock_movements", "users", "api_tokens"}
+EXPECTED_TABLES = {
+    "alembic_version",
+    "paints",
+    "stock_movements",
+    "users",
+    "api_tokens",
+    "idempotency_keys",
+    "cache_epochs",
+}
 
 
 def alembic_config():

@@ -12,7 +12,7 @@ from studio.extensions import db
 def test_a_connection_dropped_while_idle_is_replaced(migrated_app, extra_apps, monkeypatch):
     monkeypatch.setenv("DB_PRE_PING_IDLE_SECONDS", "1")
     app = extra_apps()
-    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is False
+    assert app.config["DB_PRE_PING_IDLE_SECONDS"] == 1
     with app.app_context():
         pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
         db.session.remove()  # back to the pool
@@ -28,5 +28,5 @@ def test_a_connection_dropped_while_idle_is_replaced(migrated_app, extra_apps, m
 def test_without_the_setting_pre_ping_stays_as_configured(extra_apps, monkeypatch):
     monkeypatch.setenv("DB_POOL_PRE_PING", "true")
     app = extra_apps(STUDIO_ENV="testing", DATABASE_URL="postgresql://u@db.example.com/x")
-    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
+    assert app.config["DB_POOL_PRE_PING"] is True
     assert app.config["DB_PRE_PING_IDLE_SECONDS"] == 0

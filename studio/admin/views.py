@@ -17,6 +17,7 @@ from flask_login import current_user
 from werkzeug.exceptions import default_exceptions
 
 from ..extensions import login_manager
+from ..resilience.retry import retry_transient
 from ..services import csv_io, listing, paints, stats, stock
 from ..services.errors import ServiceError, ValidationError, VersionConflict
 from ..services.listing import PaintFilter
@@ -55,6 +56,7 @@ def low_stock_threshold() -> int:
 
 
 @bp.get("/")
+@retry_transient
 def dashboard():
     threshold = low_stock_threshold()
     figures = stats.inventory_stats(threshold)
@@ -77,6 +79,7 @@ def performance():
 
 
 @bp.get("/paints")
+@retry_transient
 def list_paints():
     errors: dict[str, str] = {}
     try:
@@ -95,6 +98,7 @@ def list_paints():
 
 
 @bp.get("/paints/export.csv")
+@retry_transient
 def export_paints():
     paint_filter = PaintFilter.from_args(request.args)
     rows = listing.matching_paints(paint_filter, low_stock_threshold())
@@ -107,6 +111,7 @@ def export_paints():
 
 
 @bp.route("/paints/new", methods=["GET", "POST"])
+@retry_transient
 def new_paint():
     form = PaintForm()
     status = 200
@@ -123,6 +128,7 @@ def new_paint():
 
 
 @bp.route("/paints/<id:paint_id>/edit", methods=["GET", "POST"])
+@retry_transient
 def edit_paint(paint_id: int):
     paint = paints.get_paint(paint_id)
     form = PaintForm(obj=paint)
@@ -163,17 +169,19 @@ def render_detail(paint_id: int, stock_form: StockForm, status: int = 200):
 
 
 @bp.get("/paints/<id:paint_id>")
+@retry_transient
 def paint_detail(paint_id: int):
     return render_detail(paint_id, StockForm(formdata=None))
 
 
 @bp.post("/paints/<id:paint_id>/stock")
+@retry_transient
 def adjust_stock(paint_id: int):
     form = StockForm()
     submitted = {"delta": request.form.get("delta", ""), "reason": request.form.get("reason")}
     try:
         delta, reason = stock.validate_adjustment(submitted, from_text=True)
-        movement = stock.adjust_stock(paint_id, delta, reason, current_user.id)
+        change = stock.adjust_stock(paint_id, delta, reason, current_user.id)
     except ServiceError as exc:
         for name, message in exc.fields.items():
             if name in form:
@@ -181,11 +189,12 @@ def adjust_stock(paint_id: int):
         if not exc.fields:
             flash(exc.message, "error")
         return render_detail(paint_id, form, exc.status)
-    flash(f"Stock {'+' if delta > 0 else ''}{delta}: now {movement.stock_after}.", "success")
+    flash(f"Stock {'+' if delta > 0 else ''}{delta}: now {change.movement.stock_after}.", "success")
     return redirect(url_for(".paint_detail", paint_id=paint_id))
 
 
 @bp.route("/paints/<id:paint_id>/delete", methods=["GET", "POST"])
+@retry_transient
 def delete_paint(paint_id: int):
     paint = paints.get_paint(paint_id)
     form = ConfirmForm()
@@ -198,6 +207,7 @@ def delete_paint(paint_id: int):
 
 
 @bp.route("/paints/import", methods=["GET", "POST"])
+@retry_transient
 def import_paints():
     form = ImportForm()
     check, status = None, 200
@@ -209,6 +219,7 @@ def import_paints():
                 return redirect(url_for(".list_paints", sort="-created_at"))
             if not form.file.data:
                 raise ValidationError({"file": "Choose a CSV file to import."})
+            form.file.data.seek(0)  # a retried request reads the upload again
             text = csv_io.decode_csv(form.file.data.read())
             check = csv_io.check_import(text)
             form.content.data = text if check.ok else ""

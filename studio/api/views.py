@@ -8,10 +8,12 @@ from flask import Blueprint, abort, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from .. import serializers
+from ..resilience.retry import retry_transient
 from ..services import cache, listing, paints, stats, stock
 from ..services.errors import ServiceError, ValidationError
 from .auth import prefetches, require_token
 from .errors import handle_http_error, handle_service_error
+from .idempotency import idempotent
 from .openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -28,7 +30,8 @@ def json_body() -> dict[str, Any]:
     """Return the request's JSON object; 415, 400 or 413 when it is not one."""
     if not request.is_json:
         abort(415, "Send the body as JSON, with 'Content-Type: application/json'.")
-    raw = request.get_data(cache=False)
+    # Kept (cache=True): a retried view and the idempotency key's fingerprint read it again.
+    raw = request.get_data()
     try:
         data = json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
@@ -43,6 +46,7 @@ def low_stock_threshold() -> int:
 
 
 @bp.get("/paints")
+@retry_transient
 def list_paints():
     paint_filter = listing.PaintFilter.from_args(request.args)
     return serializers.page(
@@ -51,6 +55,8 @@ def list_paints():
 
 
 @bp.post("/paints")
+@retry_transient
+@idempotent
 def create_paint():
     paint = paints.create_paint(json_body(), g.api_user.id)
     location = url_for(".get_paint", paint_id=paint.id)
@@ -59,33 +65,39 @@ def create_paint():
 
 @bp.get("/paints/<id:paint_id>")
 @prefetches(lambda paint_id: [cache.paint_key(paint_id)])
+@retry_transient
 def get_paint(paint_id: int):
     return serializers.paint(paints.get_paint_record(paint_id))
 
 
 @bp.patch("/paints/<id:paint_id>")
+@retry_transient
 def update_paint(paint_id: int):
     return serializers.paint(paints.update_paint(paint_id, json_body(), g.api_user.id))
 
 
 @bp.delete("/paints/<id:paint_id>")
+@retry_transient
 def delete_paint(paint_id: int):
     paints.delete_paint(paint_id)
     return "", 204
 
 
 @bp.post("/paints/<id:paint_id>/stock")
+@retry_transient
+@idempotent
 def adjust_stock(paint_id: int):
     delta, reason = stock.validate_adjustment(json_body())
-    movement = stock.adjust_stock(paint_id, delta, reason, g.api_user.id)
+    change = stock.adjust_stock(paint_id, delta, reason, g.api_user.id)
     body = {
-        "paint": serializers.paint(paints.get_paint(paint_id)),
-        "movement": serializers.movement(movement),
+        "paint": serializers.paint(change.paint),
+        "movement": serializers.movement(change.movement),
     }
     return body, 201
 
 
 @bp.get("/paints/<id:paint_id>/movements")
+@retry_transient
 def list_movements(paint_id: int):
     errors: dict[str, str] = {}
     page, per_page = listing.parse_page(request.args, errors)
@@ -95,6 +107,7 @@ def list_movements(paint_id: int):
 
 
 @bp.get("/stats")
+@retry_transient
 def get_stats():
     return serializers.stats(stats.inventory_stats(low_stock_threshold()))
 

@@ -16,6 +16,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from ..extensions import limiter
+from ..resilience.retry import retry_transient
 from ..services import accounts
 from .forms import LoginForm
 
@@ -53,6 +54,7 @@ def index():
     key_func=username_key,
     deduct_when=failed,
 )
+@retry_transient
 def login():
     form = LoginForm()
     status = 200

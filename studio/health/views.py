@@ -8,6 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
+from ..resilience import database_breaker
+from ..resilience.faults import DatabaseUnavailable, retry_after
 from ..services import cache
 
 logger = logging.getLogger(__name__)
@@ -21,28 +23,35 @@ def alive():
 
 @bp.get("/ready")
 def ready():
-    database = database_state()
+    breaker = database_breaker()
+    database, wait = database_state()
     cache_state = cache.probe()
     status = "ok" if database == "ok" and cache_state == "ok" else "degraded"
     body = {
         "status": "unavailable" if database != "ok" else status,
         "database": database,
+        "database_breaker": breaker.state if breaker else None,
         "cache": cache_state,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
-    return body, 200 if database == "ok" else 503
+    if database == "ok":
+        return body, 200
+    return body, 503, {"Retry-After": str(wait)}
 
 
-def database_state() -> str:
-    """Return "ok" when SELECT 1 answers within READINESS_TIMEOUT_MS, else "unreachable"."""
+def database_state() -> tuple[str, int]:
+    """Return ("ok", 0) if SELECT 1 answers in time, else the state and seconds to wait.
+
+    The statement timeout is READINESS_TIMEOUT_MS; an open circuit breaker answers at once.
+    """
     try:
         if db.session.get_bind().dialect.name == "postgresql":
             timeout = int(current_app.config["READINESS_TIMEOUT_MS"])
             db.session.execute(text(f"SET LOCAL statement_timeout = {timeout}"))
         db.session.execute(text("SELECT 1"))
         db.session.rollback()
-        return "ok"
-    except SQLAlchemyError as exc:
+        return "ok", 0
+    except (SQLAlchemyError, DatabaseUnavailable) as exc:
         db.session.rollback()
         logger.warning("readiness check: database unreachable (%s)", exc.__class__.__name__)
-        return "unreachable"
+        return "unreachable", retry_after(exc)

@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from ..extensions import db
 from .alerts import AlertBook
 from .budget import check_connection_budget
+from .faults import count_faults
 from .pool import MeasuredPool
 from .queries import SlowQueries, register_query_timing
 from .sampling import Sampler
@@ -46,6 +47,7 @@ def register_observability(app: Flask) -> None:
     if config["OBSERVABILITY"]:
         register_request_timing(app, requests, after=sampler.maybe_sample)
         register_query_timing(app, slow_queries)
+        count_faults()
     check_connection_budget(app)
 
 

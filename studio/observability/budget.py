@@ -234,6 +234,9 @@ def check_connection_budget(app: Flask) -> Advice | None:
             return None
         finally:
             db.session.remove()
+            # Leave no connection in this process: gunicorn --preload forks its workers
+            # from it, and a socket shared with them would carry their queries crossed.
+            db.engine.dispose()
     advice = advise(limits, deployment(app))
     for problem in advice.problems:
         logger.warning("connection budget: %s Run 'flask --app wsgi tune' for advice.", problem)

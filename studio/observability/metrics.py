@@ -300,3 +300,26 @@ def fetch(url: str, token: str | None, timeout: float = 10) -> str:
         request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.read().decode()
+
+
+# Database faults, counted from the product's signals (studio.signals).
+DB_RETRIES = Counter(
+    "studio_db_retries", "Units of database work tried again after a passing failure.", ["error"]
+)
+DB_UNAVAILABLE = Counter(
+    "studio_db_unavailable",
+    "Requests answered 503 because the database was unavailable.",
+    ["error"],
+)
+DB_BREAKER_OPENED = Counter("studio_db_breaker_opened", "Times a database circuit breaker opened.")
+DB_BREAKER_STATE = _worker_gauge(
+    "studio_db_breaker_state",
+    "The worker's database circuit breaker: 0 closed, 1 half-open, 2 open.",
+)
+CACHE_INVALIDATIONS_MISSED = Counter(
+    "studio_cache_invalidations_missed",
+    "Committed writes whose cache retirement failed (healed by a new cache epoch).",
+)
+IDEMPOTENT_REPLAYS = Counter(
+    "studio_idempotent_replays", "Writes answered with the first answer to their Idempotency-Key."
+)

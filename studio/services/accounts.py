@@ -13,7 +13,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
 from ..models import ApiToken, User, utcnow
-from . import cache
+from ..resilience.retry import retry_transient
+from . import cache, transactions
 from .errors import Conflict, NotFound, ValidationError
 
 MIN_PASSWORD_LENGTH = 8
@@ -66,7 +67,7 @@ def create_user(username: str, password: str) -> User:
         raise Conflict(f"User {username} already exists.", {"username": "is taken."})
     user = User(username=username, password_hash=generate_password_hash(password, method="scrypt"))
     db.session.add(user)
-    db.session.commit()
+    transactions.commit()
     return user
 
 
@@ -74,7 +75,7 @@ def set_password(user: User, password: str) -> None:
     """Replace the user's password."""
     validate_credentials(user.username, password)
     user.password_hash = generate_password_hash(password, method="scrypt")
-    db.session.commit()
+    transactions.commit()
 
 
 def find_user(username: str) -> User | None:
@@ -82,6 +83,7 @@ def find_user(username: str) -> User | None:
     return db.session.scalar(select(User).where(User.username == username))
 
 
+@retry_transient
 def load_user(user_id: str) -> SignedInUser | None:
     """Return the active user with this id, or None (Flask-Login's session loader)."""
     if not user_id.isdigit() or len(user_id) > 9:
@@ -100,12 +102,12 @@ def deactivate_user(username: str) -> None:
     if user is None:
         raise NotFound(f"User {username} does not exist.")
     user.is_active = False
-    db.session.commit()
     hashes = db.session.scalars(select(ApiToken.token_hash).where(ApiToken.user_id == user.id))
-    cache.forget(cache.user_key(user.id), *(cache.token_key(value) for value in hashes))
+    keys = [cache.user_key(user.id), *(cache.token_key(value) for value in hashes)]
+    transactions.commit(cache.forget(*keys))
 
 
-def authenticate(username: str, password: str) -> User | None:
+def authenticate(username: str, password: str) -> SignedInUser | None:
     """Return the active user these credentials belong to, and note the login."""
     user = find_user(username) if USERNAME.fullmatch(username or "") else None
     if user is None:
@@ -114,8 +116,9 @@ def authenticate(username: str, password: str) -> User | None:
     if not check_password_hash(user.password_hash, password or "") or not user.is_active:
         return None
     user.last_login_at = utcnow()
-    db.session.commit()
-    return user
+    signed_in = SignedInUser.of(user)
+    transactions.commit()
+    return signed_in
 
 
 def create_token(username: str, name: str | None = None) -> tuple[ApiToken, str]:
@@ -126,7 +129,7 @@ def create_token(username: str, name: str | None = None) -> tuple[ApiToken, str]
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(secret))
     db.session.add(token)
-    db.session.commit()
+    transactions.commit()
     return token, secret
 
 
@@ -139,8 +142,7 @@ def revoke_tokens(username: str, token_id: int | None = None) -> int:
     if token_id is not None:
         statement = statement.where(ApiToken.id == token_id)
     hashes = db.session.scalars(statement.returning(ApiToken.token_hash)).all()
-    db.session.commit()
-    cache.forget(*(cache.token_key(value) for value in hashes))
+    transactions.commit(cache.forget(*(cache.token_key(value) for value in hashes)))
     return len(hashes)
 
 
@@ -152,6 +154,7 @@ def list_tokens(username: str) -> list[ApiToken]:
     return list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)))
 
 
+@retry_transient
 def user_for_token(secret: str, also_prefetch: Sequence[str] = ()) -> SignedInUser | None:
     """Return the active user owning this API token, or None (cached: one indexed lookup cold).
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
 from ..models import Paint, StockMovement
-from . import cache
+from . import cache, transactions
 from .errors import Conflict, NotFound, ValidationError, VersionConflict
 from .validation import (
     MAX_INT,
@@ -66,8 +66,14 @@ def get_paint(paint_id: int) -> Paint:
     return paint
 
 
-def create_paint(data: Mapping[str, Any], user_id: int | None, *, from_text: bool = False) -> Paint:
-    """Create a paint from submitted fields; its opening stock is the first movement."""
+def create_paint(
+    data: Mapping[str, Any], user_id: int | None, *, from_text: bool = False
+) -> PaintRecord:
+    """Create a paint from submitted fields; its opening stock is the first movement.
+
+    Returns the paint as it was saved, copied before the commit: nothing is read back
+    afterwards, so a saved paint is never reported as failed.
+    """
     fields = validate_paint(data, from_text=from_text)
     paint = Paint(**fields)
     db.session.add(paint)
@@ -84,9 +90,11 @@ def create_paint(data: Mapping[str, Any], user_id: int | None, *, from_text: boo
                     user_id=user_id,
                 )
             )
-        db.session.commit()
-    cache.paints_changed(paint.id)
-    return paint
+            db.session.flush()
+        saved = PaintRecord.of(paint)
+        # Nobody can have cached a paint that did not exist: only listings change.
+        transactions.commit(cache.paints_changed())
+    return saved
 
 
 def update_paint(
@@ -95,8 +103,11 @@ def update_paint(
     user_id: int | None,
     *,
     from_text: bool = False,
-) -> Paint:
-    """Apply an edit made on `data["version"]`; refuse it if the paint changed since."""
+) -> PaintRecord:
+    """Apply an edit made on `data["version"]`; refuse it if the paint changed since.
+
+    Returns the paint as saved, copied before the commit (see create_paint).
+    """
     changes = dict(data)
     errors: dict[str, str] = {}
     version = None
@@ -131,13 +142,14 @@ def update_paint(
         )
     try:
         with _unique_code_guard():
-            db.session.commit()
+            db.session.flush()
+            saved = PaintRecord.of(paint)
+            transactions.commit(cache.paints_changed(paint_id))
     except StaleDataError:
         # Another admin saved (or stock moved) between our read and our write.
         db.session.rollback()
         raise _version_conflict(get_paint(paint_id)) from None
-    cache.paints_changed(paint_id)
-    return paint
+    return saved
 
 
 def delete_paint(paint_id: int) -> None:
@@ -146,8 +158,7 @@ def delete_paint(paint_id: int) -> None:
     if result.rowcount == 0:
         db.session.rollback()
         raise NotFound(f"Paint {paint_id} does not exist.")
-    db.session.commit()
-    cache.paints_changed(paint_id)
+    transactions.commit(cache.paints_changed(paint_id))
 
 
 def bulk_create_paints(
@@ -173,8 +184,7 @@ def bulk_create_paints(
             count += _insert_batch(batch, kind, reason, user_id)
             if on_batch:
                 on_batch(count)
-        db.session.commit()
-    cache.paints_changed()
+        transactions.commit(cache.paints_changed())
     return count
 
 

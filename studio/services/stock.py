@@ -1,16 +1,18 @@
 """Stock adjustments and their history."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, cast, func, select, update
 
 from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
-from . import cache
+from . import cache, transactions
 from .errors import InsufficientStock, ValidationError
 from .listing import Page
-from .paints import get_paint, get_paint_record
+from .paints import PaintRecord, get_paint, get_paint_record
 from .validation import MAX_STOCK, FieldError, clean_int, clean_text
 
 ADJUSTMENT_FIELDS = ("delta", "reason")
@@ -37,13 +39,39 @@ def validate_adjustment(data: Mapping[str, Any], *, from_text: bool = False) -> 
     return delta, reason
 
 
+@dataclass(frozen=True)
+class MovementRecord:
+    """A stock movement as it was saved, safe to answer with after the commit."""
+
+    id: int
+    paint_id: int
+    delta: int
+    stock_after: int
+    kind: str
+    reason: str | None
+    username: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StockChange:
+    """The paint after an adjustment, and the movement that recorded it."""
+
+    paint: PaintRecord
+    movement: MovementRecord
+
+
+PAINT_COLUMNS = [getattr(Paint, column.name) for column in fields(PaintRecord)]
+
+
 def adjust_stock(
     paint_id: int, delta: int, reason: str, user_id: int | None, *, kind: str = "adjustment"
-) -> StockMovement:
+) -> StockChange:
     """Move the paint's stock by `delta` in one conditional UPDATE and record the movement.
 
     The database does the arithmetic, so concurrent adjustments never lose each other,
-    and the WHERE clause refuses any change that would take stock below 0.
+    and the WHERE clause refuses any change that would take stock below 0. The answer is
+    built from what the UPDATE returned, before the commit.
     """
     # Computed in 64 bits so that a huge delta is refused instead of overflowing.
     new_stock = cast(Paint.stock, BigInteger) + delta
@@ -51,33 +79,47 @@ def adjust_stock(
         update(Paint)
         .where(Paint.id == paint_id, new_stock >= 0, new_stock <= MAX_STOCK)
         .values(stock=Paint.stock + delta, version=Paint.version + 1, updated_at=utcnow())
-        .returning(Paint.stock)
+        .returning(*PAINT_COLUMNS)
         .execution_options(synchronize_session=False)
     )
-    stock_after = db.session.execute(statement).scalar_one_or_none()
-    if stock_after is None:
+    row = db.session.execute(statement).one_or_none()
+    if row is None:
         db.session.rollback()
-        current = get_paint(paint_id).stock
-        bound = "below 0" if current + delta < 0 else f"above {MAX_STOCK}"
-        raise InsufficientStock(
-            f"Adjusting by {delta} would take stock of paint {paint_id} {bound} "
-            f"(it is {current}); nothing was changed.",
-            {"delta": f"would take stock {bound}; current stock is {current}."},
-            current_stock=current,
-        )
+        raise _refusal(paint_id, delta)
+    paint = PaintRecord(**row._asdict())
     movement = StockMovement(
         paint_id=paint_id,
         delta=delta,
-        stock_after=stock_after,
+        stock_after=paint.stock,
         kind=kind,
         reason=reason,
         user_id=user_id,
     )
     db.session.add(movement)
-    # Committing also expires any loaded Paint, so it re-reads the new stock.
-    db.session.commit()
-    cache.paints_changed(paint_id)
-    return movement
+    db.session.flush()
+    saved = MovementRecord(
+        id=movement.id,
+        paint_id=paint_id,
+        delta=delta,
+        stock_after=paint.stock,
+        kind=kind,
+        reason=reason,
+        username=movement.username,
+        created_at=movement.created_at,
+    )
+    transactions.commit(cache.paints_changed(paint_id))
+    return StockChange(paint, saved)
+
+
+def _refusal(paint_id: int, delta: int) -> InsufficientStock:
+    current = get_paint(paint_id).stock
+    bound = "below 0" if current + delta < 0 else f"above {MAX_STOCK}"
+    return InsufficientStock(
+        f"Adjusting by {delta} would take stock of paint {paint_id} {bound} "
+        f"(it is {current}); nothing was changed.",
+        {"delta": f"would take stock {bound}; current stock is {current}."},
+        current_stock=current,
+    )
 
 
 def list_movements(paint_id: int, page: int, per_page: int) -> Page:
