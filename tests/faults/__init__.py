@@ -1,0 +1,1 @@
+"""Fault tests: studio under gunicorn on its own PostgreSQL and Redis, broken on purpose."""

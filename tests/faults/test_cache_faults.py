@@ -1,0 +1,89 @@
+"""Two studio instances on one PostgreSQL and Redis: no stale read outlives a blip or a race."""
+
+import threading
+import time
+
+from .load import call, seed_paints
+
+
+def stock_seen(base: str, token: str, paint_id: int) -> int | None:
+    answer = call(base, "GET", f"/api/v1/paints/{paint_id}", token)
+    return answer.body["stock"] if answer.status == 200 else None
+
+
+def test_a_write_redis_missed_is_not_served_by_another_instance_once_redis_is_back(
+    fault_database, own_redis, studio_server
+):
+    url, token = fault_database
+    writer = studio_server(url, own_redis.url)
+    reader = studio_server(url, own_redis.url)
+    paint_id = seed_paints(writer.base, token, 1)[0]
+    before = stock_seen(reader.base, token, paint_id)  # now cached in Redis
+    assert stock_seen(reader.base, token, paint_id) == before
+
+    own_redis.pause()
+    try:
+        written = call(
+            writer.base,
+            "POST",
+            f"/api/v1/paints/{paint_id}/stock",
+            token,
+            {"delta": 5, "reason": "delivery while Redis was paused"},
+        )
+    finally:
+        own_redis.resume()
+    resumed = time.monotonic()
+    assert written.status == 201, written.body
+    assert written.body["paint"]["stock"] == before + 5
+    for pid in writer.worker_pids():  # whichever worker wrote is gone, with its memory
+        writer.kill_worker(pid)
+
+    # Read for 6 s, each read landing on either worker of the reader.
+    seen = []
+    while time.monotonic() - resumed < 6:
+        seen.append((time.monotonic() - resumed, stock_seen(reader.base, token, paint_id)))
+        time.sleep(0.02)
+    stale = [at for at, stock in seen if stock != before + 5]
+    assert not stale or max(stale) < 5, f"old stock served {max(stale):.1f} s after Redis was back"
+    assert all(stock == before + 5 for at, stock in seen if at >= 5)
+
+
+def test_writes_on_one_instance_and_reads_on_another_race_without_500_or_stale_end(
+    fault_database, own_postgres, own_redis, studio_server
+):
+    url, token = fault_database
+    writer = studio_server(url, own_redis.url)
+    reader = studio_server(url, own_redis.url)
+    paint_id = seed_paints(writer.base, token, 1)[0]
+    stop = threading.Event()
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def read_forever() -> None:
+        while not stop.is_set():
+            answer = call(reader.base, "GET", f"/api/v1/paints/{paint_id}", token)
+            with lock:
+                statuses.append(answer.status)
+
+    readers = [threading.Thread(target=read_forever) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    writes = []
+    finish = time.monotonic() + 10
+    while time.monotonic() < finish:
+        body = {"delta": 1, "reason": "race"}
+        writes.append(call(writer.base, "POST", f"/api/v1/paints/{paint_id}/stock", token, body))
+    stop.set()
+    for thread in readers:
+        thread.join()
+
+    assert {w.status for w in writes} == {201}, {w.status for w in writes}
+    assert len(writes) > 100 and len(statuses) > 300
+    assert set(statuses) == {200}, sorted(set(statuses))
+    [(in_database,)] = own_postgres.execute(
+        "SELECT stock FROM paints WHERE id = %s", (paint_id,), database="studio"
+    )
+    assert in_database == writes[-1].body["paint"]["stock"]
+    assert {stock_seen(reader.base, token, paint_id) for _ in range(30)} == {in_database}
+    time.sleep(3.5)  # past the tombstones: what the readers cached since must be fresh too
+    assert {stock_seen(reader.base, token, paint_id) for _ in range(30)} == {in_database}
