@@ -12,6 +12,7 @@ from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from werkzeug.routing import IntegerConverter
 
 from .extensions import db
+from .logs import burst_log
 from .resilience import BREAKER_KEY
 from .resilience.breaker import CircuitBreaker
 from .resilience.deadline import watchdog
@@ -92,6 +93,14 @@ def connect_through(engine: Engine, breaker: CircuitBreaker) -> None:
             connection = dialect.connect(*cargs, **cparams)
         except Exception as exc:
             breaker.failed(type(exc).__name__)
+            if "unsupported startup parameter: options" in str(exc):
+                burst_log.note(
+                    logger,
+                    "refused-options",
+                    "the server refuses connection options (PgBouncer does): "
+                    "set DB_TIMEOUTS_PER=transaction",
+                    level=logging.ERROR,
+                )
             raise
         breaker.succeeded()
         return connection

@@ -75,9 +75,10 @@ def handle_database_error(exc: Exception):
         return error_response(
             503, "unavailable", f"{message} Try again in {seconds} s.", headers=headers
         )
-    # No navigation: it would ask the database who is signed in.
-    page = render_template(
-        "unavailable.html",
+    # Rendered without the context processors and with no navigation: Flask-Login's would
+    # ask the database who is signed in, and fail the same way again.
+    page = current_app.jinja_env.get_template("unavailable.html").render(
+        request=request,
         seconds=seconds,
         outcome_unknown=isinstance(exc, CommitOutcomeUnknown),
         hide_nav=True,

@@ -336,3 +336,33 @@ def test_a_warm_paint_read_asks_the_cache_once(api, make_paint, monkeypatch):
     assert api.get(f"/api/v1/paints/{paint.id}").status_code == 200
     assert [name for name, _ in calls] == ["get_many"]
     assert f"0:{inventory_cache.paint_key(paint.id)}" in calls[0][1]
+
+
+def test_a_cache_that_raises_after_a_commit_never_fails_the_write(
+    committed_app, workers, monkeypatch, caplog
+):
+    """cachelib raised RuntimeError when a reader re-cached a key being deleted: a 500."""
+    token = make_api(committed_app).token
+    writer, reader = (api_for(worker, token) for worker in workers)
+    paint_id = committed_paint(name="Raced", brand="B", stock=1)
+    assert reader("get", f"/api/v1/paints/{paint_id}").get_json()["stock"] == 1
+    with workers[0].app_context():
+        epoch_before = inventory_cache.epochs().current()
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Failed to delete keys")
+
+    # Flask-Caching's RedisCache, under studio's guard: every way of retiring a key fails.
+    redis_cache = type(workers[0].extensions["cache"][cache]).__mro__[1]
+    for name in ("set_many", "delete_many", "unlink", "inc"):
+        monkeypatch.setattr(redis_cache, name, refuse)
+    caplog.set_level(logging.WARNING, logger="studio")
+    written = writer("post", f"/api/v1/paints/{paint_id}/stock", json={"delta": 2, "reason": "x"})
+    monkeypatch.undo()
+
+    assert written.status_code == 201 and written.get_json()["paint"]["stock"] == 3
+    assert any("missed the retirement" in record.getMessage() for record in caplog.records)
+    with workers[1].app_context():
+        inventory_cache.epochs().refresh()  # what its watcher does every second
+        assert inventory_cache.epochs().current() != epoch_before
+    assert reader("get", f"/api/v1/paints/{paint_id}").get_json()["stock"] == 3

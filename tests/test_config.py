@@ -299,6 +299,35 @@ def test_postgres_connection_carries_the_connect_args(monkeypatch):
     assert name == "studio"
 
 
+@pytest.mark.parametrize("scope", ["connection", "transaction"])
+def test_statement_and_lock_timeouts_reach_the_server(monkeypatch, scope):
+    server_url = os.environ.get(PG_VARIABLE)
+    if not server_url:
+        pytest.skip(PG_SKIP_REASON)
+    monkeypatch.setenv("DATABASE_SSLMODE", "prefer")
+    monkeypatch.setenv("DB_TIMEOUTS_PER", scope)
+    app = build("production", server_url)
+    with app.app_context():
+        try:
+            with db.engine.connect() as connection:
+                in_force = [connection.execute(text(f"SHOW {name}")).scalar() for name in LIMITS]
+                connection.rollback()
+                # Outside a transaction (autocommit): what the session itself carries.
+                raw = connection.connection.dbapi_connection
+                raw.autocommit = True
+                with raw.cursor() as cursor:
+                    cursor.execute("SHOW statement_timeout")
+                    session_default = cursor.fetchone()[0]
+                raw.autocommit = False
+        finally:
+            db.engine.dispose()
+    assert in_force == ["5s", "2s"]
+    assert session_default == ("5s" if scope == "connection" else "0")
+
+
+LIMITS = ("statement_timeout", "lock_timeout")
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

@@ -275,3 +275,11 @@ def test_alert_since_is_shown_in_words():
         and ago(now - 3 * 3600 - 300) == "3 h 5 min"
     )
     assert ago(now + 60) == "0 s"
+
+
+def test_page_shows_the_breaker_and_the_database_failures(app, admin, backend):
+    page = admin.get("/admin/performance?refresh=0").get_data(as_text=True)
+    breaker = figure(page, "breaker")
+    assert breaker == ("closed" if backend == "postgresql" else "none (SQLite has no server)")
+    for name in ("retries", "unavailable", "breaker-opened", "invalidations-missed", "replays"):
+        assert re.fullmatch(r"[\d,]+", figure(page, name)), name

@@ -15,9 +15,11 @@ from flask import current_app
 
 from ..observability import metrics, observatory
 from ..observability.alerts import THRESHOLDS, Alert, alerts_of_all_workers
+from ..observability.faults import fault_counts
 from ..observability.pool import MeasuredPool
 from ..observability.queries import SlowQuery
 from ..observability.sampling import Sample
+from ..resilience import database_breaker
 from ..services import cache
 from .charts import bars, duration, gauge, line_chart
 
@@ -79,6 +81,7 @@ class Report:
     checkouts: CheckoutTimes | None
     cache: dict[str, Any]
     slow_queries: list[SlowQuery]  # newest first
+    faults: dict[str, Any]
 
 
 def gather() -> Report:
@@ -98,7 +101,22 @@ def gather() -> Report:
         checkouts=checkout_times(watch.sampler.engine.pool),
         cache=cache.status(),
         slow_queries=watch.slow_queries.latest()[::-1],
+        faults=fault_figures(),
     )
+
+
+def fault_figures() -> dict[str, Any]:
+    """Return this worker's breaker state and its database failures since it started."""
+    breaker = database_breaker()
+    counts = fault_counts.snapshot()
+    return {
+        "breaker": breaker.state if breaker else None,
+        "retries": sum(counts["retries"].values()),
+        "unavailable": sum(counts["unavailable"].values()),
+        "breaker_opened": counts["breaker_opened"],
+        "invalidations_missed": counts["invalidations_missed"],
+        "replays": counts["replays"],
+    }
 
 
 def this_worker() -> Worker:

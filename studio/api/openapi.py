@@ -292,7 +292,25 @@ COMMON_ERRORS = {
     "401": {
         **_error("No valid API token."),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
-    }
+    },
+    "503": {
+        **_error(
+            "The database is unavailable (down, restarting, locked or too slow); code "
+            "`unavailable`. Nothing was changed, unless the message says the outcome of a "
+            "write is not known. Try again after `Retry-After` seconds."
+        ),
+        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+    },
+}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[!-~]+$"},
+    "description": "Any unique string (a UUID, say). A repeat of this request with the same "
+    "key and body within 24 hours changes nothing and gets the first answer again, marked "
+    "`Idempotent-Replayed: true`; the same key with another body gets 422 "
+    "(`idempotency_key_reused`). Makes retrying after a lost answer safe.",
 }
 BODY_ERRORS = {
     "400": _error("The body is not valid JSON, or not an object."),
@@ -321,6 +339,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "operationId": "create_paint",
             "summary": "Create a paint; opening stock is recorded as a movement.",
+            "parameters": [IDEMPOTENCY_KEY],
             "requestBody": _body("PaintCreate"),
             "responses": {
                 "201": {
@@ -374,6 +393,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "operationId": "adjust_stock",
             "summary": "Add to or take from the stock, atomically, with a reason.",
+            "parameters": [IDEMPOTENCY_KEY],
             "requestBody": _body("StockAdjustment"),
             "responses": {
                 "201": _json(
@@ -436,7 +456,9 @@ def openapi_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": "Every route needs 'Authorization: Bearer <token>' "
             "(flask --app wsgi create-token USERNAME). Errors share one shape: "
-            '{"error": {"code", "message", "fields"}}.',
+            '{"error": {"code", "message", "fields"}}. When the database is unavailable '
+            "every route answers 503 with Retry-After; creating writes accept an "
+            "Idempotency-Key so that a retry is safe.",
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearerAuth": []}],

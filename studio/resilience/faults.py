@@ -64,8 +64,10 @@ def is_disconnect(exc: BaseException) -> bool:
         return False
     if exc.connection_invalidated:
         return True
-    # libpq's own errors (refused, timed out, host unknown) come without a SQLSTATE.
-    return isinstance(exc, OperationalError) and sqlstate(exc) is None and _from_postgresql(exc)
+    # libpq's own errors (refused, timed out, host unknown) come without a SQLSTATE; the
+    # errors of SQLite, which has no server to lose, have no SQLSTATE attribute at all.
+    original = getattr(exc, "orig", None)
+    return isinstance(exc, OperationalError) and getattr(original, "pgcode", False) is None
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -102,7 +104,3 @@ def cause(exc: BaseException) -> str:
     code = sqlstate(exc)
     name = type(original).__name__
     return f"{name} [{code}]: {first_line}" if code else f"{name}: {first_line}"
-
-
-def _from_postgresql(exc: DBAPIError) -> bool:
-    return type(exc.orig).__module__.startswith("psycopg")

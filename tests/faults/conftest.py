@@ -14,6 +14,7 @@ import pytest
 
 from ..conftest import PG_SKIP_REASON, PG_VARIABLE
 from .servers import (
+    OwnPgBouncer,
     OwnPostgres,
     OwnRedis,
     StudioServer,
@@ -33,6 +34,8 @@ def missing_programs() -> str | None:
         )
     if shutil.which("redis-server") is None:
         return "redis-server is not installed (Debian's redis-server package)"
+    if shutil.which("pgbouncer") is None:
+        return "pgbouncer is not installed (Debian's pgbouncer package)"
     return None
 
 
@@ -64,6 +67,17 @@ def fault_tests_can_run() -> None:
 def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
     """A PostgreSQL cluster of the test's own, started."""
     server = OwnPostgres(tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def own_pgbouncer(own_postgres: OwnPostgres, tmp_path: Path) -> Iterator[OwnPgBouncer]:
+    """A PgBouncer of the test's own, in transaction mode, in front of its PostgreSQL."""
+    server = OwnPgBouncer(tmp_path, own_postgres)
     try:
         server.start()
         yield server

@@ -89,11 +89,16 @@ def send(
 
 
 def call(
-    base_url: str, method: str, path: str, token: str | None = None, body: Any = None
+    base_url: str,
+    method: str,
+    path: str,
+    token: str | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
 ) -> Answer:
     """Send one request on a connection of its own; status 0 when no answer came."""
     connection = connect(base_url, timeout=35)
-    request = ("call", method, path, body, None)
+    request = ("call", method, path, body, headers)
     started = time.monotonic()
     try:
         return send(connection, request, token)

@@ -317,6 +317,52 @@ class OwnRedis:
             self.stop()
 
 
+class OwnPgBouncer:
+    """A throwaway PgBouncer in transaction mode in front of an OwnPostgres."""
+
+    def __init__(self, directory: Path, postgres: OwnPostgres) -> None:
+        self.postgres = postgres
+        self.port = free_port()
+        self.home = Path(tempfile.mkdtemp(prefix="studio-faults-pgbouncer-"))
+        self.log_path = Path(directory) / f"pgbouncer-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        """Start pgbouncer in the foreground of a child process; wait until it accepts."""
+        (self.home / "users.txt").write_text('"postgres" ""\n')
+        (self.home / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={self.postgres.port} user=postgres\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.home / 'users.txt'}\n"
+            "pool_mode = transaction\ndefault_pool_size = 10\n"
+        )
+        command = [shutil.which("pgbouncer"), str(self.home / "pgbouncer.ini")]
+        if os.geteuid() == 0:  # pgbouncer refuses to run as root, too
+            shutil.chown(self.home, "postgres", "postgres")
+            command = ["runuser", "-u", "postgres", "--", *command]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                psycopg2.connect(self.url("postgres"), connect_timeout=1).close()
+                return
+            except psycopg2.OperationalError:
+                time.sleep(0.1)
+        raise RuntimeError(f"pgbouncer did not start:\n{tail(self.log_path)}")
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(5)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
 def studio_environment(database_url: str, redis_url: str | None = None) -> dict[str, str]:
     """Return the environment of studio in production, on the given servers only."""
     environ = {name: value for name, value in os.environ.items() if name not in INHERITED_SETTINGS}

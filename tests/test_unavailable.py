@@ -1,0 +1,122 @@
+"""With its database away, studio answers 503 with Retry-After, fast, in the API and the admin."""
+
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from studio.api.openapi import openapi_document
+from studio.extensions import db
+from studio.observability import metrics
+from studio.resilience import database_breaker
+
+from .conftest import free_port, make_api, make_app
+from .test_openapi import PREFIX, Contract, operations
+
+ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
+@pytest.fixture
+def no_database():
+    """An app whose PostgreSQL refuses every connection (nothing listens on its port)."""
+    app = make_app(f"postgresql://postgres@127.0.0.1:{free_port()}/gone", DB_RETRY_SECONDS=0.2)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize(("method", "template"), operations(openapi_document()))
+def test_every_operation_answers_503_while_the_database_is_away(no_database, method, template):
+    started = time.monotonic()
+    response = no_database.test_client().open(
+        PREFIX + template.format(paint_id=1),
+        method=method,
+        headers={"Authorization": "Bearer stu_a-token-that-must-be-looked-up"},
+        json={"name": "x", "brand": "y"} if method in ("POST", "PATCH") else None,
+    )
+    assert time.monotonic() - started < 1
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.get_json()["error"]["code"] == "unavailable"
+    Contract(openapi_document()).check_response(response, method, template)
+
+
+def test_an_admin_page_is_a_503_page_that_asks_nothing_of_the_database(no_database):
+    client = no_database.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = "1"
+        session["_fresh"] = True
+    response = client.get("/admin/paints")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert "The database is not available right now. Nothing was changed." in page
+    assert "Sign out" not in page
+
+
+def test_sign_in_while_the_database_is_away_is_a_503_page(no_database):
+    client = no_database.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    response = client.post(
+        "/login", data={"csrf_token": token, "username": "alice", "password": "whatever12"}
+    )
+    assert response.status_code == 503
+
+
+def test_readiness_is_503_and_the_breaker_opens(no_database):
+    client = no_database.test_client()
+    answers = [client.get("/health/ready") for _ in range(4)]
+    assert {answer.status_code for answer in answers} == {503}
+    assert answers[-1].get_json()["database"] == "unreachable"
+    assert answers[-1].headers["Retry-After"]
+    with no_database.app_context():
+        assert database_breaker().state != "closed"
+    assert answers[-1].get_json()["database_breaker"] in ("open", "half_open")
+    started = time.monotonic()
+    assert client.get("/health/ready").status_code == 503
+    assert time.monotonic() - started < 0.1, "an open breaker answers without trying"
+
+
+def test_the_liveness_check_needs_no_database(no_database):
+    assert no_database.test_client().get("/health").status_code == 200
+
+
+@ON_POSTGRESQL
+def test_a_connection_killed_under_a_read_is_retried(committed_app):
+    """The server ends the connection (as on a restart): the read is tried again, and answered."""
+    api = make_api(committed_app)
+    killer = create_engine(committed_app.config["SQLALCHEMY_DATABASE_URI"])
+    paint = api.post(f"{PREFIX}/paints", json={"name": "Kept", "brand": "B"}).get_json()
+    with committed_app.app_context():
+        pids = list(
+            db.session.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = 'studio'")
+            ).scalars()
+        )
+        db.session.remove()
+    with killer.begin() as connection:
+        for pid in pids:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    killer.dispose()
+    retries_before = counted("studio_db_retries_total", error="OperationalError")
+    response = api.get(f"{PREFIX}/paints/{paint['id']}")
+    assert response.status_code == 200 and response.get_json()["name"] == "Kept"
+    assert counted("studio_db_retries_total", error="OperationalError") == retries_before + 1
+
+
+def test_503s_and_the_breaker_are_in_the_metrics(no_database):
+    before = counted("studio_db_unavailable_total")
+    opened = counted("studio_db_breaker_opened_total")
+    client = no_database.test_client()
+    for _ in range(3):
+        client.get("/api/v1/stats", headers={"Authorization": "Bearer stu_unknown"})
+    assert counted("studio_db_unavailable_total") == before + 3
+    assert counted("studio_db_breaker_opened_total") == opened + 1
+    assert counted("studio_db_breaker_state") == 2  # open
+
+
+def counted(name: str, **labels: str) -> float:
+    """Return a metric summed over the series whose labels include `labels`."""
+    found = metrics.samples().get(name, [])
+    return sum(value for got, value in found if labels.items() <= got.items())
