@@ -15,13 +15,18 @@ from typing import Any
 from flask import Flask
 from flask_caching.backends.rediscache import RedisCache
 from redis import from_url as redis_from_url
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeout
 
+from .logs import burst_log
 from .observability.timing import add_time
 from .resilience.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
 
 COUNTERS = ("hits", "misses", "errors")
+# Failures that mean Redis cannot be reached; anything else is one call's problem.
+UNREACHABLE = (RedisConnectionError, RedisTimeout, OSError)
 
 
 class ResilientRedisCache(RedisCache):
@@ -50,18 +55,24 @@ class ResilientRedisCache(RedisCache):
         return backend
 
     def guarded(self, default: Any, operation: Callable[..., Any], *args: Any) -> Any:
-        """Run a Redis operation; on failure count it, open the circuit and return `default`."""
+        """Run a Redis operation; on failure count it and return `default`.
+
+        Redis out of reach opens the circuit; any other error (cachelib's, pickle's) is a
+        miss of that one call: a cache never fails a request.
+        """
         if not self.circuit.allows():
             counters.add("errors")
             return default
         started = time.perf_counter()
         try:
             result = operation(*args)
-        except (
-            Exception
-        ) as exc:  # redis-py's, cachelib's or pickle's: a cache never fails a request
+        except UNREACHABLE as exc:
             counters.add("errors")
             self.circuit.failed(f"{type(exc).__name__}: {exc}")
+            return default
+        except Exception as exc:
+            counters.add("errors")
+            burst_log.note(logger, f"cache:{type(exc).__name__}", "cache call failed: %r", exc)
             return default
         finally:
             add_time("cache", time.perf_counter() - started)
@@ -78,7 +89,14 @@ class ResilientRedisCache(RedisCache):
         return self.guarded(False, super().set, key, value, timeout)
 
     def add(self, key: str, value: Any, timeout: int | None = None) -> Any:
-        return self.guarded(False, super().add, key, value, timeout)
+        # One SET NX EX: cachelib's SETNX then EXPIRE takes two round trips and can leave
+        # a key without its TTL between them.
+        return self.guarded(False, self._set_if_absent, key, value, timeout)
+
+    def _set_if_absent(self, key: str, value: Any, timeout: int | None) -> bool:
+        seconds = self.default_timeout if timeout is None else timeout
+        dump = self.serializer.dumps(value)
+        return bool(self.client.set(self.prefix + key, dump, nx=True, ex=seconds or None))
 
     def set_many(self, mapping: dict[str, Any], timeout: int | None = None) -> Any:
         return self.guarded([], super().set_many, mapping, timeout)

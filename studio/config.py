@@ -3,6 +3,7 @@
 import os
 import secrets
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ class Config:
             "SLOW_QUERY_PARAMETERS_MS": _int(env, "SLOW_QUERY_PARAMETERS_MS", 1000),
             "DB_POOL_PRE_PING": _bool(env, "DB_POOL_PRE_PING", self.PRE_PING),
             "DB_PRE_PING_IDLE_SECONDS": self.pre_ping_idle_seconds(),
-            **self.fault_settings(),
+            **self.faults,
             **self.monitoring_settings(),
             "REDIS_URL": redis_url,
             "RATELIMIT_STORAGE_URI": redis_url or "memory://",
@@ -189,6 +190,8 @@ class Config:
             "CACHE_CIRCUIT_OPEN_SECONDS": _float(env, "CACHE_CIRCUIT_OPEN_SECONDS", 5.0),
             # How often each worker asks the database whether the cache was reset.
             "CACHE_EPOCH_POLL_SECONDS": _float(env, "CACHE_EPOCH_POLL_SECONDS", 1.0),
+            # A retired entry's tombstone outlives any request that may have read it before.
+            "CACHE_TOMBSTONE_SECONDS": int(self.faults["REQUEST_DEADLINE_SECONDS"]) + 5,
             "CACHE_STALE_RISK": stale_risk,
             "PAINT_CACHE_TTL": ttl("PAINT_CACHE_TTL", 300),
             "LIST_CACHE_TTL": ttl("LIST_CACHE_TTL", 60),
@@ -196,7 +199,8 @@ class Config:
             "AUTH_CACHE_TTL": ttl("AUTH_CACHE_TTL", 300),
         }
 
-    def fault_settings(self) -> dict[str, Any]:
+    @cached_property
+    def faults(self) -> dict[str, Any]:
         """Return the time limits, retry and circuit-breaker settings for database failures."""
         env = self.environ
         timeouts_per = env.get("DB_TIMEOUTS_PER", "").strip().lower() or "connection"
@@ -297,7 +301,7 @@ class Config:
             sslmode = self.DEFAULT_SSLMODE or ""
         if sslmode:
             connect_args["sslmode"] = sslmode
-        faults = self.fault_settings()
+        faults = self.faults
         if faults["DB_TIMEOUTS_PER"] == "connection":
             given = url.query.get("options", "")
             given = " ".join(given) if isinstance(given, tuple) else given

@@ -14,9 +14,9 @@ from werkzeug.routing import IntegerConverter
 from .extensions import db
 from .logs import burst_log
 from .resilience import BREAKER_KEY
-from .resilience.breaker import CircuitBreaker
+from .resilience.breaker import CLOSED, CircuitBreaker
 from .resilience.deadline import watchdog
-from .resilience.faults import BreakerOpen
+from .resilience.faults import READ_ONLY, BreakerOpen, sqlstate
 from .services.validation import MAX_INT
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,12 @@ def register_engine_events(app: Flask) -> None:
         return
     config = app.config
     breaker = CircuitBreaker(
-        "database", config["DB_BREAKER_FAILURES"], config["DB_BREAKER_OPEN_SECONDS"]
+        "database",
+        config["DB_BREAKER_FAILURES"],
+        config["DB_BREAKER_OPEN_SECONDS"],
+        meanwhile="answering 503",
+        # A probe is a connection attempt, which may take up to connect_timeout.
+        probe_seconds=config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["connect_timeout"] + 1,
     )
     app.extensions[BREAKER_KEY] = breaker
     connect_through(engine, breaker)
@@ -75,6 +80,7 @@ def register_engine_events(app: Flask) -> None:
         ping_idle_seconds=config["DB_PRE_PING_IDLE_SECONDS"] if ping else None,
         ping_timeout=config["DB_PING_TIMEOUT_SECONDS"],
     )
+    count_read_only_as_disconnect(engine)
     if config["DB_TIMEOUTS_PER"] == "transaction":
         limit_each_transaction(
             engine, config["DB_STATEMENT_TIMEOUT_MS"], config["DB_LOCK_TIMEOUT_MS"]
@@ -88,7 +94,11 @@ def connect_through(engine: Engine, breaker: CircuitBreaker) -> None:
     @event.listens_for(engine, "do_connect")
     def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
         if not breaker.allows():
-            raise breaker_open(breaker)
+            raise BreakerOpen(
+                "The database is not answering; not trying again yet.",
+                retry_after=breaker.seconds_until_probe(),
+                outage_seconds=breaker.outage_seconds(),
+            )
         try:
             connection = dialect.connect(*cargs, **cparams)
         except Exception as exc:
@@ -106,52 +116,56 @@ def connect_through(engine: Engine, breaker: CircuitBreaker) -> None:
         return connection
 
 
-def breaker_open(breaker: CircuitBreaker) -> BreakerOpen:
-    return BreakerOpen(
-        "The database is not answering; not trying again yet.",
-        retry_after=breaker.seconds_until_probe(),
-        outage_seconds=breaker.outage_seconds(),
-    )
-
-
 def guard_checkouts(
     engine: Engine, breaker: CircuitBreaker, ping_idle_seconds: float | None, ping_timeout: float
 ) -> None:
-    """On checkout: fail fast while the breaker is open, watch the connection, ping it.
+    """On checkout: watch the connection for the request's deadline, and ping it if due.
 
-    The ping replaces SQLAlchemy's pool_pre_ping so that it runs under the request's
-    watch: a ping to a frozen server is cut after `ping_timeout` s. With
-    `ping_idle_seconds` > 0 only connections idle that long are pinged; a connection
-    handed back a moment ago is as good as proven. None: no ping at all.
+    The ping replaces SQLAlchemy's pool_pre_ping so that it runs under the watchdog: a
+    ping to a frozen server is cut after `ping_timeout` s. With `ping_idle_seconds` > 0
+    only connections idle that long are pinged (one handed back a moment ago is as good
+    as proven); None: no ping, unless the breaker is not closed, when a pooled connection
+    is pinged anyway and its answer closes the breaker.
     """
+    dialect = engine.dialect
 
     @event.listens_for(engine, "checkout")
     def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if breaker.state != "closed" and not breaker.allows():
-            raise breaker_open(breaker)
         returned = record.info.get("checked_in_at")
-        fresh = returned is None  # just connected: as good as proven
-        if ping_idle_seconds is None or fresh or time.monotonic() - returned < ping_idle_seconds:
+        doubtful = breaker.state != CLOSED
+        due = ping_idle_seconds is not None and (
+            time.monotonic() - (returned or 0.0) >= ping_idle_seconds
+        )
+        if returned is None or not (doubtful or due):  # fresh from connect(): proven
             watchdog.attach(dbapi_connection)
             return
         watchdog.attach(dbapi_connection, within=ping_timeout)
         try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-            dbapi_connection.rollback()
+            dialect.do_ping(dbapi_connection)
         except Exception as exc:
-            watchdog.detach()
-            breaker.failed(type(exc).__name__)
-            # The pool throws this connection away and checks out a fresh one.
+            watchdog.detach(dbapi_connection)
+            # The pool throws this connection away and opens a fresh one, through the
+            # breaker: a stale connection after a restart is not an outage by itself.
             raise DisconnectionError(str(exc)) from exc
         breaker.succeeded()
         watchdog.attach(dbapi_connection)
 
     @event.listens_for(engine, "checkin")
     def on_checkin(dbapi_connection: Any, record: Any) -> None:
-        watchdog.detach()
+        watchdog.detach(dbapi_connection)
         record.info["checked_in_at"] = time.monotonic()
+
+
+def count_read_only_as_disconnect(engine: Engine) -> None:
+    """Throw away a connection that finds its server read-only (a primary that stepped down).
+
+    Its retry must reach the new primary, through a new connection, not this one.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def on_error(context: Any) -> None:
+        if sqlstate(context.original_exception) == READ_ONLY:
+            context.is_disconnect = True
 
 
 def limit_each_transaction(engine: Engine, statement_ms: int, lock_ms: int) -> None:

@@ -21,6 +21,8 @@ from .resilience.faults import (
 
 logger = logging.getLogger(__name__)
 API_PREFIX = "/api/"
+# What an unavailable database raises; handle_database_error tells them from bugs.
+UNAVAILABLE = (DBAPIError, DatabaseUnavailable, PoolTimeout)
 UNAVAILABLE_MESSAGE = "The database is not available right now; nothing was changed."
 
 
@@ -28,7 +30,7 @@ def register_error_handlers(app: Flask) -> None:
     """Install the handlers for HTTP errors, an unavailable database and unexpected failures."""
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(InternalServerError, handle_internal_error)
-    for unavailable in (DBAPIError, DatabaseUnavailable, PoolTimeout):
+    for unavailable in UNAVAILABLE:
         app.register_error_handler(unavailable, handle_database_error)
 
 
@@ -36,7 +38,22 @@ def handle_http_exception(exc: HTTPException):
     # Routing errors (unknown URL, wrong method) never reach the API blueprint's handler.
     if request.path.startswith(API_PREFIX):
         return handle_http_error(exc)
-    return render_template("error.html", error=exc), exc.code or 500
+    return render_error_page("error.html", error=exc), exc.code or 500
+
+
+def render_error_page(template: str, **context: object) -> str:
+    """Render an error page; if the database cannot say who is signed in, without navigation."""
+    try:
+        return render_template(template, **context)
+    except UNAVAILABLE:
+        _rollback_quietly()
+        return render_without_database(template, **context)
+
+
+def render_without_database(template: str, **context: object) -> str:
+    """Render a page without the context processors and the navigation, which ask the database."""
+    page = current_app.jinja_env.get_template(template)
+    return page.render(request=request, hide_nav=True, **context)
 
 
 def handle_internal_error(exc: InternalServerError):
@@ -46,7 +63,7 @@ def handle_internal_error(exc: InternalServerError):
         return error_response(
             500, "internal_error", "Something went wrong on our side; nothing was changed."
         )
-    return render_template("error.html", error=exc), 500
+    return render_error_page("error.html", error=exc), 500
 
 
 def handle_database_error(exc: Exception):
@@ -70,19 +87,15 @@ def handle_database_error(exc: Exception):
     )
     seconds = retry_after(exc)
     headers = {"Retry-After": str(seconds)}
-    message = str(exc) if isinstance(exc, CommitOutcomeUnknown) else UNAVAILABLE_MESSAGE
+    unknown = isinstance(exc, CommitOutcomeUnknown)
     if request.path.startswith(API_PREFIX):
-        return error_response(
-            503, "unavailable", f"{message} Try again in {seconds} s.", headers=headers
+        # A write whose outcome is not known has a code of its own: it may have been saved.
+        code, message = (
+            ("outcome_unknown", str(exc)) if unknown else ("unavailable", UNAVAILABLE_MESSAGE)
         )
-    # Rendered without the context processors and with no navigation: Flask-Login's would
-    # ask the database who is signed in, and fail the same way again.
-    page = current_app.jinja_env.get_template("unavailable.html").render(
-        request=request,
-        seconds=seconds,
-        outcome_unknown=isinstance(exc, CommitOutcomeUnknown),
-        hide_nav=True,
-    )
+        return error_response(503, code, f"{message} Try again in {seconds} s.", headers=headers)
+    # Flask-Login's context processor would ask the database who is signed in, again.
+    page = render_without_database("unavailable.html", seconds=seconds, outcome_unknown=unknown)
     return page, 503, headers
 
 

@@ -60,6 +60,9 @@ class Shown(Enum):
     NOTHING = "nothing"
 
 
+SUMMARY = "studio_burst_summary"  # marks a summary record, which BurstFilter lets pass
+
+
 @dataclass
 class Burst:
     """Occurrences of one cause within the current window."""
@@ -77,7 +80,8 @@ class BurstLog:
 
     The first LINES_PER_BURST occurrences of a cause in a window are logged, the first
     with its traceback; later ones are counted and summarised when the window closes:
-    "... 434 more like this in 12 s".
+    "... 434 more like this in 12 s". Nothing is logged while the lock is held: a
+    logger's own BurstFilter comes back here.
     """
 
     def __init__(self) -> None:
@@ -91,26 +95,32 @@ class BurstLog:
     def decide(self, log: logging.Logger, key: str) -> Shown:
         """Count one occurrence of `key` and return how much of it to show."""
         now = time.monotonic()
+        ended = None
         with self.lock:
             burst = self.bursts.get(key)
             if burst is None or now - burst.started >= BURST_WINDOW_SECONDS:
-                if burst is not None:
-                    self._summarise(key, burst)
+                ended = burst
                 burst = self.bursts[key] = Burst(log, now)
             burst.count += 1
             burst.last = now
-            if burst.count == 1:
-                return Shown.WITH_TRACEBACK
-            if burst.count <= LINES_PER_BURST:
-                return Shown.LINE
-            burst.suppressed += 1
-            if not burst.summary_due:
-                burst.summary_due = True
-                delay = burst.started + BURST_WINDOW_SECONDS - now
-                timer = threading.Timer(delay, self._close_window, (key, burst))
-                timer.daemon = True
-                timer.start()
-            return Shown.NOTHING
+            shown = self._count(key, burst, now)
+        if ended is not None:
+            self._summarise(key, ended)
+        return shown
+
+    def _count(self, key: str, burst: Burst, now: float) -> Shown:
+        if burst.count == 1:
+            return Shown.WITH_TRACEBACK
+        if burst.count <= LINES_PER_BURST:
+            return Shown.LINE
+        burst.suppressed += 1
+        if not burst.summary_due:
+            burst.summary_due = True
+            delay = burst.started + BURST_WINDOW_SECONDS - now
+            timer = threading.Timer(delay, self._summarise, (key, burst))
+            timer.daemon = True
+            timer.start()
+        return Shown.NOTHING
 
     def note(
         self,
@@ -127,17 +137,18 @@ class BurstLog:
             with_traceback = exc_info if shown is Shown.WITH_TRACEBACK else None
             log.log(level, message, *args, exc_info=with_traceback)
 
-    def _close_window(self, key: str, burst: Burst) -> None:
-        with self.lock:
-            self._summarise(key, burst)
-
     def _summarise(self, key: str, burst: Burst) -> None:
-        if burst.suppressed:
-            span = burst.last - burst.started
+        """Log how many occurrences a window left out (once, from whichever thread is first)."""
+        with self.lock:
+            suppressed, burst.suppressed = burst.suppressed, 0
+        if suppressed:
             burst.logger.warning(
-                "... %d more like this in %.0f s (%s)", burst.suppressed, span, key
+                "... %d more like this in %.0f s (%s)",
+                suppressed,
+                burst.last - burst.started,
+                key,
+                extra={SUMMARY: True},
             )
-            burst.suppressed = 0
 
 
 burst_log = BurstLog()
@@ -147,6 +158,8 @@ class BurstFilter(logging.Filter):
     """Pass a logger's records through the burst limiter, keyed by their message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, SUMMARY, False):
+            return True
         exc = record.exc_info[1] if record.exc_info else None
         key = f"{record.name}:{record.msg}:{type(exc).__name__ if exc else ''}"
         shown = burst_log.decide(logging.getLogger(record.name), key)

@@ -11,11 +11,12 @@ _signals = Namespace()
 # A database operation failed for a passing reason and is tried again: sender is the
 # wrapped function's name; `cause` is the failure in one line.
 database_retry = _signals.signal("database-retry")
-# A circuit breaker changed state: sender is the breaker, `state` the new one.
+# A circuit breaker changed state: sender is the breaker, `state` the new one, `reopened`
+# True when a failed probe opened it again during the same outage.
 breaker_changed = _signals.signal("breaker-changed")
 # A request was answered 503 because the database was unavailable: `cause` as above.
 database_unavailable = _signals.signal("database-unavailable")
-# A write committed but the cache could not be told: `paints` and `keys` it missed.
+# The cache could not be told what a write changed (healed by a new cache epoch): `keys`.
 cache_invalidation_missed = _signals.signal("cache-invalidation-missed")
 # An idempotent request was answered from its first answer.
 idempotent_replay = _signals.signal("idempotent-replay")

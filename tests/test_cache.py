@@ -13,6 +13,7 @@ import pytest
 from redis import Redis
 from sqlalchemy import event
 
+from studio import logs
 from studio.caching import counters
 from studio.extensions import cache, db
 from studio.services import cache as inventory_cache
@@ -357,6 +358,7 @@ def test_a_cache_that_raises_after_a_commit_never_fails_the_write(
     for name in ("set_many", "delete_many", "unlink", "inc"):
         monkeypatch.setattr(redis_cache, name, refuse)
     caplog.set_level(logging.WARNING, logger="studio")
+    monkeypatch.setattr(inventory_cache, "burst_log", logs.BurstLog())  # no earlier bursts
     written = writer("post", f"/api/v1/paints/{paint_id}/stock", json={"delta": 2, "reason": "x"})
     monkeypatch.undo()
 

@@ -11,8 +11,9 @@ ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"], indirect=True
 
 
 @ON_POSTGRESQL
-def test_a_forked_child_shares_no_connection_with_its_parent(committed_app):
-    with committed_app.app_context():
+def test_a_forked_child_shares_no_connection_with_its_parent(extra_apps):
+    app = extra_apps()  # a pool of its own, with nothing in it yet
+    with app.app_context():
         parent_backend = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
         db.session.remove()  # back to the pool, as gunicorn's master would leave it
         assert db.engine.pool.checkedin() == 1

@@ -15,7 +15,7 @@ from flask import current_app
 
 from ..observability import metrics, observatory
 from ..observability.alerts import THRESHOLDS, Alert, alerts_of_all_workers
-from ..observability.faults import fault_counts
+from ..observability.fault_counts import fault_counts
 from ..observability.pool import MeasuredPool
 from ..observability.queries import SlowQuery
 from ..observability.sampling import Sample

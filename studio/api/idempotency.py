@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response, g, make_response, request
 
 from .. import signals
+from ..extensions import db
 from ..services import idempotency, transactions
 
 
@@ -29,13 +30,16 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
                 signals.idempotent_replay.send(view.__name__)
                 return replay(first)
             response = make_response(view(**kwargs))
-            if 200 <= response.status_code < 300:
-                answer = idempotency.FirstAnswer(
-                    response.status_code,
-                    response.get_data(as_text=True),
-                    response.headers.get("Location"),
-                )
-                idempotency.record(g.api_user.id, key, answer)
+            if not 200 <= response.status_code < 300:
+                # Only a write that happened is remembered (refusals are raised, not returned).
+                db.session.rollback()
+                return response
+            answer = idempotency.FirstAnswer(
+                response.status_code,
+                response.get_data(as_text=True),
+                response.headers.get("Location"),
+            )
+            idempotency.record(g.api_user.id, key, answer)
         return response
 
     return wrapper

@@ -295,9 +295,10 @@ COMMON_ERRORS = {
     },
     "503": {
         **_error(
-            "The database is unavailable (down, restarting, locked or too slow); code "
-            "`unavailable`. Nothing was changed, unless the message says the outcome of a "
-            "write is not known. Try again after `Retry-After` seconds."
+            "The database is unavailable (down, restarting, locked or too slow): code "
+            "`unavailable`, nothing was changed. Code `outcome_unknown`: the connection was "
+            "lost while a write was being saved and whether it was is not known; repeat it "
+            "with the same Idempotency-Key to find out. Try again after `Retry-After` seconds."
         ),
         "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
     },

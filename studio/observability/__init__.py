@@ -7,7 +7,7 @@ from flask import Flask, current_app
 from ..extensions import db
 from .alerts import AlertBook
 from .budget import check_connection_budget
-from .faults import count_faults
+from .fault_counts import count_faults
 from .pool import MeasuredPool
 from .queries import SlowQueries, register_query_timing
 from .sampling import Sampler

@@ -311,7 +311,9 @@ DB_UNAVAILABLE = Counter(
     "Requests answered 503 because the database was unavailable.",
     ["error"],
 )
-DB_BREAKER_OPENED = Counter("studio_db_breaker_opened", "Times a database circuit breaker opened.")
+DB_BREAKER_OPENED = Counter(
+    "studio_db_breaker_opened", "Outages: times a database circuit breaker opened from closed."
+)
 DB_BREAKER_STATE = _worker_gauge(
     "studio_db_breaker_state",
     "The worker's database circuit breaker: 0 closed, 1 half-open, 2 open.",

@@ -18,17 +18,23 @@ class CircuitBreaker:
     """Closed while things work; open for `open_seconds` after `failures` failures in a row.
 
     Once the open period is over, one caller at a time may probe (half-open): its success
-    closes the breaker, its failure opens it again. A probe that never reports back (its
-    process was killed, say) lets another through after `open_seconds`.
+    closes the breaker, its failure opens it again. A probe still unanswered after
+    `probe_seconds` (a connection attempt to a frozen server) lets another through.
     """
 
     def __init__(
-        self, name: str, failures: int, open_seconds: float, meanwhile: str = "failing fast"
+        self,
+        name: str,
+        failures: int,
+        open_seconds: float,
+        meanwhile: str = "failing fast",
+        probe_seconds: float | None = None,
     ) -> None:
         self.name = name
         self.meanwhile = meanwhile
         self.failures = max(failures, 1)
         self.open_seconds = open_seconds
+        self.probe_seconds = max(probe_seconds or 0.0, open_seconds)
         self._reset()
         _BREAKERS.add(self)
 
@@ -48,13 +54,16 @@ class CircuitBreaker:
         now = time.monotonic()
         with self.lock:
             if self.state == OPEN and now >= self.open_until:
-                self._move(HALF_OPEN, "probing")
-                self.probe_since = now
+                self.state, self.probe_since = HALF_OPEN, now
+                moved = True
+            elif self.state == HALF_OPEN and now - self.probe_since >= self.probe_seconds:
+                self.probe_since = now  # the last probe is still out: let another go
                 return True
-            if self.state == HALF_OPEN and now - self.probe_since >= self.open_seconds:
-                self.probe_since = now  # the last probe never reported: let another go
-                return True
-            return self.state == CLOSED
+            else:
+                return self.state == CLOSED
+        if moved:
+            signals.breaker_changed.send(self, state=HALF_OPEN)
+        return True
 
     def seconds_until_probe(self) -> float:
         """Return how long until a call may try again (0 when it may now)."""
@@ -62,7 +71,7 @@ class CircuitBreaker:
             return 0.0
         if self.state == OPEN:
             return max(self.open_until - time.monotonic(), 0.0)
-        return max(self.probe_since + self.open_seconds - time.monotonic(), 0.0)
+        return max(self.probe_since + self.probe_seconds - time.monotonic(), 0.0)
 
     def outage_seconds(self) -> float:
         """Return how long it has been failing (0 while closed)."""
@@ -73,37 +82,32 @@ class CircuitBreaker:
             return
         with self.lock:
             self.failed_in_a_row = 0
-            if self.state != CLOSED:
-                self._move(CLOSED, "closed again")
+            reopened = self.state != CLOSED
+            self.state = CLOSED
+        if reopened:
+            logger.warning("%s reachable again", self.name)
+            signals.breaker_changed.send(self, state=CLOSED)
 
     def failed(self, reason: str) -> None:
         with self.lock:
             self.failed_in_a_row += 1
-            if self.state == HALF_OPEN or (
-                self.state == CLOSED and self.failed_in_a_row >= self.failures
-            ):
-                now = time.monotonic()
-                if self.state == CLOSED:
-                    self.outage_since = now
-                self.open_until = now + self.open_seconds
-                self._move(OPEN, reason)
-
-    def _move(self, state: str, reason: str) -> None:
-        previous, self.state = self.state, state
-        if state == OPEN and previous == HALF_OPEN:
-            return  # still failing: logged when it first opened
-        if state == OPEN:
+            was = self.state
+            if was == OPEN or (was == CLOSED and self.failed_in_a_row < self.failures):
+                return
+            now = time.monotonic()
+            if was == CLOSED:
+                self.outage_since = now
+            self.state, self.open_until = OPEN, now + self.open_seconds
+        if was == CLOSED:
             logger.warning(
                 "%s unreachable (%s, %d failure(s) in a row); %s, trying again in %.1f s",
                 self.name,
                 reason,
-                self.failed_in_a_row,
+                self.failures,
                 self.meanwhile,
                 self.open_seconds,
             )
-        elif state == CLOSED:
-            logger.warning("%s reachable again", self.name)
-        signals.breaker_changed.send(self, state=state)
+        signals.breaker_changed.send(self, state=OPEN, reopened=was == HALF_OPEN)
 
 
 def _reset_all_in_child() -> None:

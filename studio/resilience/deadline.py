@@ -13,25 +13,34 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from ..logs import burst_log
 
 logger = logging.getLogger(__name__)
 CHECK_EVERY_SECONDS = 0.2
+T = TypeVar("T")
 
 
 class Watchdog:
     """Cuts the database connections of threads that ran past their deadlines."""
 
     def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        # A forked child starts with no thread of its own watching: the next begin() starts one.
+        self.running = False
         self.deadlines: dict[int, float] = {}  # thread -> monotonic deadline
-        self.connections: dict[int, tuple[Any, float | None]] = {}  # thread -> (conn, limit)
-        self.started_in = 0
+        # id(connection) -> (connection, the thread using it, its operation's own limit)
+        self.connections: dict[int, tuple[Any, int, float | None]] = {}
 
     def begin(self, seconds: float) -> None:
         """Give this thread `seconds` for its database work, from now until end()."""
-        self._ensure_running()
+        if not self.running:
+            self._start()
         self.deadlines[threading.get_ident()] = time.monotonic() + seconds
 
     def end(self) -> None:
@@ -43,33 +52,34 @@ class Watchdog:
         return None if deadline is None else deadline - time.monotonic()
 
     def attach(self, connection: Any, within: float | None = None) -> None:
-        """Watch the connection this thread now uses; `within` s at most, if given."""
-        self._ensure_running()
+        """Watch a connection this thread now uses; for `within` s at most, if given."""
+        if not self.running:
+            self._start()
         limit = time.monotonic() + within if within else None
-        self.connections[threading.get_ident()] = (connection, limit)
+        self.connections[id(connection)] = (connection, threading.get_ident(), limit)
 
-    def detach(self) -> None:
-        self.connections.pop(threading.get_ident(), None)
+    def detach(self, connection: Any) -> None:
+        self.connections.pop(id(connection), None)
 
-    def _ensure_running(self) -> None:
-        # Started in the process that serves: gunicorn forks its workers after import.
-        pid = os.getpid()
-        if self.started_in != pid:
-            self.started_in = pid
-            self.deadlines, self.connections = {}, {}
-            threading.Thread(target=self._patrol, name="studio-deadline", daemon=True).start()
+    def _start(self) -> None:
+        self.running = True
+        threading.Thread(target=self._patrol, name="studio-deadline", daemon=True).start()
 
     def _patrol(self) -> None:
-        pid = os.getpid()
-        while self.started_in == pid:
+        while True:
             time.sleep(CHECK_EVERY_SECONDS)
-            now = time.monotonic()
-            for thread, (connection, limit) in list(self.connections.items()):
-                deadline = self.deadlines.get(thread)
-                cut_at = min(x for x in (limit, deadline, float("inf")) if x is not None)
-                if now >= cut_at and self.connections.get(thread, (None,))[0] is connection:
-                    self.connections.pop(thread, None)
-                    cut(connection)
+            try:
+                self._cut_overdue(time.monotonic())
+            except Exception:  # the watchdog must outlive anything one connection does
+                logger.exception("the deadline watchdog failed to check its connections")
+
+    def _cut_overdue(self, now: float) -> None:
+        for key, (connection, thread, limit) in list(self.connections.items()):
+            deadline = self.deadlines.get(thread)
+            due = min(x for x in (limit, deadline, float("inf")) if x is not None)
+            if now >= due and self.connections.get(key, (None,))[0] is connection:
+                self.connections.pop(key, None)
+                cut(connection)
 
 
 def cut(connection: Any) -> None:
@@ -80,7 +90,7 @@ def cut(connection: Any) -> None:
     try:
         with socket.socket(fileno=os.dup(fileno())) as sock:
             sock.shutdown(socket.SHUT_RDWR)
-    except OSError as exc:
+    except Exception as exc:  # closed meanwhile (psycopg2 raises InterfaceError), say
         logger.debug("could not cut a database connection: %s", exc)
         return
     burst_log.note(
@@ -89,3 +99,19 @@ def cut(connection: Any) -> None:
 
 
 watchdog = Watchdog()
+
+
+def paced(items: Iterable[T], seconds: float) -> Iterator[T]:
+    """Yield the items of a streamed answer, giving the wait for each one `seconds` at most.
+
+    A streamed answer outlives its request's deadline; what must not happen is one batch
+    waiting forever on a frozen server.
+    """
+    iterator = iter(items)
+    while True:
+        watchdog.begin(seconds)
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        yield item

@@ -22,6 +22,7 @@ TRANSIENT_SQLSTATES = frozenset(
 # Statement and lock timeouts: the server is up but cannot do this now. Retrying would
 # wait out the same lock or the same slow plan again, so they are answered 503 at once.
 TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
+READ_ONLY = "25006"
 DEFAULT_RETRY_AFTER = 2
 
 
@@ -54,8 +55,8 @@ class CommitOutcomeUnknown(DatabaseUnavailable):
 
 
 def sqlstate(exc: BaseException) -> str | None:
-    """Return the SQLSTATE the server sent with this error, if any."""
-    return getattr(getattr(exc, "orig", None), "pgcode", None)
+    """Return the SQLSTATE the server sent with this error (SQLAlchemy's or the driver's)."""
+    return getattr(getattr(exc, "orig", exc), "pgcode", None)
 
 
 def is_disconnect(exc: BaseException) -> bool:

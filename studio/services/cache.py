@@ -5,9 +5,12 @@ cached under a generation number that every write increments, so one INCR retire
 of them at once, on every worker sharing Redis. Every key also carries the cache's
 epoch (studio.services.cache_epochs), which moves on when Redis misses an invalidation.
 
-A changed entry is replaced by a tombstone for TOMBSTONE_SECONDS rather than deleted,
-and readers only ever add an entry where none is: a reader that loaded a paint just
-before a write cannot put the old copy back after the write retired it.
+A write retires what it changes before its commit: each changed entry is replaced by a
+tombstone that outlives any request (CACHE_TOMBSTONE_SECONDS), and readers only ever add
+an entry where none is, so no reader can put an old copy back, whether it loaded before
+or after the commit. If Redis cannot be told, the write's own transaction starts a new
+epoch. The generation is incremented again after the commit, since a listing loaded in
+between would show the database as it was.
 """
 
 import hashlib
@@ -18,19 +21,18 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
-from sqlalchemy.orm import Session
 
 from .. import signals
 from ..caching import ResilientRedisCache, counters
 from ..extensions import cache, db
 from ..logs import burst_log
-from .cache_epochs import Epochs, add_epoch
+from ..resilience.breaker import CLOSED
+from .cache_epochs import Epochs
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 GENERATION_KEY = "generation"
 TOMBSTONE = "studio:retired"
-TOMBSTONE_SECONDS = 3
 EPOCHS_KEY = "studio.cache_epochs"
 
 
@@ -134,57 +136,64 @@ def forget(*keys: str) -> Retirement:
     return Retirement(tuple(keys))
 
 
-def invalidation_at_risk() -> bool:
-    """Return True when the cache is shared and cannot be reached right now."""
-    store = backend()
-    return isinstance(store, ResilientRedisCache) and store.circuit.state != "closed"
+def retire_before_commit(retirements: Iterable[Retirement]) -> bool:
+    """Tombstone the changed entries and retire the listings; False if the cache missed it.
 
-
-def start_new_epoch_in(session: Session, reason: str) -> int:
-    """Add a new epoch in the session's transaction; return it (adopted after the commit)."""
-    return add_epoch(session, reason)
-
-
-def retire_after_commit(retirements: Iterable[Retirement], new_epoch: int | None = None) -> None:
-    """Tell the cache what a committed write changed. Never raises: the write is saved.
-
-    If the cache cannot be told, the miss is logged and counted and the whole cache moves
-    to a new epoch, unless the transaction itself started one (`new_epoch`).
+    Never raises: any error of any backend is a miss, which the caller heals with an epoch.
     """
-    if new_epoch is not None:
-        epochs().adopt(new_epoch)
     retirements = list(retirements)
-    if not retirements:
-        return
-    keys = tuple(key for retirement in retirements for key in retirement.keys)
-    listings = any(retirement.listings for retirement in retirements)
+    keys = [key for retirement in retirements for key in retirement.keys]
     try:
-        told = _retire(keys, listings)
-    except Exception as exc:  # whatever a cache backend raises, the write stands
+        told = _tombstone(keys) and _next_generation(retirements)
+    except Exception as exc:
         burst_log.note(logger, f"retire:{type(exc).__name__}", "cache retire failed", exc_info=exc)
         told = False
-    if told:
-        return
-    signals.cache_invalidation_missed.send(backend(), keys=keys, listings=listings)
+    if not told:
+        _missed(keys)
+    return told
+
+
+def after_commit(retirements: Iterable[Retirement], new_epoch: int | None) -> None:
+    """Finish retiring what a committed write changed. Never raises: the write is saved.
+
+    The transaction started a new epoch when the cache could not be told before the
+    commit; otherwise the listings move to a new generation once more, and if that fails
+    a new epoch starts now.
+    """
+    try:
+        if new_epoch is not None:
+            epochs().adopt(new_epoch)
+        elif not _next_generation(list(retirements)):
+            _missed(())
+            epochs().start_new("the cache missed the listings of a write")
+    except Exception as exc:
+        burst_log.note(logger, "after-commit", "cache retire failed", exc_info=exc)
+
+
+def _tombstone(keys: list[str]) -> bool:
+    if not keys:
+        return True
+    stored = [stored_key(key) for key in keys]
+    if None in stored:
+        return False
+    tombstones = dict.fromkeys(stored, TOMBSTONE)
+    timeout = current_app.config["CACHE_TOMBSTONE_SECONDS"]
+    return len(backend().set_many(tombstones, timeout=timeout)) == len(keys)
+
+
+def _next_generation(retirements: list[Retirement]) -> bool:
+    if not any(retirement.listings for retirement in retirements):
+        return True
+    key = stored_key(GENERATION_KEY)
+    return key is not None and backend().inc(key) is not None
+
+
+def _missed(keys: Iterable[str]) -> None:
+    keys = tuple(keys)
+    signals.cache_invalidation_missed.send(backend(), keys=keys)
     burst_log.note(
         logger, "invalidation-missed", "the cache missed the retirement of %d key(s)", len(keys)
     )
-    if new_epoch is None:
-        epochs().start_new(f"the cache missed a write of {', '.join(keys)[:150] or 'listings'}")
-
-
-def _retire(keys: tuple[str, ...], listings: bool) -> bool:
-    epoch = epochs().current()
-    if epoch is None:
-        return False
-    store = backend()
-    told = True
-    if keys:
-        tombstones = {f"{epoch}:{key}": TOMBSTONE for key in keys}
-        told = len(store.set_many(tombstones, timeout=TOMBSTONE_SECONDS)) == len(keys)
-    if listings:
-        told = store.inc(f"{epoch}:{GENERATION_KEY}") is not None and told
-    return told
 
 
 def paint_key(paint_id: int) -> str:
@@ -214,7 +223,7 @@ def status() -> dict[str, Any]:
     return {
         "backend": type(current).__name__,
         "shared": redis,
-        "state": ("ok" if current.circuit.state == "closed" else "degraded") if redis else "ok",
+        "state": ("ok" if current.circuit.state == CLOSED else "degraded") if redis else "ok",
         **totals,
         "hit_rate": round(totals["hits"] / lookups, 4) if lookups else None,
     }

@@ -4,7 +4,7 @@ A write whose invalidation could not reach Redis starts a new epoch by adding a 
 `cache_epochs`, in the database every instance shares. Each worker's thread reads the
 newest epoch every CACHE_EPOCH_POLL_SECONDS, so once Redis answers again no worker of
 any instance serves what the write changed, for longer than that, even if the worker
-that wrote has died since. Epochs start only when Redis fails, so they are rare.
+that wrote has died since. Epochs start only when Redis misses something, so they are rare.
 """
 
 import logging
@@ -13,7 +13,7 @@ import threading
 import time
 import weakref
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from ..resilience.faults import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 EPOCHS_KEPT = 100
+_ALL: "weakref.WeakSet[Epochs]" = weakref.WeakSet()
 
 
 class Epochs:
@@ -33,16 +34,27 @@ class Epochs:
         self.poll_seconds = poll_seconds
         # A cache of this process's own (no Redis) never misses an invalidation.
         self.shared = shared
-        self.value: int | None = None if shared else 0
-        self.watching_in = 0
+        self._reset()
+        _ALL.add(self)
+
+    def _reset(self) -> None:
+        # Also in a forked child: it reads the epoch afresh and watches with a thread of its own.
+        self.lock = threading.Lock()
+        self.value: int | None = None if self.shared else 0
+        self.watching = False
+        self.next_read = 0.0
 
     def current(self) -> int | None:
         """Return the epoch to use now; None while it is unknown (then the cache is skipped)."""
+        if self.value is not None and self.watching:
+            return self.value
         if not self.shared:
             return 0
-        if self.watching_in != os.getpid():
+        if not self.watching:
             self._start_watching()
-        if self.value is None:
+        if self.value is None and time.monotonic() >= self.next_read:
+            # Until the thread has read it; at most once a poll period from a request.
+            self.next_read = time.monotonic() + self.poll_seconds
             self.refresh()
         return self.value
 
@@ -58,10 +70,14 @@ class Epochs:
         self.adopt(newest or 0)
 
     def adopt(self, value: int) -> None:
-        if value != self.value:
-            if self.value is not None:
-                logger.info("cache epoch %s -> %s: the whole cache was retired", self.value, value)
+        """Move to `value` if it is newer: a slow read never takes a worker back in time."""
+        with self.lock:
+            previous = self.value
+            if previous is not None and value <= previous:
+                return
             self.value = value
+        if previous is not None:
+            logger.info("cache epoch %s -> %s: the whole cache was retired", previous, value)
 
     def start_new(self, reason: str) -> bool:
         """Start a new epoch in a transaction of its own; return False if that failed."""
@@ -69,42 +85,43 @@ class Epochs:
             with self.engine.begin() as connection:
                 newest = add_epoch(connection, reason)
         except (SQLAlchemyError, DatabaseUnavailable) as exc:
-            logger.error(
-                "cannot retire the cache (%s): it may serve stale data until TTLs end", exc
-            )
+            logger.error("cannot retire the cache (%s): stale entries live until their TTL", exc)
             return False
         self.adopt(newest)
         return True
 
     def _start_watching(self) -> None:
         # Started in the process that serves: gunicorn forks its workers after the app is built.
-        self.watching_in = os.getpid()
-        self.value = None
-        thread = threading.Thread(
-            target=_watch, args=(weakref.ref(self), self.watching_in), daemon=True
-        )
+        self.watching = True
+        thread = threading.Thread(target=_watch, args=(weakref.ref(self),), daemon=True)
         thread.name = "studio-cache-epoch"
         thread.start()
 
 
-def add_epoch(connection: Session | object, reason: str) -> int:
-    """Insert a new epoch through `connection` (a Connection or Session); return its id."""
-    newest = connection.execute(  # type: ignore[attr-defined]
+def add_epoch(connection: Connection | Session, reason: str) -> int:
+    """Insert a new epoch through `connection`, in its transaction; return its id."""
+    newest = connection.execute(
         insert(CacheEpoch).values(reason=reason[:200]).returning(CacheEpoch.id)
     ).scalar_one()
-    connection.execute(  # type: ignore[attr-defined]
-        delete(CacheEpoch).where(CacheEpoch.id <= newest - EPOCHS_KEPT)
-    )
+    connection.execute(delete(CacheEpoch).where(CacheEpoch.id <= newest - EPOCHS_KEPT))
     return newest
 
 
-def _watch(epochs_ref: "weakref.ref[Epochs]", pid: int) -> None:
-    """Refresh the epoch every poll period while its app lives in this process."""
+def _watch(epochs_ref: "weakref.ref[Epochs]") -> None:
+    """Refresh the epoch every poll period while its app lives."""
     while True:
         epochs = epochs_ref()
-        if epochs is None or epochs.watching_in != pid:
+        if epochs is None or not epochs.watching:
             return
         interval = epochs.poll_seconds
         epochs.refresh()
         del epochs
         time.sleep(interval)
+
+
+def _reset_all_in_child() -> None:
+    for epochs in list(_ALL):
+        epochs._reset()
+
+
+os.register_at_fork(after_in_child=_reset_all_in_child)

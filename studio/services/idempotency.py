@@ -77,8 +77,8 @@ def claim(user_id: int, key: str, request_hash: str) -> FirstAnswer | None:
             f"{HEADER} {key!r} was used with another request; send a new key for a new request.",
             {HEADER: "was already used with another request."},
         )
-    if first.status is None:
-        raise Conflict(f"The request with {HEADER} {key!r} is still being processed.")
+    if first.status is None:  # claimed and answered in one transaction: not expected
+        raise Conflict(f"The request with {HEADER} {key!r} has no answer on record.")
     return FirstAnswer(first.status, first.response_body or "", first.location)
 
 

@@ -7,8 +7,9 @@ transaction's id beforehand and asks the server (txid_status) once it answers ag
 Committed: carry on as if nothing happened. Aborted: NotCommitted, safe to retry. No
 answer within DB_COMMIT_CONFIRM_SECONDS: CommitOutcomeUnknown, a 503 that says so.
 
-After the commit the cache is told what changed; if it cannot be told, the failure is
-logged and counted, and the whole cache moves to a new epoch (studio.services.cache).
+The cache is told what changed before the commit (studio.services.cache); if it cannot
+be told, the transaction itself starts a new epoch of the whole cache, so the reset holds
+even if this worker dies right after the commit.
 """
 
 import logging
@@ -35,6 +36,7 @@ from ..resilience.faults import (
 )
 from ..resilience.retry import note_commit_sent
 from . import cache
+from .cache_epochs import add_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,9 @@ def commit(retire: cache.Retirement | None = None) -> None:
 @contextmanager
 def one_transaction() -> Iterator[None]:
     """Make every commit() inside the block part of one transaction, committed at its end."""
+    if _enclosing.get() is not None:
+        yield  # already inside one: the outermost block commits
+        return
     enclosing = Enclosing()
     token = _enclosing.set(enclosing)
     try:
@@ -88,10 +93,8 @@ def _commit_now(retirements: list[cache.Retirement]) -> None:
     session = db.session
     session.flush()
     new_epoch = None
-    if retirements and cache.invalidation_at_risk():
-        # Redis is away now: retire everything in this very transaction, so the reset
-        # holds even if this worker dies right after the commit.
-        new_epoch = cache.start_new_epoch_in(session, "a write while the cache was unreachable")
+    if retirements and not cache.retire_before_commit(retirements):
+        new_epoch = add_epoch(session, "a write the cache could not be told of")
     xid = _transaction_id(session)
     try:
         session.commit()
@@ -100,14 +103,17 @@ def _commit_now(retirements: list[cache.Retirement]) -> None:
         if xid is None or not is_disconnect(exc):
             raise  # the server answered, with an error: the transaction did not commit
         _confirm_commit(xid, exc)
-    cache.retire_after_commit(retirements, new_epoch)
+    cache.after_commit(retirements, new_epoch)
 
 
 def _transaction_id(session: Session) -> int | None:
-    """Return the PostgreSQL id of the session's transaction, to ask about it later."""
+    """Return the PostgreSQL id of the session's transaction, to ask about it later.
+
+    None when it wrote nothing (no id was assigned): then there is nothing to lose.
+    """
     if session.get_bind().dialect.name != "postgresql":
         return None
-    return session.execute(text("SELECT txid_current()")).scalar()
+    return session.execute(text("SELECT txid_current_if_assigned()")).scalar()
 
 
 def _confirm_commit(xid: int, lost: DBAPIError) -> None:

@@ -63,37 +63,31 @@ def fault_tests_can_run() -> None:
         pytest.skip(missing)
 
 
-@pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
-    """A PostgreSQL cluster of the test's own, started."""
-    server = OwnPostgres(tmp_path)
+def running(server):
+    """Start the server, hand it to the test, and close it whatever happened."""
     try:
         server.start()
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
+    """A PostgreSQL cluster of the test's own, started."""
+    yield from running(OwnPostgres(tmp_path))
 
 
 @pytest.fixture
 def own_pgbouncer(own_postgres: OwnPostgres, tmp_path: Path) -> Iterator[OwnPgBouncer]:
     """A PgBouncer of the test's own, in transaction mode, in front of its PostgreSQL."""
-    server = OwnPgBouncer(tmp_path, own_postgres)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    yield from running(OwnPgBouncer(tmp_path, own_postgres))
 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     """A redis-server of the test's own, started."""
-    server = OwnRedis(tmp_path)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    yield from running(OwnRedis(tmp_path))
 
 
 @pytest.fixture

@@ -52,11 +52,11 @@ def on_unavailable(sender: Any, error: str = "", **_: Any) -> None:
     metrics.DB_UNAVAILABLE.labels(error).inc()
 
 
-def on_breaker(breaker: Any, state: str = CLOSED, **_: Any) -> None:
+def on_breaker(breaker: Any, state: str = CLOSED, reopened: bool = False, **_: Any) -> None:
     if getattr(breaker, "name", "") != "database":
         return
     metrics.DB_BREAKER_STATE.set(BREAKER_LEVELS.get(state, 0))
-    if state == OPEN:
+    if state == OPEN and not reopened:
         with fault_counts.lock:
             fault_counts.breaker_opened += 1
         metrics.DB_BREAKER_OPENED.inc()
