@@ -6,6 +6,7 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import select, text
 
+from studio.database import lift_time_limits
 from studio.extensions import db
 from studio.models import Paint
 from studio.services import listing, stats
@@ -40,10 +41,13 @@ def big_shop(tmp_path_factory):
         app = make_app(url)
         with app.app_context():
             upgrade()
+            lift_time_limits()  # bulk work, as the seed-demo command does
             db.session.execute(text(FILL), {"paints": PAINTS})
             db.session.commit()
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("SET statement_timeout = 0"))
                 conn.execute(text("VACUUM ANALYZE paints"))
+                conn.execute(text("RESET statement_timeout"))
             yield app
             db.session.remove()
             db.engine.dispose()
