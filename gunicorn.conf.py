@@ -1,19 +1,30 @@
 """gunicorn's settings for studio (read from the working directory, as the Procfile runs it).
 
-Workers come from WEB_CONCURRENCY, which gunicorn reads itself. What is set here
-makes /metrics count every worker: prometheus_client keeps each worker's figures
-in files under PROMETHEUS_MULTIPROC_DIR, which must be set before the app (and
-with it prometheus_client) is imported, and cleared of a previous run's files.
+Workers come from WEB_CONCURRENCY, which gunicorn reads itself. What is set here:
+the worker timeout, above studio's own request deadline; and what makes /metrics count
+every worker: prometheus_client keeps each worker's figures in files under
+PROMETHEUS_MULTIPROC_DIR, which must be set before the app (and with it
+prometheus_client) is imported, and cleared of a previous run's files.
 """
 
 import glob
 import os
 import tempfile
 
-# A request gives up its database work at REQUEST_DEADLINE_SECONDS (20) and answers 503,
-# plus at most a connection attempt's DB_CONNECT_TIMEOUT (5): gunicorn kills a worker only
-# after that, and platforms' routers cut requests at 30 s.
-timeout = 30
+
+def _seconds(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name) or default)
+    except ValueError:
+        return default  # studio itself refuses the setting, with its name, as it starts
+
+
+# A request gives up its database work at REQUEST_DEADLINE_SECONDS (15) and answers 503,
+# plus at most one connection attempt's DB_CONNECT_TIMEOUT (5): gunicorn kills a worker only
+# well after that (30 s, platforms' routers' limit, unless the deadline asks for more).
+timeout = max(
+    30, int(_seconds("REQUEST_DEADLINE_SECONDS", 15) + _seconds("DB_CONNECT_TIMEOUT", 5)) + 5
+)
 
 metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
     prefix="studio-metrics-"

@@ -1,5 +1,6 @@
 """Settings per environment, read from the process environment."""
 
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -64,9 +65,29 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     if value is None or value.strip() == "":
         return default
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, not {value!r}.") from None
+        number = math.nan
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be a number, not {value!r}.")
+    return number
+
+
+def _at_least(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    """Return a number setting, refusing one below `minimum` (whole numbers stay int)."""
+    read = _int if isinstance(default, int) else _float
+    number = read(environ, name, default)  # type: ignore[arg-type]
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}, not {environ.get(name)!r}.")
+    return number
+
+
+def _positive(environ: Mapping[str, str], name: str, default: float) -> float:
+    """Return a number of seconds that must be above 0."""
+    number = _float(environ, name, default)
+    if number <= 0:
+        raise ConfigError(f"{name} must be more than 0, not {environ.get(name)!r}.")
+    return number
 
 
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -166,7 +187,7 @@ class Config:
         cache_redis_url = env.get("CACHE_REDIS_URL", "").strip() or redis_url
         default_type = "studio.caching.ResilientRedisCache" if cache_redis_url else "SimpleCache"
         cache_type = env.get("CACHE_TYPE", "").strip() or default_type
-        timeout = _float(env, "CACHE_REDIS_TIMEOUT", 0.25)
+        timeout = _positive(env, "CACHE_REDIS_TIMEOUT", 0.25)
         # Per-process caches cannot see other workers' writes: keep what they hold young.
         stale_risk = cache_type == "SimpleCache" and self.workers() > 1
         cap = 5 if stale_risk else None
@@ -187,9 +208,9 @@ class Config:
                 if "Redis" in cache_type
                 else {}
             ),
-            "CACHE_CIRCUIT_OPEN_SECONDS": _float(env, "CACHE_CIRCUIT_OPEN_SECONDS", 5.0),
+            "CACHE_CIRCUIT_OPEN_SECONDS": _positive(env, "CACHE_CIRCUIT_OPEN_SECONDS", 5.0),
             # How often each worker asks the database whether the cache was reset.
-            "CACHE_EPOCH_POLL_SECONDS": _float(env, "CACHE_EPOCH_POLL_SECONDS", 1.0),
+            "CACHE_EPOCH_POLL_SECONDS": _positive(env, "CACHE_EPOCH_POLL_SECONDS", 1.0),
             # A retired entry's tombstone outlives any request that may have read it before.
             "CACHE_TOMBSTONE_SECONDS": int(self.faults["REQUEST_DEADLINE_SECONDS"]) + 5,
             "CACHE_STALE_RISK": stale_risk,
@@ -209,19 +230,20 @@ class Config:
                 f"DB_TIMEOUTS_PER must be one of {', '.join(TIMEOUT_SCOPES)}, not {timeouts_per!r}."
             )
         return {
-            "DB_STATEMENT_TIMEOUT_MS": _int(env, "DB_STATEMENT_TIMEOUT_MS", 5000),
-            "DB_LOCK_TIMEOUT_MS": _int(env, "DB_LOCK_TIMEOUT_MS", 2000),
+            # 0 turns a timeout off, as in PostgreSQL.
+            "DB_STATEMENT_TIMEOUT_MS": _at_least(env, "DB_STATEMENT_TIMEOUT_MS", 5000, 0),
+            "DB_LOCK_TIMEOUT_MS": _at_least(env, "DB_LOCK_TIMEOUT_MS", 2000, 0),
             "DB_TIMEOUTS_PER": timeouts_per,
-            "REQUEST_DEADLINE_SECONDS": _float(env, "REQUEST_DEADLINE_SECONDS", 20.0),
-            "DB_PING_TIMEOUT_SECONDS": _float(env, "DB_PING_TIMEOUT_SECONDS", 2.0),
-            "DB_RETRY_ATTEMPTS": max(_int(env, "DB_RETRY_ATTEMPTS", 5), 1),
-            "DB_RETRY_SECONDS": _float(env, "DB_RETRY_SECONDS", 0.75),
-            "DB_RETRY_WAIT_SECONDS": _float(env, "DB_RETRY_WAIT_SECONDS", 0.05),
-            "DB_BREAKER_FAILURES": max(_int(env, "DB_BREAKER_FAILURES", 3), 1),
+            "REQUEST_DEADLINE_SECONDS": _positive(env, "REQUEST_DEADLINE_SECONDS", 15.0),
+            "DB_PING_TIMEOUT_SECONDS": _positive(env, "DB_PING_TIMEOUT_SECONDS", 2.0),
+            "DB_RETRY_ATTEMPTS": _at_least(env, "DB_RETRY_ATTEMPTS", 5, 1),
+            "DB_RETRY_SECONDS": _at_least(env, "DB_RETRY_SECONDS", 0.75, 0),
+            "DB_RETRY_WAIT_SECONDS": _positive(env, "DB_RETRY_WAIT_SECONDS", 0.05),
+            "DB_BREAKER_FAILURES": _at_least(env, "DB_BREAKER_FAILURES", 3, 1),
             # Short enough that a request arriving while it is open can wait for the probe
             # within DB_RETRY_SECONDS: a restart of a fraction of a second then costs no 503.
-            "DB_BREAKER_OPEN_SECONDS": _float(env, "DB_BREAKER_OPEN_SECONDS", 0.5),
-            "DB_COMMIT_CONFIRM_SECONDS": _float(env, "DB_COMMIT_CONFIRM_SECONDS", 10.0),
+            "DB_BREAKER_OPEN_SECONDS": _positive(env, "DB_BREAKER_OPEN_SECONDS", 0.5),
+            "DB_COMMIT_CONFIRM_SECONDS": _at_least(env, "DB_COMMIT_CONFIRM_SECONDS", 10.0, 0),
         }
 
     def monitoring_settings(self) -> dict[str, Any]:
@@ -286,15 +308,16 @@ class Config:
         """Return libpq's connection parameters: timeouts, keepalives, SSL, name."""
         env = self.environ
         connect_args: dict[str, Any] = {
-            "connect_timeout": _int(env, "DB_CONNECT_TIMEOUT", 5),
+            # libpq treats 0 as "wait forever" and anything under 2 s as 2 s.
+            "connect_timeout": _at_least(env, "DB_CONNECT_TIMEOUT", 5, 1),
             "application_name": "studio",
             # A server that vanished (host down, network cut) is noticed within ~25 s on an
             # idle connection and within tcp_user_timeout on a busy one, not after hours.
             "keepalives": 1,
-            "keepalives_idle": _int(env, "DB_KEEPALIVES_IDLE", 10),
+            "keepalives_idle": _at_least(env, "DB_KEEPALIVES_IDLE", 10, 1),
             "keepalives_interval": 5,
             "keepalives_count": 3,
-            "tcp_user_timeout": _int(env, "DB_TCP_USER_TIMEOUT_MS", 10000),
+            "tcp_user_timeout": _at_least(env, "DB_TCP_USER_TIMEOUT_MS", 10000, 0),
         }
         sslmode = env.get("DATABASE_SSLMODE", "").strip()
         if not sslmode and "sslmode" not in url.query:

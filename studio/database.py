@@ -129,6 +129,10 @@ def guard_checkouts(
     """
     dialect = engine.dialect
 
+    def stopped_answering() -> None:
+        # A connection cut for not answering in time: the server is frozen or cut off.
+        breaker.trip("a connection stopped answering")
+
     @event.listens_for(engine, "checkout")
     def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         returned = record.info.get("checked_in_at")
@@ -137,9 +141,9 @@ def guard_checkouts(
             time.monotonic() - (returned or 0.0) >= ping_idle_seconds
         )
         if returned is None or not (doubtful or due):  # fresh from connect(): proven
-            watchdog.attach(dbapi_connection)
+            watchdog.attach(dbapi_connection, on_cut=stopped_answering)
             return
-        watchdog.attach(dbapi_connection, within=ping_timeout)
+        watchdog.attach(dbapi_connection, within=ping_timeout, on_cut=stopped_answering)
         try:
             dialect.do_ping(dbapi_connection)
         except Exception as exc:
@@ -148,7 +152,7 @@ def guard_checkouts(
             # breaker: a stale connection after a restart is not an outage by itself.
             raise DisconnectionError(str(exc)) from exc
         breaker.succeeded()
-        watchdog.attach(dbapi_connection)
+        watchdog.attach(dbapi_connection, on_cut=stopped_answering)
 
     @event.listens_for(engine, "checkin")
     def on_checkin(dbapi_connection: Any, record: Any) -> None:

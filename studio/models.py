@@ -207,7 +207,11 @@ class IdempotencyKey(db.Model):
     location: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (UniqueConstraint("user_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "key"),
+        # Each claim forgets the admin's keys older than a day: found through this index.
+        Index("ix_idempotency_keys_user_id_created_at", "user_id", "created_at"),
+    )
 
 
 class CacheEpoch(db.Model):

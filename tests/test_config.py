@@ -338,6 +338,18 @@ LIMITS = ("statement_timeout", "lock_timeout")
         ("DB_TIMEOUTS_PER", "request"),
         ("DB_RETRY_SECONDS", "soon"),
         ("REQUEST_DEADLINE_SECONDS", "20s"),
+        # Numbers that would break the breaker, the retries or every connection later on.
+        ("REQUEST_DEADLINE_SECONDS", "nan"),
+        ("DB_BREAKER_OPEN_SECONDS", "inf"),
+        ("DB_BREAKER_OPEN_SECONDS", "0"),
+        ("DB_RETRY_WAIT_SECONDS", "-1"),
+        ("DB_RETRY_ATTEMPTS", "0"),
+        ("DB_BREAKER_FAILURES", "-3"),
+        ("DB_STATEMENT_TIMEOUT_MS", "-1"),
+        ("DB_LOCK_TIMEOUT_MS", "-1"),
+        ("DB_CONNECT_TIMEOUT", "0"),
+        ("CACHE_EPOCH_POLL_SECONDS", "-1"),
+        ("CACHE_REDIS_TIMEOUT", "0"),
         ("PROXY_HOPS", "one"),
     ],
 )

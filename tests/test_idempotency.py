@@ -73,7 +73,7 @@ def test_the_same_key_for_another_request_is_refused(api, make_paint, second):
     assert db.session.scalar(select(func.count()).select_from(Paint)) == 1
 
 
-@pytest.mark.parametrize("key", ["", "with space", "x" * 256, "schlüssel", "tab\there"])
+@pytest.mark.parametrize("key", ["", "with space", "x" * 256, "schlüssel", "tab\there", "one,two"])
 def test_a_malformed_key_is_refused_by_name(api, make_paint, key):
     paint = make_paint(stock=2)
     response = api.post(

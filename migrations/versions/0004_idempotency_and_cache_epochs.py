@@ -33,6 +33,9 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_keys")),
         sa.UniqueConstraint("user_id", "key", name=op.f("uq_idempotency_keys_user_id_key")),
     )
+    op.create_index(
+        "ix_idempotency_keys_user_id_created_at", "idempotency_keys", ["user_id", "created_at"]
+    )
     op.create_table(
         "cache_epochs",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -44,4 +47,5 @@ def upgrade():
 
 def downgrade():
     op.drop_table("cache_epochs")
+    op.drop_index("ix_idempotency_keys_user_id_created_at", table_name="idempotency_keys")
     op.drop_table("idempotency_keys")

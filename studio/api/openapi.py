@@ -307,10 +307,10 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[!-~]+$"},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[!-+\--~]+$"},
     "description": "Any unique string (a UUID, say). A repeat of this request with the same "
     "key and body within 24 hours changes nothing and gets the first answer again, marked "
-    "`Idempotent-Replayed: true`; the same key with another body gets 422 "
+    "`Idempotent-Replayed: true`; the same key with another body (byte for byte) gets 422 "
     "(`idempotency_key_reused`). Makes retrying after a lost answer safe.",
 }
 BODY_ERRORS = {

@@ -14,6 +14,7 @@ from flask import Flask
 from sqlalchemy import event
 
 from ..extensions import db
+from ..logs import burst_log
 from . import metrics
 from .timing import add_time
 
@@ -99,10 +100,19 @@ def register_query_timing(app: Flask, slow_queries: SlowQueries) -> None:
         shown = masked(parameters) if milliseconds >= with_params_ms else None
         statement = shortened(statement)
         slow_queries.add(SlowQuery(datetime.now(UTC), milliseconds, statement, shown))
+        # A locked table makes every statement slow at once: a line each, then a summary.
+        key = f"slow-query:{statement[:120]}"
         if shown is None:
-            logger.warning("slow query (%.0f ms): %s", milliseconds, statement)
+            burst_log.note(logger, key, "slow query (%.0f ms): %s", milliseconds, statement)
         else:
-            logger.warning("slow query (%.0f ms): %s parameters=%s", milliseconds, statement, shown)
+            burst_log.note(
+                logger,
+                key,
+                "slow query (%.0f ms): %s parameters=%s",
+                milliseconds,
+                statement,
+                shown,
+            )
 
     def timed(execute: Callable[..., None]) -> Callable[..., bool]:
         """Wrap one of the dialect's execute methods as the listener of its event."""

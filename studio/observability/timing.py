@@ -10,6 +10,7 @@ from statistics import quantiles
 
 from flask import Flask, Response, request
 
+from ..logs import burst_log
 from . import metrics
 
 logger = logging.getLogger(__name__)
@@ -154,7 +155,9 @@ def register_request_timing(
         )
         after()
         if total * 1000 > slow_ms:
-            logger.warning(
+            burst_log.note(
+                logger,
+                f"slow-request:{request.endpoint}",
                 "slow request: %s %s took %.0f ms (db %.0f ms, cache %.0f ms) -> %s",
                 request.method,
                 request.path,

@@ -88,6 +88,12 @@ class CircuitBreaker:
             logger.warning("%s reachable again", self.name)
             signals.breaker_changed.send(self, state=CLOSED)
 
+    def trip(self, reason: str) -> None:
+        """Open at once: one failure this telling (a server that stopped answering) is enough."""
+        with self.lock:
+            self.failed_in_a_row = max(self.failed_in_a_row, self.failures - 1)
+        self.failed(reason)
+
     def failed(self, reason: str) -> None:
         with self.lock:
             self.failed_in_a_row += 1

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from ..logs import burst_log
@@ -34,8 +34,9 @@ class Watchdog:
         # A forked child starts with no thread of its own watching: the next begin() starts one.
         self.running = False
         self.deadlines: dict[int, float] = {}  # thread -> monotonic deadline
-        # id(connection) -> (connection, the thread using it, its operation's own limit)
-        self.connections: dict[int, tuple[Any, int, float | None]] = {}
+        # id(connection) -> (connection, the thread using it, its operation's own limit,
+        # what to tell when it is cut)
+        self.connections: dict[int, tuple[Any, int, float | None, Callable[[], None] | None]] = {}
 
     def begin(self, seconds: float) -> None:
         """Give this thread `seconds` for its database work, from now until end()."""
@@ -51,12 +52,20 @@ class Watchdog:
         deadline = self.deadlines.get(threading.get_ident())
         return None if deadline is None else deadline - time.monotonic()
 
-    def attach(self, connection: Any, within: float | None = None) -> None:
-        """Watch a connection this thread now uses; for `within` s at most, if given."""
+    def attach(
+        self,
+        connection: Any,
+        within: float | None = None,
+        on_cut: Callable[[], None] | None = None,
+    ) -> None:
+        """Watch a connection this thread now uses; for `within` s at most, if given.
+
+        `on_cut` is called when the watchdog had to cut it (its server stopped answering).
+        """
         if not self.running:
             self._start()
         limit = time.monotonic() + within if within else None
-        self.connections[id(connection)] = (connection, threading.get_ident(), limit)
+        self.connections[id(connection)] = (connection, threading.get_ident(), limit, on_cut)
 
     def detach(self, connection: Any) -> None:
         self.connections.pop(id(connection), None)
@@ -74,28 +83,30 @@ class Watchdog:
                 logger.exception("the deadline watchdog failed to check its connections")
 
     def _cut_overdue(self, now: float) -> None:
-        for key, (connection, thread, limit) in list(self.connections.items()):
+        for key, (connection, thread, limit, on_cut) in list(self.connections.items()):
             deadline = self.deadlines.get(thread)
             due = min(x for x in (limit, deadline, float("inf")) if x is not None)
             if now >= due and self.connections.get(key, (None,))[0] is connection:
                 self.connections.pop(key, None)
-                cut(connection)
+                if cut(connection) and on_cut is not None:
+                    on_cut()
 
 
-def cut(connection: Any) -> None:
+def cut(connection: Any) -> bool:
     """Shut the connection's socket down, so a call blocked on it fails at once."""
     fileno = getattr(connection, "fileno", None)
     if fileno is None:
-        return  # SQLite: nothing to wait for over a network
+        return False  # SQLite: nothing to wait for over a network
     try:
         with socket.socket(fileno=os.dup(fileno())) as sock:
             sock.shutdown(socket.SHUT_RDWR)
     except Exception as exc:  # closed meanwhile (psycopg2 raises InterfaceError), say
         logger.debug("could not cut a database connection: %s", exc)
-        return
+        return False
     burst_log.note(
         logger, "deadline-cut", "database did not answer in time: cut a connection so it fails"
     )
+    return True
 
 
 watchdog = Watchdog()

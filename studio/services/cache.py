@@ -47,9 +47,14 @@ class Retirement:
 def register_cache_epochs(app: Flask) -> None:
     """Give the app its cache epoch (after the cache and the database are bound)."""
     with app.app_context():
-        engine = db.engine
-        shared = isinstance(cache.cache, ResilientRedisCache)
-    app.extensions[EPOCHS_KEY] = Epochs(engine, app.config["CACHE_EPOCH_POLL_SECONDS"], shared)
+        engine, store = db.engine, cache.cache
+    server_id = redis_run_id(store) if isinstance(store, ResilientRedisCache) else None
+    app.extensions[EPOCHS_KEY] = Epochs(engine, app.config["CACHE_EPOCH_POLL_SECONDS"], server_id)
+
+
+def redis_run_id(store: ResilientRedisCache) -> Callable[[], str | None]:
+    """Return a function telling which run of the Redis server answers (None when none does)."""
+    return lambda: store.guarded(None, lambda: store.client.info("server").get("run_id"))
 
 
 def epochs() -> Epochs:

@@ -4,7 +4,8 @@ A write whose invalidation could not reach Redis starts a new epoch by adding a 
 `cache_epochs`, in the database every instance shares. Each worker's thread reads the
 newest epoch every CACHE_EPOCH_POLL_SECONDS, so once Redis answers again no worker of
 any instance serves what the write changed, for longer than that, even if the worker
-that wrote has died since. Epochs start only when Redis misses something, so they are rare.
+that wrote has died since. A Redis that restarted (and may have brought back an old
+snapshot of the cache) starts a new epoch too, as soon as a worker notices.
 """
 
 import logging
@@ -12,6 +13,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,11 +31,18 @@ _ALL: "weakref.WeakSet[Epochs]" = weakref.WeakSet()
 class Epochs:
     """The epoch this process reads and writes the cache under, kept current by a thread."""
 
-    def __init__(self, engine: Engine, poll_seconds: float, shared: bool) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        poll_seconds: float,
+        server_id: Callable[[], str | None] | None = None,
+    ) -> None:
         self.engine = engine
         self.poll_seconds = poll_seconds
-        # A cache of this process's own (no Redis) never misses an invalidation.
-        self.shared = shared
+        # Which run of the cache server answers (Redis's run_id); None: a cache of this
+        # process's own, which never misses an invalidation, and needs no epochs at all.
+        self.server_id = server_id
+        self.shared = server_id is not None
         self._reset()
         _ALL.add(self)
 
@@ -43,6 +52,7 @@ class Epochs:
         self.value: int | None = None if self.shared else 0
         self.watching = False
         self.next_read = 0.0
+        self.server_seen: str | None = None
 
     def current(self) -> int | None:
         """Return the epoch to use now; None while it is unknown (then the cache is skipped)."""
@@ -77,7 +87,24 @@ class Epochs:
                 return
             self.value = value
         if previous is not None:
-            logger.info("cache epoch %s -> %s: the whole cache was retired", previous, value)
+            burst_log.note(
+                logger,
+                "epoch-moved",
+                "cache epoch %s -> %s: the whole cache was retired",
+                previous,
+                value,
+                level=logging.INFO,
+            )
+
+    def check_server(self) -> None:
+        """Start a new epoch when the cache server is another run than the one last seen."""
+        current = self.server_id() if self.server_id else None
+        if current is None:
+            return
+        seen, self.server_seen = self.server_seen, current
+        if seen is not None and seen != current:
+            logger.warning("the cache server restarted: retiring what it may have kept")
+            self.start_new("the cache server restarted")
 
     def start_new(self, reason: str) -> bool:
         """Start a new epoch in a transaction of its own; return False if that failed."""
@@ -115,6 +142,7 @@ def _watch(epochs_ref: "weakref.ref[Epochs]") -> None:
             return
         interval = epochs.poll_seconds
         epochs.refresh()
+        epochs.check_server()
         del epochs
         time.sleep(interval)
 

@@ -19,8 +19,9 @@ from .errors import Conflict, ServiceError, ValidationError
 
 HEADER = "Idempotency-Key"
 KEPT_FOR = timedelta(hours=24)
-# Printable ASCII without spaces, as in the IETF draft's examples (UUIDs, random strings).
-KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
+# Printable ASCII without spaces, as in the IETF draft's examples (UUIDs, random strings);
+# no comma either: two Idempotency-Key headers arrive joined by one.
+KEY_PATTERN = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,255}")
 
 
 class IdempotencyKeyReused(ServiceError):
@@ -41,7 +42,7 @@ def clean_key(value: str) -> str:
     """Return the key, or raise ValidationError naming the header."""
     if not KEY_PATTERN.fullmatch(value):
         raise ValidationError(
-            {HEADER: "must be 1 to 255 printable ASCII characters without spaces."}
+            {HEADER: "must be one key of 1 to 255 printable ASCII characters, no spaces or commas."}
         )
     return value
 

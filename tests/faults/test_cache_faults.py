@@ -3,6 +3,8 @@
 import threading
 import time
 
+from redis import Redis
+
 from .load import call, seed_paints
 
 
@@ -88,3 +90,31 @@ def test_writes_on_one_instance_and_reads_on_another_race_without_500_or_stale_e
     assert {stock_seen(reader.base, token, paint_id) for _ in range(30)} == {in_database}
     time.sleep(3.5)  # past the tombstones: what the readers cached since must be fresh too
     assert {stock_seen(reader.base, token, paint_id) for _ in range(30)} == {in_database}
+
+
+def test_a_redis_that_comes_back_with_an_old_snapshot_is_not_believed(
+    fault_database, own_redis, studio_server
+):
+    """Managed Redis keeps snapshots: a restart may bring back what a write had retired."""
+    url, token = fault_database
+    writer = studio_server(url, own_redis.url)
+    reader = studio_server(url, own_redis.url)
+    paint_id = seed_paints(writer.base, token, 1)[0]
+    before = stock_seen(reader.base, token, paint_id)
+    assert stock_seen(reader.base, token, paint_id) == before  # cached
+    with Redis.from_url(own_redis.url) as redis:
+        redis.save()  # the snapshot holds the cached paint
+    body = {"delta": 5, "reason": "after the snapshot"}
+    written = call(writer.base, "POST", f"/api/v1/paints/{paint_id}/stock", token, body)
+    assert written.status == 201
+    own_redis.stop()
+    own_redis.start()  # loads the snapshot: the old paint is back in the cache
+    restarted = time.monotonic()
+
+    seen = []
+    while time.monotonic() - restarted < 4:
+        seen.append((time.monotonic() - restarted, stock_seen(reader.base, token, paint_id)))
+        time.sleep(0.02)
+    stale = [at for at, stock in seen if stock != before + 5]
+    assert not stale or max(stale) < 2, f"old stock served {max(stale):.1f} s after the restart"
+    assert all(stock == before + 5 for at, stock in seen if at >= 2)
