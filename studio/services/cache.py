@@ -195,10 +195,13 @@ def _next_generation(retirements: list[Retirement]) -> bool:
 
 def _missed(keys: Iterable[str]) -> None:
     keys = tuple(keys)
-    signals.cache_invalidation_missed.send(backend(), keys=keys)
     burst_log.note(
         logger, "invalidation-missed", "the cache missed the retirement of %d key(s)", len(keys)
     )
+    try:
+        signals.cache_invalidation_missed.send(backend(), keys=keys)
+    except Exception:  # whoever counts it must not fail the write
+        logger.exception("a listener of cache_invalidation_missed failed")
 
 
 def paint_key(paint_id: int) -> str:
