@@ -58,7 +58,7 @@ def _commit_is_about_to_be_sent(session: Session) -> None:
 
 
 def commit(retire: cache.Retirement | None = None) -> None:
-    """Commit the session's work, then retire what it changed from the cache.
+    """Commit the session's work and retire from the cache what it changed.
 
     Inside `one_transaction()` this only flushes; the block commits at its end.
     """
