@@ -90,6 +90,14 @@ def _positive(environ: Mapping[str, str], name: str, default: float) -> float:
     return number
 
 
+def _currency(environ: Mapping[str, str]) -> str:
+    """Return the currency shown with money: an ISO 4217 code (EUR) or a short symbol (€)."""
+    value = environ.get("CURRENCY", "").strip() or "EUR"
+    if len(value) > 5:
+        raise ConfigError(f"CURRENCY must be a currency code or symbol (EUR, €), not {value!r}.")
+    return value
+
+
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     value = environ.get(name)
     if value is None or value.strip() == "":
@@ -146,6 +154,7 @@ class Config:
             "SQLALCHEMY_TRACK_MODIFICATIONS": False,
             "PROXY_HOPS": _int(env, "PROXY_HOPS", self.PROXY_HOPS),
             "LOW_STOCK_THRESHOLD": _int(env, "LOW_STOCK_THRESHOLD", 5),
+            "CURRENCY": _currency(env),
             "MAX_CONTENT_LENGTH": max_body,
             # A checked CSV import comes back as a form field; let it be as large as a body.
             "MAX_FORM_MEMORY_SIZE": max_body,

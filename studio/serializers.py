@@ -70,11 +70,12 @@ def _breakdown(rows: list[Breakdown], key: str) -> list[dict[str, Any]]:
     return [{key: row.key, "paints": row.paints, "units": row.units} for row in rows]
 
 
-def stats(figures: InventoryStats) -> dict[str, Any]:
+def stats(figures: InventoryStats, *, currency: str) -> dict[str, Any]:
     return {
         "paints": figures.paints,
         "units": figures.units,
         "value": f"{figures.value:.2f}",
+        "currency": currency,
         "in_stock": figures.in_stock,
         "low_stock": figures.low_stock,
         "out_of_stock": figures.out_of_stock,

@@ -156,7 +156,7 @@ def test_detail_shows_fields_image_and_history(admin, make_paint):
 
 def test_quick_stock_adjustment(admin, make_paint):
     paint = make_paint(stock=4)
-    path = f"/admin/paints/{paint.id}/stock"
+    path = f"/admin/paints/{paint.id}"
     response = admin.post(
         path, {"delta": "-3", "reason": "Sold"}, form_page=f"/admin/paints/{paint.id}"
     )
@@ -177,7 +177,7 @@ def test_quick_stock_adjustment(admin, make_paint):
 )
 def test_bad_stock_adjustments_are_explained(admin, make_paint, data, status, message):
     paint = make_paint(stock=4)
-    path = f"/admin/paints/{paint.id}/stock"
+    path = f"/admin/paints/{paint.id}"
     response = admin.post(path, data, form_page=f"/admin/paints/{paint.id}")
     assert response.status_code == status
     assert message in response.get_data(as_text=True)
@@ -241,10 +241,10 @@ def test_dashboard_figures_and_charts(admin, make_paint):
     make_paint(name="Blue one", color_family="Blue", brand="Vallejo", stock=10, price="1.50")
     make_paint(name="Gone", color_family="Blue", brand="Vallejo", stock=0)
     page = admin.get("/admin/").get_data(as_text=True)
-    assert re.search(r'data-stat="paints">3<', page)
-    assert re.search(r'data-stat="units">13<', page)
-    assert re.search(r'data-stat="value">21.00<', page)
-    assert re.search(r'data-stat="low_stock">1<', page)
+    assert re.search(r'data-stat="paints" data-value="3">3<', page)
+    assert re.search(r'data-stat="units" data-value="13">13<', page)
+    assert re.search(r'data-stat="value" data-value="21.00">€21.00<', page)
+    assert re.search(r'data-stat="low_stock" data-value="1">1<', page)
     assert 'href="/admin/paints?stock=out_of_stock"' in page
     assert "Red one" in page  # in the running-low list
     assert (

@@ -351,6 +351,7 @@ LIMITS = ("statement_timeout", "lock_timeout")
         ("CACHE_EPOCH_POLL_SECONDS", "-1"),
         ("CACHE_REDIS_TIMEOUT", "0"),
         ("PROXY_HOPS", "one"),
+        ("CURRENCY", "euro dollars"),
     ],
 )
 def test_malformed_setting_is_refused_by_name(monkeypatch, variable, value):

@@ -35,7 +35,7 @@ def test_admin_pages_cost_the_same_with_3_or_40_paints(admin, make_paint, path):
     fill(make_paint, 37)
     for _ in range(15):
         admin.post(
-            f"/admin/paints/{paint.id}/stock",
+            f"/admin/paints/{paint.id}",
             {"delta": "1", "reason": "More history"},
             form_page=f"/admin/paints/{paint.id}",
         )

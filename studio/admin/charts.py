@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..services.stats import Breakdown
+from .formatting import compact
 
 FAMILY_COLOURS = {
     "Red": "#c62828",
@@ -48,13 +49,17 @@ def duration(seconds: float) -> str:
 class Bar:
     label: str
     value: float
-    shown: str  # the value as the chart prints it
+    shown: str  # the value as the bar's label prints it, perhaps shortened (1.2 M)
+    full: str  # the exact value, for the tooltip
     y: int
     width: float
     colour: str
+    broken: bool = False  # drawn cut short: far longer than the others
 
 
 LABEL_WIDTH, PLOT_WIDTH, BAR_HEIGHT, GAP = 150, 330, 18, 8
+# A bar this many times the next one is cut short, so the others are not flattened to nothing.
+OUTLIER = 5
 
 
 @dataclass(frozen=True)
@@ -68,15 +73,21 @@ class BarChart:
     plot_width: int = PLOT_WIDTH
     bar_height: int = BAR_HEIGHT
     gap: int = GAP
+    note: str = ""  # what the bars leave out, in words: "Top 12 of 40 brands; …"
 
 
 def bar_chart(
-    title: str, rows: Sequence[Breakdown], *, coloured: bool = False, limit: int = 12
+    title: str,
+    rows: Sequence[Breakdown],
+    *,
+    noun: str,
+    coloured: bool = False,
+    limit: int = 12,
 ) -> BarChart:
-    """Return a horizontal bar chart of units per row, largest first."""
+    """Return a horizontal bar chart of units per row, largest first; `noun` names the rows."""
     pairs = [(row.key or "Unspecified", row.units) for row in rows]
     colours = FAMILY_COLOURS if coloured else {}
-    return bars(title, pairs, limit=limit, colours=colours)
+    return bars(title, pairs, limit=limit, colours=colours, noun=noun, full="{:,}".format)
 
 
 def bars(
@@ -85,20 +96,59 @@ def bars(
     *,
     unit: str = "units",
     empty: str = "No paints yet.",
-    show: Callable[[float], str] = "{:,}".format,
+    show: Callable[[float], str] = compact,
+    full: Callable[[float], str] | None = None,
     colours: dict[str, str] | None = None,
     limit: int = 12,
+    noun: str = "",
 ) -> BarChart:
-    """Return a horizontal bar chart of (label, value) pairs, largest first."""
-    top = sorted(((label, v) for label, v in pairs if finite(v)), key=lambda p: p[1], reverse=True)
-    top = top[:limit]
-    peak = max((value for _, value in top), default=0) or 1
+    """Return a horizontal bar chart of (label, value) pairs, largest first.
+
+    Only the `limit` largest are drawn, and the chart's note says so. A bar more than OUTLIER
+    times the next is drawn cut short, with its value printed, so the rest stay readable.
+    """
+    ranked = sorted(
+        ((label, v) for label, v in pairs if finite(v)), key=lambda p: p[1], reverse=True
+    )
+    top = ranked[:limit]
+    scale, broken = _scale(top)
     drawn = []
     for index, (label, value) in enumerate(top):
         colour = (colours or {}).get(label, DEFAULT_COLOUR)
-        width = PLOT_WIDTH * max(value, 0) / peak
-        drawn.append(Bar(label, value, show(value), index * (BAR_HEIGHT + GAP), width, colour))
-    return BarChart(title, drawn, max(len(drawn), 1) * (BAR_HEIGHT + GAP), unit, empty)
+        cut = broken and index == 0
+        width = PLOT_WIDTH if cut else PLOT_WIDTH * max(value, 0) / scale
+        y = index * (BAR_HEIGHT + GAP)
+        drawn.append(Bar(label, value, show(value), (full or show)(value), y, width, colour, cut))
+    height = max(len(drawn), 1) * (BAR_HEIGHT + GAP)
+    note = _left_out(ranked, len(top), noun, unit, full or show)
+    if broken:
+        note = " ".join(filter(None, [note, f"The longest bar is cut short ({show(top[0][1])})."]))
+    return BarChart(title, drawn, height, unit, empty, note=note)
+
+
+def _scale(top: Sequence[tuple[str, float]]) -> tuple[float, bool]:
+    """Return the value a full-width bar stands for, and whether the first bar is cut short."""
+    peak = max((value for _, value in top), default=0) or 1
+    if len(top) > 1 and 0 < top[1][1] and top[0][1] > OUTLIER * top[1][1]:
+        return top[1][1] * 1.25, True
+    return peak, False
+
+
+def _left_out(
+    ranked: Sequence[tuple[str, float]],
+    shown: int,
+    noun: str,
+    unit: str,
+    full: Callable[[float], str],
+) -> str:
+    """Return "Top 12 of 40 brands; the other 28 hold 1,234 units." or "" when all are shown."""
+    rest = ranked[shown:]
+    if not rest:
+        return ""
+    if not noun:  # timings and the like do not add up
+        return f"Top {shown} of {len(ranked)}."
+    held = full(sum(max(value, 0) for _, value in rest))
+    return f"Top {shown} of {len(ranked)} {noun}; the other {len(rest)} hold {held} {unit}."
 
 
 LINE_WIDTH, LINE_HEIGHT, LINE_TOP, LINE_BOTTOM, LINE_SIDE = 300, 80, 8, 8, 5

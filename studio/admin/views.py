@@ -24,12 +24,15 @@ from ..services import csv_io, listing, paints, stats, stock
 from ..services.errors import ServiceError, ValidationError, VersionConflict
 from ..services.listing import PaintFilter
 from .charts import bar_chart
+from .formatting import money, short_figure
 from .forms import ConfirmForm, ImportForm, PaintForm, StockForm
 from .performance import active_alerts, ago, clock, gather, report_charts
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.add_app_template_filter(clock)
 bp.add_app_template_filter(ago)
+bp.add_app_template_filter(money)
+bp.add_app_template_filter(short_figure)
 MOVEMENTS_PER_PAGE = 20
 REFRESH_SECONDS = 5
 
@@ -66,8 +69,10 @@ def dashboard():
         "admin/dashboard.html",
         figures=figures,
         low_stock=listing.low_stock_paints(threshold),
-        family_chart=bar_chart("Units per colour family", figures.by_color_family, coloured=True),
-        brand_chart=bar_chart("Units per brand", figures.by_brand),
+        family_chart=bar_chart(
+            "Units per colour family", figures.by_color_family, noun="families", coloured=True
+        ),
+        brand_chart=bar_chart("Units per brand", figures.by_brand, noun="brands"),
     )
 
 
@@ -180,7 +185,8 @@ def paint_detail(paint_id: int):
     return render_detail(paint_id, StockForm(formdata=None))
 
 
-@bp.post("/paints/<id:paint_id>/stock")
+# The page's own address: a refused change shows the page again there, which reloads (as GET).
+@bp.post("/paints/<id:paint_id>")
 @retry_transient
 def adjust_stock(paint_id: int):
     form = StockForm()

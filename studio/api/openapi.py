@@ -206,6 +206,7 @@ SCHEMAS: dict[str, Any] = {
             "paints",
             "units",
             "value",
+            "currency",
             "in_stock",
             "low_stock",
             "out_of_stock",
@@ -217,6 +218,11 @@ SCHEMAS: dict[str, Any] = {
             "paints": {"type": "integer"},
             "units": {"type": "integer"},
             "value": {"type": "string", "pattern": r"^\d+\.\d{2}$"},
+            "currency": {
+                "type": "string",
+                "description": "The currency of `value` and of the paints' prices, as the "
+                "CURRENCY setting names it (an ISO 4217 code such as EUR, or a symbol).",
+            },
             "in_stock": {"type": "integer"},
             "low_stock": {"type": "integer"},
             "out_of_stock": {"type": "integer"},

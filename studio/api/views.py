@@ -109,7 +109,8 @@ def list_movements(paint_id: int):
 @bp.get("/stats")
 @retry_transient
 def get_stats():
-    return serializers.stats(stats.inventory_stats(low_stock_threshold()))
+    figures = stats.inventory_stats(low_stock_threshold())
+    return serializers.stats(figures, currency=current_app.config["CURRENCY"])
 
 
 @bp.get("/openapi.json")
