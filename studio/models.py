@@ -26,6 +26,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .extensions import db
 
 MOVEMENT_KINDS = ("initial", "adjustment", "import", "correction")
+# The paint fields whose values come from a list the admins keep (VocabularyTerm).
+VOCABULARY_KINDS = ("color_type", "color_family")
 CENT = Decimal("0.01")
 
 
@@ -229,3 +231,31 @@ class CacheEpoch(db.Model):
     )
     reason: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+class VocabularyTerm(db.Model):
+    """One allowed value of a paint's type or colour family, in its canonical spelling.
+
+    Paints keep the spelling itself (not an id), so listing, search, CSV and figures read
+    it as before; the paint services accept only values in this list (see
+    studio.services.vocabularies).
+    """
+
+    __tablename__ = "vocabulary_terms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(50))
+    # The name case-folded with its spaces collapsed: "Blue", "blue" and " BLUE " are one.
+    match_key: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ({})".format(", ".join(f"'{kind}'" for kind in VOCABULARY_KINDS)),
+            name="kind_known",
+        ),
+        UniqueConstraint("kind", "match_key"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<VocabularyTerm {self.kind} {self.name!r}>"
+

@@ -8,6 +8,7 @@ from .services.listing import Page
 from .services.paints import PaintRecord
 from .services.stats import Breakdown, InventoryStats
 from .services.stock import MovementRecord
+from .services.vocabularies import Vocabulary
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -83,3 +84,7 @@ def stats(figures: InventoryStats, *, currency: str) -> dict[str, Any]:
         "by_brand": _breakdown(figures.by_brand, "brand"),
         "by_color_family": _breakdown(figures.by_color_family, "color_family"),
     }
+
+def vocabulary(lists: Vocabulary) -> dict[str, list[str]]:
+    """Return the allowed values of each list, in their canonical spellings."""
+    return {kind: list(names) for kind, names in lists.names.items()}

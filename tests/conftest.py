@@ -23,10 +23,12 @@ from studio import create_app
 from studio.caching import counters
 from studio.config import normalize_database_url
 from studio.extensions import cache, db, limiter
-from studio.models import Paint, User
+from studio.models import Paint, User, VocabularyTerm
 from studio.services import accounts, paints
 
 PG_VARIABLE = "STUDIO_TEST_DATABASE_URL"
+# Tables whose rows come from the migrations; tests that commit leave them as they found them.
+MIGRATED_ROWS = (VocabularyTerm.__table__,)
 REDIS_VARIABLE = "STUDIO_TEST_REDIS_URL"
 PG_SKIP_REASON = (
     f"set {PG_VARIABLE} (e.g. postgresql://postgres@127.0.0.1:5432/test) to run on PostgreSQL"
@@ -125,9 +127,17 @@ def app(migrated_app: Flask) -> Iterator[Flask]:
 
 @pytest.fixture
 def committed_app(migrated_app: Flask) -> Iterator[Flask]:
-    """The app on its real engine, for tests that need several connections; emptied afterwards."""
+    """The app on its real engine, for tests that need several connections; emptied afterwards.
+
+    Rows the migrations put in (the types and families lists) are put back as they were.
+    """
     with migrated_app.app_context():
         cache.clear()
+        with db.engine.connect() as connection:
+            migrated = {
+                table: [dict(row) for row in connection.execute(table.select()).mappings()]
+                for table in MIGRATED_ROWS
+            }
         try:
             yield migrated_app
         finally:
@@ -136,6 +146,9 @@ def committed_app(migrated_app: Flask) -> Iterator[Flask]:
             with db.engine.begin() as connection:
                 for table in reversed(db.metadata.sorted_tables):
                     connection.execute(table.delete())
+                for table, rows in migrated.items():
+                    if rows:
+                        connection.execute(table.insert(), rows)
 
 
 @pytest.fixture

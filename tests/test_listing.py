@@ -51,7 +51,7 @@ def shelf(make_paint):
         name="Matt Black",
         brand="The Army Painter",
         color_family="Black",
-        color_type="Warpaint",
+        color_type="Wash",
         stock=12,
         price="3.50",
     )

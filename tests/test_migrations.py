@@ -22,6 +22,7 @@ EXPECTED_TABLES = {
     "api_tokens",
     "idempotency_keys",
     "cache_epochs",
+    "vocabulary_terms",
 }
 
 
@@ -99,3 +100,70 @@ def test_demo_command_prepares_a_usable_shop(fresh_app):
     new_password = re.search(r"password (\S+)", again.output).group(1)
     assert accounts.authenticate("admin", new_password) is not None
     assert db.session.execute(text("SELECT count(*) FROM paints")).scalar() == 40
+
+def test_vocabularies_are_made_from_the_paints_values_in_one_spelling_each(fresh_app):
+    upgrade(revision="0006")
+    insert = text(
+        "INSERT INTO paints (name, brand, color_type, color_family, stock, price, "
+        "created_at, updated_at, version) "
+        "VALUES (:name, 'Citadel', :type, :family, 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+    )
+    rows = [
+        ("p1", "Layer", "Blue"),
+        ("p2", "layer", "blue"),
+        ("p3", "Layer", " BLUE "),
+        ("p4", "base", "Dark  green"),
+        ("p5", "BASE", "dark green"),
+        ("p6", None, "   "),
+        ("p7", "Wash", None),
+    ]
+    with db.engine.begin() as connection:
+        for name, kind, family in rows:
+            connection.execute(insert, {"name": name, "type": kind, "family": family})
+    upgrade(revision="0007")
+
+    with db.engine.connect() as connection:
+        terms = connection.execute(
+            text("SELECT kind, name FROM vocabulary_terms ORDER BY kind, match_key")
+        ).all()
+        paints = connection.execute(
+            text("SELECT name, color_type, color_family FROM paints ORDER BY name")
+        ).all()
+        epochs = connection.execute(text("SELECT count(*) FROM cache_epochs")).scalar()
+    # The most frequent spelling wins; a tie takes each word capitalised.
+    assert terms == [
+        ("color_family", "Blue"),
+        ("color_family", "Dark Green"),
+        ("color_type", "Base"),
+        ("color_type", "Layer"),
+        ("color_type", "Wash"),
+    ]
+    assert paints == [
+        ("p1", "Layer", "Blue"),
+        ("p2", "Layer", "Blue"),
+        ("p3", "Layer", "Blue"),
+        ("p4", "Base", "Dark Green"),
+        ("p5", "Base", "Dark Green"),
+        ("p6", None, None),
+        ("p7", "Wash", None),
+    ]
+    assert epochs == 1  # cached copies of the old spellings are retired
+
+    downgrade(revision="0006")
+    assert "vocabulary_terms" not in inspect(db.engine).get_table_names()
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM paints")).scalar() == len(rows)
+    upgrade()
+
+
+def test_a_new_shop_starts_with_the_usual_types_and_families(fresh_app):
+    upgrade()
+    with db.engine.connect() as connection:
+        names = dict(
+            connection.execute(
+                text("SELECT kind, count(*) FROM vocabulary_terms GROUP BY kind")
+            ).all()
+        )
+        listed = set(connection.execute(text("SELECT name FROM vocabulary_terms")).scalars())
+    assert names["color_type"] >= 10 and names["color_family"] >= 10
+    assert {"Base", "Layer", "Wash", "Red", "Blue"} <= listed

@@ -322,6 +322,7 @@ CASES = [
     Case("GET", MOVEMENTS, 404, {}, "missing"),
     Case("GET", MOVEMENTS, 422, {"query_string": {"per_page": 0}}),
     Case("GET", "/stats", 200, {}),
+    Case("GET", "/vocabularies", 200, {}),
     Case("GET", "/openapi.json", 200, {}),
     *(
         Case(method, template, status, request)

@@ -11,7 +11,9 @@ def fill(make_paint, count):
     first = None
     for number in range(count):
         paint = make_paint(
-            stock=number % 9, color_family=f"Family {number % 4}", brand=f"B{number % 5}"
+            stock=number % 9,
+            color_family=("Red", "Blue", "Green", "Grey")[number % 4],
+            brand=f"B{number % 5}",
         )
         first = first or paint
     return first

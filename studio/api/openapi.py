@@ -3,6 +3,7 @@
 from functools import cache
 from typing import Any
 
+from ..models import VOCABULARY_KINDS
 from ..services.listing import MAX_PAGE, MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
 from ..services.validation import MAX_PRICE, MAX_STOCK
 
@@ -13,6 +14,16 @@ PRICE = {"type": "string", "pattern": r"^\d{1,8}\.\d{2}$", "example": "12.99"}
 REQUIRED_TEXT = {"type": "string", "minLength": 1, "pattern": r"\S"}
 # An http(s) address with a host; the API refuses any other scheme.
 HTTP_URL = {"type": "string", "format": "uri", "pattern": r"^https?://[^\s/?#]\S*$"}
+
+
+# The type and colour family come from lists the admins keep (GET /vocabularies).
+LISTED_VALUE = {
+    "type": "string",
+    "maxLength": 50,
+    "nullable": True,
+    "description": "One of the values GET /vocabularies lists for this field, in any case "
+    "and spacing; it is saved in the list's spelling. Others are refused (422).",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -47,8 +58,8 @@ def _paint_input(required: list[str], **extra: dict[str, Any]) -> dict[str, Any]
             "name": {**REQUIRED_TEXT, "maxLength": 200},
             "brand": {**REQUIRED_TEXT, "maxLength": 100},
             "color_code": {"type": "string", "maxLength": 50, "nullable": True},
-            "color_type": {"type": "string", "maxLength": 50, "nullable": True},
-            "color_family": {"type": "string", "maxLength": 50, "nullable": True},
+            "color_type": LISTED_VALUE,
+            "color_family": LISTED_VALUE,
             "image_url": {**HTTP_URL, "maxLength": 500, "nullable": True},
             "stock": {"type": "integer", "minimum": 0, "maximum": MAX_STOCK},
             "price": {
@@ -230,6 +241,17 @@ SCHEMAS: dict[str, Any] = {
             "by_brand": {"type": "array", "items": _ref("Breakdown")},
             "by_color_family": {"type": "array", "items": _ref("Breakdown")},
         },
+    },
+    "Vocabularies": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(VOCABULARY_KINDS),
+        "properties": {
+            kind: {"type": "array", "items": {"type": "string", "maxLength": 50}}
+            for kind in VOCABULARY_KINDS
+        },
+        "description": "The values a paint's color_type and color_family may take, each list "
+        "in its canonical spellings; admins keep them on the Types & families page.",
     },
     "Error": {
         "type": "object",
@@ -436,6 +458,16 @@ PATHS: dict[str, Any] = {
             "summary": "Counts, units and value of the stock, overall, per brand and per family.",
             "responses": {"200": _json(_ref("Stats"), "The figures."), **COMMON_ERRORS},
         }
+    },
+    "/vocabularies": {
+        "get": {
+            "operationId": "list_vocabularies",
+            "summary": "The allowed values of color_type and color_family.",
+            "responses": {
+                "200": _json(_ref("Vocabularies"), "Each list, ordered by name."),
+                **COMMON_ERRORS,
+            },
+        },
     },
     "/openapi.json": {
         "get": {

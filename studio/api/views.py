@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import serializers
 from ..resilience.retry import retry_transient
-from ..services import cache, listing, paints, stats, stock
+from ..services import cache, listing, paints, stats, stock, vocabularies
 from ..services.errors import ServiceError, ValidationError
 from .auth import prefetches, require_token
 from .errors import handle_http_error, handle_service_error
@@ -111,6 +111,12 @@ def list_movements(paint_id: int):
 def get_stats():
     figures = stats.inventory_stats(low_stock_threshold())
     return serializers.stats(figures, currency=current_app.config["CURRENCY"])
+
+
+@bp.get("/vocabularies")
+@retry_transient
+def list_vocabularies():
+    return serializers.vocabulary(vocabularies.current())
 
 
 @bp.get("/openapi.json")

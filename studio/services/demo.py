@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Paint
+from . import transactions, vocabularies
 from .paints import bulk_create_paints
 
 # brand: (code prefix, usual price, paint types it sells)
@@ -97,12 +98,24 @@ def demo_paints(count: int, *, start: int, seed: int = 7) -> Iterator[dict[str, 
 
 
 def seed_demo(count: int, *, on_batch: Callable[[int], None] | None = None) -> int:
-    """Add `count` demo paints in one transaction; return how many were added."""
+    """Add `count` demo paints, and the types and families they use, in one transaction.
+
+    Returns how many paints were added.
+    """
     start = (db.session.scalar(select(func.max(Paint.id))) or 0) + 1
-    return bulk_create_paints(
-        demo_paints(count, start=start),
-        kind="import",
-        reason="Demo data",
-        user_id=None,
-        on_batch=on_batch,
-    )
+    with transactions.one_transaction():
+        types = vocabularies.ensure_terms(
+            "color_type", {kind for _, _, kinds in BRANDS.values() for kind in kinds}
+        )
+        families = vocabularies.ensure_terms("color_family", FAMILIES)
+        paints = (
+            {
+                **paint,
+                "color_type": types[paint["color_type"]],
+                "color_family": families[paint["color_family"]],
+            }
+            for paint in demo_paints(count, start=start)
+        )
+        return bulk_create_paints(
+            paints, kind="import", reason="Demo data", user_id=None, on_batch=on_batch
+        )

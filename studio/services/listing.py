@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from ..extensions import db
 from ..models import Paint, paint_search_document
-from . import cache
+from . import cache, vocabularies
 from .errors import ValidationError
 from .paints import PaintRecord
 from .validation import FieldError, clean_int, clean_text
@@ -337,18 +337,17 @@ class FilterChoices:
 
 
 def filter_choices() -> FilterChoices:
-    """Return the distinct brands, colour families and types in the inventory."""
+    """Return the distinct brands, and the admins' lists of colour families and types."""
 
-    def distinct(column: Any) -> list[str]:
-        query = select(column).where(column.is_not(None)).distinct().order_by(column)
+    def load() -> list[str]:
+        query = select(Paint.brand).distinct().order_by(Paint.brand)
         return list(db.session.scalars(query))
 
-    def load() -> FilterChoices:
-        return FilterChoices(
-            distinct(Paint.brand), distinct(Paint.color_family), distinct(Paint.color_type)
-        )
-
-    return cache.remember_in_generation("choices", (), "LIST_CACHE_TTL", load)
+    brands = cache.remember_in_generation("choices", (), "LIST_CACHE_TTL", load)
+    vocabulary = vocabularies.current()
+    return FilterChoices(
+        brands, list(vocabulary.names["color_family"]), list(vocabulary.names["color_type"])
+    )
 
 
 def low_stock_paints(low_stock_threshold: int, limit: int = 10) -> list[PaintRecord]:

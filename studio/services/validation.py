@@ -6,6 +6,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..models import VOCABULARY_KINDS
+from . import vocabularies
 from .errors import ValidationError
 
 MAX_STOCK = 1_000_000_000
@@ -160,6 +162,21 @@ def validate_paint(
         for field in REQUIRED_PAINT_FIELDS:
             if field not in data:
                 errors[field] = "is required."
+    _use_list_spellings(cleaned, errors)
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _use_list_spellings(cleaned: dict[str, Any], errors: dict[str, str]) -> None:
+    """Replace a type or colour family by its spelling in the admins' list; refuse others."""
+    given = [field for field in VOCABULARY_KINDS if cleaned.get(field) is not None]
+    if not given:
+        return
+    vocabulary = vocabularies.current()
+    for field in given:
+        canonical = vocabulary.canonical(field, cleaned[field])
+        if canonical is None:
+            errors[field] = vocabulary.refusal(field)
+        else:
+            cleaned[field] = canonical
