@@ -98,6 +98,14 @@ def _currency(environ: Mapping[str, str]) -> str:
     return value
 
 
+def _decimal_separator(environ: Mapping[str, str]) -> str:
+    """Return the decimal separator the shop types ("." or ","), or "" to refuse guesses."""
+    value = environ.get("DECIMAL_SEPARATOR", "").strip()
+    if value not in ("", ".", ","):
+        raise ConfigError(f'DECIMAL_SEPARATOR must be "." or "," (or unset), not {value!r}.')
+    return value
+
+
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     value = environ.get(name)
     if value is None or value.strip() == "":
@@ -154,6 +162,8 @@ class Config:
             "SQLALCHEMY_TRACK_MODIFICATIONS": False,
             "PROXY_HOPS": _int(env, "PROXY_HOPS", self.PROXY_HOPS),
             "LOW_STOCK_THRESHOLD": _int(env, "LOW_STOCK_THRESHOLD", 5),
+            # Settles numbers typed as `4,500` or `1.234`; unset, they are refused as ambiguous.
+            "DECIMAL_SEPARATOR": _decimal_separator(env),
             "CURRENCY": _currency(env),
             "MAX_CONTENT_LENGTH": max_body,
             # A checked CSV import comes back as a form field; let it be as large as a body.

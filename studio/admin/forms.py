@@ -1,16 +1,17 @@
 """Admin forms. They carry the CSRF token and the typed values; the rules live in the services."""
 
+from decimal import Decimal
 from typing import Any
 
+from flask import current_app
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import Optional
-from wtforms.widgets import NumberInput
+from itsdangerous import BadData, URLSafeSerializer
+from wtforms import HiddenField, SelectField, StringField, TextAreaField
 
 from ..models import VOCABULARY_KINDS
 from ..services import vocabularies
-from ..services.errors import ValidationError
+from ..services.errors import EditConflict, ServiceError
 from ..services.validation import PAINT_FIELDS
 
 OPTIONAL_NUMBERS = ("stock", "price")
@@ -23,12 +24,14 @@ class PaintForm(FlaskForm):
     # The admins' lists (Types & families); the services refuse anything else.
     color_type = SelectField("Type", validate_choice=False)
     color_family = SelectField("Colour family", validate_choice=False)
-    stock = StringField("Stock", widget=NumberInput(min=0, step=1))
-    price = StringField("Price", widget=NumberInput(min=0, step="0.01"))
+    # Text, not type=number: Chromium reads "4,50" typed in a number input as 450.
+    stock = StringField("Stock")
+    price = StringField("Price")
     color_preview = StringField("Swatch colour")
     image_url = StringField("Image URL")
     description = TextAreaField("Description")
-    version = HiddenField()
+    # The values the edit started from, signed (see start_from).
+    original = HiddenField()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -56,15 +59,54 @@ class PaintForm(FlaskForm):
             }
         return values
 
-    def show_errors(self, error: ValidationError) -> None:
+    def show_errors(self, error: ServiceError) -> None:
         """Put each service error next to its field."""
         for name, message in error.fields.items():
             if name in self:
                 self[name].errors = [message]
 
+    def start_from(self, paint: Any) -> None:
+        """Carry the paint's values in the form, signed, as what the edit started from."""
+        values = {name: _plain(getattr(paint, name)) for name in PAINT_FIELDS}
+        self.original.data = _originals().dumps(values)
+
+    def started_from(self) -> dict[str, Any] | None:
+        """Return the values the edit started from, None if they are missing or were altered."""
+        try:
+            values = _originals().loads(self.original.data or "")
+        except BadData:
+            return None
+        return values if isinstance(values, dict) else None
+
+    def show_conflict(self, conflict: EditConflict) -> None:
+        """Keep what the admin changed; show the rest as it is now; mark what clashed.
+
+        The edit then starts from the paint as it is now, so saving again applies it.
+        """
+        for name in PAINT_FIELDS:
+            if name not in conflict.edited:
+                self[name].data = _plain(getattr(conflict.current, name))
+                choices = getattr(self[name], "choices", None)
+                if choices is not None and self[name].data not in dict(choices):
+                    choices.insert(1, (self[name].data, self[name].data))
+        self.show_errors(conflict)
+        self.start_from(conflict.current)
+
+
+def _originals() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="studio.paint-edit-original")
+
+
+def _plain(value: Any) -> Any:
+    """Return a paint's value as a form shows it: prices as text, none as ""."""
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, Decimal) else value
+
 
 class StockForm(FlaskForm):
-    delta = IntegerField("Change by", validators=[Optional()])
+    # Text, not type=number: Chromium reads "5,0" typed in a number input as 50.
+    delta = StringField("Change by")
     reason = StringField("Reason")
 
 
@@ -76,6 +118,7 @@ class ImportForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A form with nothing but its CSRF token, for POST-only actions."""
+
 
 class TermForm(FlaskForm):
     """A value of the types or colour families list: added, or renamed."""

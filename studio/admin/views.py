@@ -21,7 +21,7 @@ from ..extensions import login_manager
 from ..resilience.deadline import paced
 from ..resilience.retry import retry_transient
 from ..services import csv_io, listing, paints, stats, stock
-from ..services.errors import ServiceError, ValidationError, VersionConflict
+from ..services.errors import EditConflict, ServiceError, ValidationError
 from ..services.listing import PaintFilter
 from .charts import bar_chart
 from .formatting import money, short_figure
@@ -143,26 +143,31 @@ def new_paint():
 def edit_paint(paint_id: int):
     paint = paints.get_paint(paint_id)
     form = PaintForm(obj=paint)
-    status = 200
-    if form.validate_on_submit():
-        changes = {**form.submitted(new=False), "version": form.version.data}
-        try:
-            paint = paints.update_paint(paint_id, changes, current_user.id, from_text=True)
-        except VersionConflict:
-            current = paints.get_paint(paint_id)
-            flash(
-                "Someone else changed this paint while you were editing it. Your changes were "
-                "not saved; these are the current values.",
-                "warning",
-            )
-            form, paint, status = PaintForm(formdata=None, obj=current), current, 409
-        except ServiceError as exc:
-            form.show_errors(exc)
-            status = exc.status
+    status, notice = 200, None
+    if not form.is_submitted():
+        form.start_from(paint)
+    elif form.validate_on_submit():
+        original = form.started_from()
+        if original is None:
+            # Missing or altered: the typed values stay, checked against the paint as it is.
+            form.start_from(paint)
+            status, notice = 422, "unmatched"
         else:
-            flash(f"Saved {paint.name}.", "success")
-            return redirect(url_for(".paint_detail", paint_id=paint_id))
-    return render_template("admin/paints/form.html", form=form, paint=paint), status
+            changes = {**form.submitted(new=False), "original": original}
+            try:
+                saved = paints.update_paint(paint_id, changes, current_user.id, from_text=True)
+            except EditConflict as exc:
+                form.show_conflict(exc)
+                paint, status, notice = exc.current, exc.status, "conflict"
+            except ServiceError as exc:
+                form.show_errors(exc)
+                status = exc.status
+                if not exc.fields:
+                    flash(exc.message, "error")
+            else:
+                flash(f"Saved {saved.name}.", "success")
+                return redirect(url_for(".paint_detail", paint_id=paint_id))
+    return render_template("admin/paints/form.html", form=form, paint=paint, notice=notice), status
 
 
 def render_detail(paint_id: int, stock_form: StockForm, status: int = 200):

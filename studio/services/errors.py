@@ -39,5 +39,28 @@ class VersionConflict(Conflict):
     code = "version_conflict"
 
 
+class EditConflict(Conflict):
+    """A field the edit changes was changed by someone else since the edit began.
+
+    `current` is the paint as it is now, `edited` the fields the edit changes;
+    `conflicts` (also in the API's answer) gives each clashing field's value then and now.
+    """
+
+    code = "edit_conflict"
+
+    def __init__(
+        self,
+        message: str,
+        fields: dict[str, str],
+        *,
+        current: Any,
+        edited: frozenset[str],
+        conflicts: dict[str, dict[str, Any]],
+    ):
+        super().__init__(message, fields, current_version=current.version, conflicts=conflicts)
+        self.current = current
+        self.edited = edited
+
+
 class InsufficientStock(Conflict):
     code = "insufficient_stock"

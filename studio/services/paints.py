@@ -7,14 +7,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
-from ..models import Paint, StockMovement
+from ..models import Paint, StockMovement, utcnow
 from . import cache, transactions
-from .errors import Conflict, NotFound, ValidationError, VersionConflict
+from .errors import Conflict, EditConflict, NotFound, ValidationError, VersionConflict
 from .validation import (
     MAX_INT,
     PAINT_RULES,
@@ -24,6 +24,8 @@ from .validation import (
 )
 
 BULK_BATCH_SIZE = 2000
+# A merged edit whose write met a change that was undone before it could be reported.
+MERGE_ATTEMPTS = 3
 ZERO_PRICE = Decimal("0.00")
 
 
@@ -49,6 +51,9 @@ class PaintRecord:
     @classmethod
     def of(cls, paint: Paint) -> "PaintRecord":
         return cls(**{column.name: getattr(paint, column.name) for column in fields(cls)})
+
+
+PAINT_COLUMNS = [getattr(Paint, column.name) for column in fields(PaintRecord)]
 
 
 def get_paint_record(paint_id: int) -> PaintRecord:
@@ -104,10 +109,14 @@ def update_paint(
     *,
     from_text: bool = False,
 ) -> PaintRecord:
-    """Apply an edit made on `data["version"]`; refuse it if the paint changed since.
+    """Apply an edit to the paint, made on `data["version"]` or on `data["original"]`.
 
-    Returns the paint as saved, copied before the commit (see create_paint).
+    With `version` any change since, a stock movement included, refuses the edit. With
+    `original` (the values the editor started from) see merge_edit. Returns the paint as
+    saved, copied before the commit (see create_paint).
     """
+    if "original" in data:
+        return merge_edit(paint_id, data, user_id, from_text=from_text)
     changes = dict(data)
     errors: dict[str, str] = {}
     version = None
@@ -130,16 +139,7 @@ def update_paint(
     for field, value in fields.items():
         setattr(paint, field, value)
     if "stock" in fields and fields["stock"] != old_stock:
-        db.session.add(
-            StockMovement(
-                paint_id=paint.id,
-                delta=fields["stock"] - old_stock,
-                stock_after=fields["stock"],
-                kind="correction",
-                reason="Stock corrected on edit",
-                user_id=user_id,
-            )
-        )
+        db.session.add(_correction(paint.id, fields["stock"] - old_stock, fields["stock"], user_id))
     try:
         with _unique_code_guard():
             db.session.flush()
@@ -150,6 +150,148 @@ def update_paint(
         db.session.rollback()
         raise _version_conflict(get_paint(paint_id)) from None
     return saved
+
+
+def merge_edit(
+    paint_id: int, data: Mapping[str, Any], user_id: int | None, *, from_text: bool = False
+) -> PaintRecord:
+    """Write the fields the edit changes from `data["original"]`, unless others changed them.
+
+    Fields whose value equals the original are not written, so what others changed in
+    them since stays. A changed field is refused (EditConflict, nothing written) only if
+    someone else changed it too, to another value. Stock is a correction of the stock the
+    editor saw: any movement since, a sale say, is a conflict on stock. The check and the
+    write are one conditional UPDATE, race-free without locks, as in adjust_stock.
+    """
+    changes = dict(data)
+    errors: dict[str, str] = {}
+    if "version" in changes:
+        errors["version"] = "must not be sent with original; send one of them."
+        changes.pop("version")
+    fields: dict[str, Any] = {}
+    try:
+        fields = validate_paint(
+            {name: value for name, value in changes.items() if name != "original"},
+            partial=True,
+            from_text=from_text,
+        )
+    except ValidationError as exc:
+        errors.update(exc.fields)
+    try:
+        original = _clean_original(changes["original"], fields)
+    except FieldError as exc:
+        errors["original"] = str(exc)
+    if errors:
+        raise ValidationError(errors)
+    edited = {name: value for name, value in fields.items() if value != original[name]}
+    if not edited:
+        return PaintRecord.of(get_paint(paint_id))
+    for _ in range(MERGE_ATTEMPTS):
+        saved = _write_edited(paint_id, edited, original, user_id)
+        if saved is not None:
+            return saved
+        conflict = _conflict(get_paint(paint_id), edited, original)
+        if conflict:
+            raise conflict
+    # Changed and changed back between each write and read: let the editor look again.
+    raise _version_conflict(get_paint(paint_id))
+
+
+def _clean_original(original: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the original values of the edited fields, cleaned as the fields are."""
+    if not isinstance(original, Mapping):
+        raise FieldError("must be an object of the values the edit started from.")
+    unknown = sorted(str(name) for name in original if name not in PAINT_RULES)
+    if unknown:
+        raise FieldError(f"names unknown fields: {', '.join(unknown)}.")
+    missing = [name for name in fields if name not in original]
+    if missing:
+        raise FieldError(f"must give the value the edit started from of: {', '.join(missing)}.")
+    cleaned = {}
+    for name in fields:
+        try:
+            cleaned[name] = PAINT_RULES[name](original[name], False)
+        except FieldError as exc:
+            raise FieldError(f"{name} {exc}") from None
+    return cleaned
+
+
+def _write_edited(
+    paint_id: int, edited: Mapping[str, Any], original: Mapping[str, Any], user_id: int | None
+) -> PaintRecord | None:
+    """Write the edited fields if none of them clashes; return the paint, None if one did."""
+    conditions = [Paint.id == paint_id]
+    for name, value in edited.items():
+        column = getattr(Paint, name)
+        if name == "stock":
+            conditions.append(column == original[name])
+        else:
+            conditions.append(
+                or_(column.is_not_distinct_from(original[name]), column.is_not_distinct_from(value))
+            )
+    statement = (
+        update(Paint)
+        .where(*conditions)
+        .values(**edited, version=Paint.version + 1, updated_at=utcnow())
+        .returning(*PAINT_COLUMNS)
+        .execution_options(synchronize_session=False)
+    )
+    with _unique_code_guard():
+        row = db.session.execute(statement).one_or_none()
+        if row is None:
+            db.session.rollback()
+            return None
+        saved = PaintRecord(**row._asdict())
+        if "stock" in edited:
+            delta = edited["stock"] - original["stock"]
+            db.session.add(_correction(paint_id, delta, saved.stock, user_id))
+            db.session.flush()
+        transactions.commit(cache.paints_changed(paint_id))
+    return saved
+
+
+def _conflict(
+    current: Paint, edited: Mapping[str, Any], original: Mapping[str, Any]
+) -> EditConflict | None:
+    """Return the conflict the failed write met, None if nothing clashes any more."""
+    clashes = {}
+    for name, value in edited.items():
+        now = getattr(current, name)
+        if now != original[name] and (name == "stock" or now != value):
+            clashes[name] = {"original": original[name], "current": now}
+    if not clashes:
+        return None
+    return EditConflict(
+        f"Paint {current.id} was changed by someone else in what this edit changes "
+        f"({', '.join(clashes)}); nothing was saved.",
+        {
+            name: f"was changed by someone else meanwhile: it is now {_shown(values['current'])} "
+            f"(it was {_shown(values['original'])} when this edit began)."
+            for name, values in clashes.items()
+        },
+        current=PaintRecord.of(current),
+        edited=frozenset(edited),
+        conflicts=clashes,
+    )
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return "empty"
+    if isinstance(value, str):
+        return f"“{value if len(value) <= 80 else value[:79] + '…'}”"
+    return str(value)
+
+
+def _correction(paint_id: int, delta: int, stock_after: int, user_id: int | None) -> StockMovement:
+    return StockMovement(
+        paint_id=paint_id,
+        delta=delta,
+        stock_after=stock_after,
+        kind="correction",
+        reason="Stock corrected on edit",
+        user_id=user_id,
+    )
 
 
 def delete_paint(paint_id: int) -> None:

@@ -1,7 +1,7 @@
 """Stock adjustments and their history."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from ..models import Paint, StockMovement, utcnow
 from . import cache, transactions
 from .errors import InsufficientStock, ValidationError
 from .listing import Page
-from .paints import PaintRecord, get_paint, get_paint_record
+from .paints import PAINT_COLUMNS, PaintRecord, get_paint, get_paint_record
 from .validation import MAX_STOCK, FieldError, clean_int, clean_text
 
 ADJUSTMENT_FIELDS = ("delta", "reason")
@@ -59,9 +59,6 @@ class StockChange:
 
     paint: PaintRecord
     movement: MovementRecord
-
-
-PAINT_COLUMNS = [getattr(Paint, column.name) for column in fields(PaintRecord)]
 
 
 def adjust_stock(

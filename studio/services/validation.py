@@ -2,17 +2,27 @@
 
 import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
+
+from flask import current_app, has_app_context
 
 from ..models import VOCABULARY_KINDS
 from . import vocabularies
 from .errors import ValidationError
+from .numbers import NumberError, parse_number
 
 MAX_STOCK = 1_000_000_000
 MAX_PRICE = Decimal("99999999.99")
 MAX_INT = 2_147_483_647
+# Longer texts are refused before int() has to read them; well past every bound.
+MAX_TEXT_INT = 10**15
+TEXT_PRICE_EXAMPLE = "4.50 or 4,50"
+JSON_PRICE_EXAMPLE = '4.50 (a JSON number, or a string of digits with "." and at most two decimals)'
+# What JSON may send as a price in a string: plain digits, at most two decimals, no
+# exponent, underscore or non-ASCII digit (all of which Decimal() would take).
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.([0-9]+))?")
 COLOR_PREVIEW = re.compile(r"#[0-9A-Fa-f]{6}")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 CONTROL_CHARS_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -45,11 +55,20 @@ def clean_text(
 
 
 def clean_int(value: Any, *, minimum: int, maximum: int, from_text: bool = False) -> int:
-    """Return the whole number within [minimum, maximum]."""
+    """Return the whole number within [minimum, maximum].
+
+    From a form or a file, text is read by the rule of `numbers` (so `5,0` is 5, and
+    `1,000` is refused as ambiguous); otherwise only a JSON integer is a whole number.
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         raise FieldError("is required.")
-    if from_text and isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,12}\s*", value):
-        value = int(value)
+    if from_text and isinstance(value, str):
+        number = _read_text(value, example="12", whole=True)
+        if number != number.to_integral_value():
+            raise FieldError("must be a whole number.")
+        if abs(number) > MAX_TEXT_INT:
+            raise FieldError(f"must be between {minimum} and {maximum}.")
+        value = int(number)
     if isinstance(value, bool) or not isinstance(value, int):
         raise FieldError("must be a whole number.")
     if not minimum <= value <= maximum:
@@ -57,25 +76,43 @@ def clean_int(value: Any, *, minimum: int, maximum: int, from_text: bool = False
     return value
 
 
-def clean_price(value: Any) -> Decimal:
-    """Return the price as a Decimal with two places; refuse more precision than cents."""
+def clean_price(value: Any, *, from_text: bool = False) -> Decimal:
+    """Return the price as a Decimal with two places; refuse more precision than cents.
+
+    JSON gives a number or a string of plain digits with an optional `.` and at most
+    two decimals; a form or a file gives text read by the rule of `numbers`.
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         raise FieldError("is required.")
-    if isinstance(value, bool):
-        raise FieldError("must be a number such as 12.99.")
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        price = Decimal(value.strip() if isinstance(value, str) else value)
-    except (InvalidOperation, TypeError, ValueError):
-        raise FieldError("must be a number such as 12.99.") from None
-    if not price.is_finite():
-        raise FieldError("must be a number such as 12.99.")
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise FieldError(f"must be a number such as {JSON_PRICE_EXAMPLE}.")
+    if from_text and isinstance(value, str):
+        price = _read_text(value, example=TEXT_PRICE_EXAMPLE)
+    elif isinstance(value, str):
+        plain = PLAIN_DECIMAL.fullmatch(value.strip())
+        if not plain:
+            raise FieldError(f"must be a number such as {JSON_PRICE_EXAMPLE}.")
+        if len(plain.group(1) or "") > 2:
+            raise FieldError("must have at most two decimal places.")
+        price = Decimal(value.strip())
+    else:  # a JSON number, which the API reads as a Decimal
+        price = Decimal(repr(value) if isinstance(value, float) else value)
+        if not price.is_finite():
+            raise FieldError(f"must be a number such as {JSON_PRICE_EXAMPLE}.")
     if not Decimal(0) <= price <= MAX_PRICE:
         raise FieldError(f"must be between 0.00 and {MAX_PRICE}.")
     if price != price.quantize(Decimal("0.01")):
         raise FieldError("must have at most two decimal places.")
     return price.quantize(Decimal("0.01"))
+
+
+def _read_text(text: str, *, example: str, whole: bool = False) -> Decimal:
+    """Return the number typed in `text`, by the shop's DECIMAL_SEPARATOR if it has one."""
+    preferred = current_app.config.get("DECIMAL_SEPARATOR", "") if has_app_context() else ""
+    try:
+        return parse_number(text, example=example, whole=whole, decimal_separator=preferred)
+    except NumberError as exc:
+        raise FieldError(str(exc)) from None
 
 
 def clean_image_url(value: Any) -> str | None:
@@ -116,7 +153,7 @@ PAINT_RULES: dict[str, Callable[[Any, bool], Any]] = {
     "stock": lambda value, from_text: clean_int(
         value, minimum=0, maximum=MAX_STOCK, from_text=from_text
     ),
-    "price": lambda value, from_text: clean_price(value),
+    "price": lambda value, from_text: clean_price(value, from_text=from_text),
     "description": _text(5000, multiline=True),
     "color_preview": lambda value, from_text: clean_color_preview(value),
 }
