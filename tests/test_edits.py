@@ -1,16 +1,17 @@
 """Edits that merge: only a field both sides changed refuses a save, on the admin and the API."""
 
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
 
 from studio.extensions import db
-from studio.models import StockMovement
+from studio.models import Paint, StockMovement
 from studio.services import paints, stock
 from studio.services.errors import Conflict, EditConflict, ValidationError
 from studio.services.validation import PAINT_FIELDS
-from tests.conftest import stored
+from tests.conftest import make_api, stored
 
 
 class FormReader(HTMLParser):
@@ -179,6 +180,31 @@ def test_a_merged_edit_keeps_codes_unique(make_paint):
     with pytest.raises(Conflict) as refused:
         paints.update_paint(paint.id, {"color_code": "21-03", "original": original_of(paint)}, None)
     assert refused.value.fields == {"color_code": "is already used by another paint of this brand."}
+
+
+def test_edits_racing_sales_lose_no_unit(committed_app):
+    """20 sales and 20 price or name edits, all opened before any sale, at the same moment."""
+    api = make_api(committed_app)
+    paint = paints.create_paint({"name": "Busy", "brand": "Citadel", "stock": 50}, user_id=None)
+    paint_id, opened = paint.id, {"price": "0.00", "name": "Busy"}
+    db.session.remove()
+
+    def sell_one(_):
+        body = {"delta": -1, "reason": "Sold"}
+        return api.post(f"/api/v1/paints/{paint_id}/stock", json=body).status_code
+
+    def edit(number):
+        body = {"original": opened, **({"price": "9.99"} if number % 2 else {"name": "Renamed"})}
+        return api.patch(f"/api/v1/paints/{paint_id}", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sales = pool.map(sell_one, range(20))
+        edits = pool.map(edit, range(20))
+        assert (list(sales), list(edits)) == ([201] * 20, [200] * 20)
+    saved = db.session.get(Paint, paint_id)
+    assert (saved.stock, saved.price, saved.name) == (30, Decimal("9.99"), "Renamed")
+    sold = db.session.query(StockMovement).filter_by(paint_id=paint_id, kind="adjustment")
+    assert sold.count() == 20
 
 
 # The admin's edit form.

@@ -119,9 +119,27 @@ SCHEMAS: dict[str, Any] = {
     "PaintCreate": _paint_input(["name", "brand"]),
     "PaintUpdate": {
         # One object rather than allOf: additionalProperties in one branch would refuse `version`.
-        **_paint_input(["version"], version={"type": "integer", "minimum": 1}),
-        "description": "Any subset of the paint's fields, plus the version the edit was made on. "
-        "Setting stock records a correction movement.",
+        **_paint_input(
+            [],
+            version={
+                "type": "integer",
+                "minimum": 1,
+                "description": "The version the edit was made on; any change since, a stock "
+                "movement included, refuses it (409 version_conflict).",
+            },
+            original={
+                "type": "object",
+                "additionalProperties": False,
+                "properties": _paint_input([])["properties"],
+                "description": "Instead of `version`: the value each sent field had when the "
+                "edit began. Only the sent fields whose value differs from it are written, and "
+                "the edit is refused (409 edit_conflict) only if one of them was changed since "
+                "to another value; for stock, any movement since is a conflict.",
+            },
+        ),
+        "oneOf": [{"required": ["version"]}, {"required": ["original"]}],
+        "description": "Any subset of the paint's fields, plus what the edit was made on: "
+        "`version` or `original`. Setting stock records a correction movement.",
     },
     "StockAdjustment": {
         "type": "object",
@@ -271,6 +289,19 @@ SCHEMAS: dict[str, Any] = {
                     },
                     "current_version": {"type": "integer"},
                     "current_stock": {"type": "integer"},
+                    "conflicts": {
+                        "type": "object",
+                        "description": "edit_conflict: each clashing field's value when the "
+                        "edit began (`original`) and now (`current`).",
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": ["original", "current"],
+                            "properties": {
+                                "original": {"nullable": True},
+                                "current": {"nullable": True},
+                            },
+                        },
+                    },
                 },
             }
         },
@@ -394,13 +425,15 @@ PATHS: dict[str, Any] = {
         },
         "patch": {
             "operationId": "update_paint",
-            "summary": "Change some fields of a paint, made on a known version.",
+            "summary": "Change some fields of a paint, made on a known version or known values.",
             "requestBody": _body("PaintUpdate"),
             "responses": {
                 "200": _json(_ref("Paint"), "The changed paint."),
                 "404": _error("No such paint."),
                 "409": _error(
-                    "The paint changed since `version` (`current_version` says what it is now), "
+                    "The paint changed since `version` (`version_conflict`; `current_version` "
+                    "says what it is now), a field sent with `original` was changed since by "
+                    "someone else (`edit_conflict`; `conflicts` names each with its values), "
                     "or another paint of this brand has the new colour code."
                 ),
                 **BODY_ERRORS,
