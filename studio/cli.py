@@ -232,13 +232,13 @@ def import_paints(path: str) -> None:
     lift_time_limits()
     with open(path, "rb") as source:
         raw = source.read()
-    try:
-        text = csv_io.decode_csv(raw)
-    except ServiceError as exc:
-        raise _fail(exc) from None
-    rows = max(text.count("\n") - 1, 1)
+    rows = max(raw.count(b"\n") - 1, 1)
     with click.progressbar(length=rows, label="Checking rows") as bar:
-        check = csv_io.check_import(text, on_rows=bar.update)
+        try:
+            check = csv_io.check_import(raw, on_rows=bar.update)
+        except ServiceError as exc:
+            raise _fail(exc) from None
+    click.echo(check.how_read)
     if not check.ok:
         for line, reason in check.errors[:50]:
             click.echo(f"line {line}: {reason}", err=True)

@@ -108,7 +108,7 @@ def test_import_and_export_paints_through_files(runner, tmp_path, make_paint):
         args=["export-paints", str(target), "--query", "brand=Vallejo&sort=-name"]
     )
     assert result.exit_code == 0, result.output
-    lines = target.read_text().splitlines()
+    lines = target.read_text("utf-8-sig").splitlines()
     assert lines[0].startswith("name,brand,color_code") and len(lines) == 2501
     assert lines[1].startswith("Imported 999,Vallejo,V-999,")
 
@@ -118,7 +118,7 @@ def test_import_paints_refuses_a_file_with_a_bad_row_and_imports_nothing(runner,
     source.write_text("name,brand,stock\nGood,B,1\nBad,B,-4\nAlso good,B,2\n")
     result = runner.invoke(args=["import-paints", str(source)])
     assert result.exit_code != 0
-    assert "line 3: stock must be between" in result.output
+    assert 'line 3: stock "-4" must be between' in result.output
     assert "nothing was imported" in result.output
     assert db.session.scalar(select(func.count(Paint.id))) == 0
 

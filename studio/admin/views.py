@@ -237,9 +237,9 @@ def import_paints():
             if not form.file.data:
                 raise ValidationError({"file": "Choose a CSV file to import."})
             form.file.data.seek(0)  # a retried request reads the upload again
-            text = csv_io.decode_csv(form.file.data.read())
-            check = csv_io.check_import(text)
-            form.content.data = text if check.ok else ""
+            raw = form.file.data.read()
+            check = csv_io.check_import(raw)
+            form.content.data = csv_io.decode_csv(raw) if check.ok else ""
             status = 200 if check.ok else 422
         except ServiceError as exc:
             form.file.errors = list(exc.fields.values()) or [exc.message]

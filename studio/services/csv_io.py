@@ -1,7 +1,10 @@
 """CSV export and the all-or-nothing CSV import of paints."""
 
+import codecs
 import csv
 import io
+import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,23 +21,58 @@ CSV_COLUMNS = PAINT_FIELDS
 REQUIRED_COLUMNS = REQUIRED_PAINT_FIELDS
 # Spreadsheets run a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Excel reads a CSV file as UTF-8 only after this mark; other tools and the import skip it.
+BOM = "\ufeff"
+DELIMITERS = {",": "commas", ";": "semicolons"}
 MAX_IMPORT_ROWS = 1_000_000
 LOOKUP_BATCH = 500
 PROGRESS_EVERY = 1000
+SHOWN_LENGTH = 40
+SAVE_AS_CSV = (
+    'In Excel choose File > Save As > "CSV UTF-8 (Comma delimited)"; in LibreOffice '
+    'choose Save As "Text CSV" with the character set "Unicode (UTF-8)".'
+)
+OPTIONAL_COLUMNS = [column for column in CSV_COLUMNS if column not in REQUIRED_COLUMNS]
+EXPECTED_HEADER = (
+    f"Its first line names the columns, separated by commas or semicolons: "
+    f"{' and '.join(REQUIRED_COLUMNS)} are required, {', '.join(OPTIONAL_COLUMNS)} optional "
+    f"(an export has them all)."
+)
+OTHER_DELIMITERS = {"\t": "tabs", "|": "vertical bars", **DELIMITERS}
+WORKBOOK_STARTS = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# A well-formed multi-byte UTF-8 character, unlikely in Windows-1252 text.
+UTF8_CHARACTER = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
 
 
 def _cell(value: Any) -> str:
+    """Return the value as a cell a spreadsheet shows as text and never runs as a formula.
+
+    A quote in front makes it text. A value that already starts with quotes before a formula
+    character gets one more, so that the import, which takes exactly one off such a cell,
+    reads back every value written here; a quote before anything else is left alone.
+    """
     if value is None:
         return ""
     text = str(value)
-    if isinstance(value, str) and text.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and text.lstrip("'").startswith(FORMULA_STARTS):
         return "'" + text
     return text
 
 
+def _uncell(text: str) -> str:
+    """Return the value `_cell` wrote as this cell."""
+    if text.startswith("'") and text.lstrip("'").startswith(FORMULA_STARTS):
+        return text[1:]
+    return text
+
+
 def export_csv(paints: Iterable[Paint]) -> Iterator[str]:
-    """Yield a CSV document of the paints, a line at a time."""
+    """Yield a CSV document of the paints, a line at a time, after a byte-order mark."""
     buffer = io.StringIO()
+    buffer.write(BOM)
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for paint in paints:
@@ -48,90 +86,202 @@ def export_csv(paints: Iterable[Paint]) -> Iterator[str]:
 
 @dataclass
 class ImportCheck:
-    """What a CSV file would import, and every reason it cannot."""
+    """What a CSV file would import, every reason it cannot, and how it was read."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
+    # "UTF-8", "UTF-8 with BOM" or "Windows-1252"; None when the check was given text.
+    encoding: str | None = None
+    delimiter: str = ","
 
     @property
     def ok(self) -> bool:
         return not self.errors and bool(self.rows)
 
+    @property
+    def how_read(self) -> str:
+        """Say how the file was read, e.g. "Read as Windows-1252, separated by semicolons." """
+        separated = f"separated by {DELIMITERS[self.delimiter]}"
+        if self.encoding is None:
+            return f"Read with the columns {separated}."
+        return f"Read as {self.encoding}, {separated}."
+
 
 def decode_csv(raw: bytes) -> str:
-    """Return the file's text; UTF-8 (with or without a byte-order mark) is expected."""
+    """Return the file's text: UTF-8 with or without a byte-order mark, or Windows-1252."""
+    return _decode(raw)[0]
+
+
+def _decode(raw: bytes) -> tuple[str, str]:
+    if raw.startswith(WORKBOOK_STARTS):
+        raise _unreadable("is an Excel workbook, not a CSV file.")
+    if raw.startswith(UTF16_BOMS) or b"\x00" in raw:
+        raise _unreadable('is UTF-16 text (Excel\'s "Unicode Text"), not UTF-8 or Windows-1252.')
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValidationError(
-            {"file": f"is not UTF-8 text (bad byte at position {exc.start})."}
-        ) from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        # One bad byte in a UTF-8 file would turn every accent into two letters.
+        if UTF8_CHARACTER.search(raw):
+            raise _unreadable(f"mixes UTF-8 with another (line {line}).") from None
+    else:
+        if text.startswith(BOM):
+            return text[1:], "UTF-8 with BOM"
+        return text, "UTF-8"
+    try:
+        return raw.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise _unreadable(f"is neither UTF-8 nor Windows-1252 text (line {line}).") from None
 
 
-def check_import(text: str, on_rows: Callable[[int], None] | None = None) -> ImportCheck:
-    """Validate every row of a CSV document; line numbers count the header as line 1.
+def _unreadable(reason: str) -> ValidationError:
+    return ValidationError({"file": f"{reason} {SAVE_AS_CSV}"})
 
+
+def check_import(source: bytes | str, on_rows: Callable[[int], None] | None = None) -> ImportCheck:
+    """Validate every row of a CSV file; line numbers count the header as line 1.
+
+    `source` is the file as uploaded (bytes, decoded here by `decode_csv`'s rules, which
+    raises ValidationError naming the `file` when it is neither UTF-8 nor Windows-1252) or
+    its text. The check says what it read in `encoding` (None for text) and `delimiter`
+    (`,` or `;`, whichever the header line has more of: column names contain neither).
     `on_rows` hears how many more rows were checked, every PROGRESS_EVERY rows.
     """
     check = ImportCheck()
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
-    problems = _header_problems(header)
+    if isinstance(source, bytes):
+        text, check.encoding = _decode(source)
+    else:
+        text = source.removeprefix(BOM)
+    first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    check.delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    if not text.strip():
+        check.errors.append((1, f"the file is empty. {EXPECTED_HEADER}"))
+        return check
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=check.delimiter)
+    # Column names are read as Excel users type them, in any case.
+    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+    problems = _header_problems(reader.fieldnames, first_line, check.delimiter)
     if problems:
         check.errors.append((1, problems))
         return check
-    seen: dict[tuple[str, str], int] = {}
+    _check_rows(reader, check, on_rows)
+    if not check.rows and not check.errors:
+        check.errors.append((1, "the file has its header line but no paints after it."))
+    check.errors.sort()
+    return check
+
+
+def _check_rows(
+    reader: csv.DictReader, check: ImportCheck, on_rows: Callable[[int], None] | None
+) -> None:
+    codes: dict[tuple[str, str], int] = {}
+    uncoded: dict[tuple[str, str, str], int] = {}
     try:
         for row in reader:
             line = reader.line_num
             if len(check.rows) >= MAX_IMPORT_ROWS:
                 check.errors.append((line, f"the file has more than {MAX_IMPORT_ROWS} rows."))
                 break
-            _check_row(row, line, check, seen)
+            _check_row(row, line, check, codes, uncoded)
             if on_rows and (len(check.rows) + len(check.errors)) % PROGRESS_EVERY == 0:
                 on_rows(PROGRESS_EVERY)
     except csv.Error as exc:
         check.errors.append((reader.line_num, f"the file is not valid CSV: {exc}."))
-    _check_existing_codes(seen, check)
-    if not check.rows and not check.errors:
-        check.errors.append((1, "the file has no paints in it."))
-    check.errors.sort()
-    return check
+    _check_existing_codes(codes, check)
+    _check_existing_uncoded(uncoded, check)
 
 
-def _header_problems(header: list[str]) -> str:
-    names = [name.strip() for name in header]
+def _header_problems(names: list[str], first_line: str, delimiter: str) -> str:
     missing = [column for column in REQUIRED_COLUMNS if column not in names]
     unknown = [name for name in names if name not in CSV_COLUMNS]
     problems = []
     if missing:
         problems.append(f"missing column(s): {', '.join(missing)}")
     if unknown:
-        problems.append(f"unknown column(s): {', '.join(unknown) or '(blank)'}")
+        shown = ", ".join(_shown(name) for name in unknown[:5]) + (", …" if unknown[5:] else "")
+        problems.append(f"unknown column(s): {shown}")
     if len(set(names)) != len(names):
         problems.append("a column appears twice")
-    return "; ".join(problems) + ("." if problems else "")
+    if not problems:
+        return ""
+    return f"{'; '.join(problems)}. {_header_hint(names, first_line, delimiter)}"
 
 
-def _check_row(row: dict[str, Any], line: int, check: ImportCheck, seen: dict) -> None:
+def _header_hint(names: list[str], first_line: str, delimiter: str) -> str:
+    for other, described in OTHER_DELIMITERS.items():
+        cells = [cell.strip().strip('"').lower() for cell in first_line.split(other)]
+        if other != delimiter and all(column in cells for column in REQUIRED_COLUMNS):
+            return (
+                f"The columns are separated by {described}: save the file as CSV, "
+                f"separated by commas or semicolons. {SAVE_AS_CSV}"
+            )
+    if not any(name in CSV_COLUMNS for name in names):
+        return (
+            "None of these is a column name: if the first line is a paint, add a line above "
+            f"it that names the columns. {EXPECTED_HEADER}"
+        )
+    return EXPECTED_HEADER
+
+
+def _shown(value: str) -> str:
+    """Return the value quoted for a message: control characters escaped, a long one cut."""
+    if len(value) > SHOWN_LENGTH:
+        value = f"{value[: SHOWN_LENGTH - 1]}…"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _uncoded_key(brand: str, name: str, color_type: str | None) -> tuple[str, ...]:
+    """Return what makes two paints without a code the same paint: case and spaces do not count."""
+    return tuple(" ".join(text.split()).casefold() for text in (brand, name, color_type or ""))
+
+
+def _described(brand: str, name: str, color_type: str | None) -> str:
+    kind = f", color_type {_shown(color_type)}" if color_type else ""
+    return f"name {_shown(name)} of {_shown(brand)}{kind} without a color_code"
+
+
+def _check_row(
+    row: dict[str, Any],
+    line: int,
+    check: ImportCheck,
+    codes: dict[tuple[str, str], int],
+    uncoded: dict[tuple[str, str, str], int],
+) -> None:
     if None in row:
         check.errors.append((line, "the row has more cells than the header."))
         return
-    values = {key.strip(): value for key, value in row.items() if value not in (None, "")}
+    values = {key: _uncell(value) for key, value in row.items() if value not in (None, "")}
     try:
         cleaned = validate_paint(values, from_text=True)
     except ValidationError as exc:
-        reasons = "; ".join(f"{name} {message}" for name, message in sorted(exc.fields.items()))
-        check.errors.append((line, reasons))
+        check.errors.append((line, _row_problems(exc, values)))
         return
     code = cleaned.get("color_code")
     if code is not None:
         key = (cleaned["brand"], code)
-        if key in seen:
-            check.errors.append((line, f"color_code {code} of {key[0]} repeats line {seen[key]}."))
+        if key in codes:
+            check.errors.append((line, f"color_code {code} of {key[0]} repeats line {codes[key]}."))
             return
-        seen[key] = line
+        codes[key] = line
+    else:
+        same = (cleaned["brand"], cleaned["name"], cleaned.get("color_type"))
+        first = uncoded.setdefault(_uncoded_key(*same), line)
+        if first != line:
+            check.errors.append((line, f"{_described(*same)} repeats line {first}."))
+            return
     check.rows.append(cleaned)
+
+
+def _row_problems(exc: ValidationError, values: dict[str, str]) -> str:
+    """Return each field's problem after the value the file has, unless it quotes it already."""
+    problems = []
+    for name, message in sorted(exc.fields.items()):
+        shown = _shown(values[name]) if values.get(name) else ""
+        # An empty value, or one the message quotes already, is not repeated.
+        value = f" {shown}" if shown not in message else ""
+        problems.append(f"{name}{value} {message}")
+    return "; ".join(problems)
 
 
 def _check_existing_codes(seen: dict[tuple[str, str], int], check: ImportCheck) -> None:
@@ -147,6 +297,21 @@ def _check_existing_codes(seen: dict[tuple[str, str], int], check: ImportCheck) 
             check.errors.append(
                 (seen[(brand, code)], f"color_code {code} of {brand} is already in the inventory.")
             )
+
+
+def _check_existing_uncoded(seen: dict[tuple[str, str, str], int], check: ImportCheck) -> None:
+    """Refuse rows without a code whose paint the inventory has, also without a code.
+
+    One pass over the inventory's paints without a code, compared here: SQL's lower() is
+    ASCII-only on SQLite, and no index serves a case-insensitive name on either database.
+    """
+    if not seen:
+        return
+    query = select(Paint.brand, Paint.name, Paint.color_type).where(Paint.color_code.is_(None))
+    for same in db.session.execute(query.execution_options(yield_per=LOOKUP_BATCH * 10)):
+        line = seen.pop(_uncoded_key(*same), None)
+        if line is not None:
+            check.errors.append((line, f"{_described(*same)} is already in the inventory."))
 
 
 def import_paints(text: str, user_id: int | None) -> int:

@@ -5,7 +5,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -41,6 +41,7 @@ MAX_PER_PAGE = 100
 MAX_PAGE = 10_000_000
 # Beyond this many matches a PostgreSQL listing reports the planner's estimate as its total.
 EXACT_COUNT_LIMIT = 10_000
+EXPORT_BATCH = 1000
 TEXT_FILTERS = {"q": 200, "brand": 100, "color_family": 50, "color_type": 50}
 TSQUERY_SPECIALS = re.compile(r"[&|!():*<>'\"\\]")
 
@@ -321,10 +322,24 @@ def _estimate(where: list[ColumnElement[bool]]) -> int:
 
 
 def matching_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Iterator[Paint]:
-    """Yield every paint matching the filter, in its order, streamed in batches."""
+    """Yield every paint matching the filter, in its order, a batch at a time.
+
+    Each batch is a query of its own that starts after the last paint of the one before,
+    as the list's pages do, so no cursor stays open between batches: a streamed export
+    outlives the session of its request (Flask ends the app context when the view returns,
+    before the body is sent), and a PostgreSQL cursor does not survive that.
+    """
     where = paint_filter.conditions(dialect_name(), low_stock_threshold)
-    query = select(Paint).where(*where).order_by(*paint_filter.order_by())
-    yield from db.session.scalars(query.execution_options(yield_per=1000))
+    order = paint_filter.order_by()
+    batch_filter = replace(paint_filter, after=None)
+    while True:
+        seek = batch_filter.seek()
+        query = select(Paint).where(*where, *([] if seek is None else [seek])).order_by(*order)
+        batch = db.session.scalars(query.limit(EXPORT_BATCH)).all()
+        yield from batch
+        if len(batch) < EXPORT_BATCH:
+            return
+        batch_filter = replace(batch_filter, after=encode_cursor(paint_filter.sort, batch[-1]))
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,8 @@ def export_the_brand(page: Page, snap: Snap) -> None:
     with page.expect_download() as download:
         page.get_by_role("link", name="Export CSV").click()
     assert re.fullmatch(r"paints-\d{8}-\d{4}\.csv", download.value.suggested_filename)
-    exported = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text("utf-8"))))
+    text = Path(download.value.path()).read_text("utf-8-sig")
+    exported = list(csv.DictReader(io.StringIO(text)))
     assert [(row["name"], row["brand"]) for row in exported] == [
         ("Verdigris Patina", "Kimera Kolors")
     ]
