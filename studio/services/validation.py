@@ -84,26 +84,35 @@ def clean_price(value: Any, *, from_text: bool = False) -> Decimal:
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         raise FieldError("is required.")
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
-        raise FieldError(f"must be a number such as {JSON_PRICE_EXAMPLE}.")
     if from_text and isinstance(value, str):
         price = _read_text(value, example=TEXT_PRICE_EXAMPLE)
-    elif isinstance(value, str):
+    else:
+        price = _read_json_price(value)
+    if not Decimal(0) <= price <= MAX_PRICE:
+        raise FieldError(f"must be between 0.00 and {MAX_PRICE}.")
+    if price.is_zero():
+        price = price.copy_abs()  # -0 is 0.00, not -0.00
+    if price != price.quantize(Decimal("0.01")):
+        raise FieldError("must have at most two decimal places.")
+    return price.quantize(Decimal("0.01"))
+
+
+def _read_json_price(value: Any) -> Decimal:
+    """Return a price as JSON sends it: a number, or a string of plain digits."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise FieldError(f"must be a number such as {JSON_PRICE_EXAMPLE}.")
+    if isinstance(value, str):
         plain = PLAIN_DECIMAL.fullmatch(value.strip())
         if not plain:
             raise FieldError(f"must be a number such as {JSON_PRICE_EXAMPLE}.")
         if len(plain.group(1) or "") > 2:
             raise FieldError("must have at most two decimal places.")
-        price = Decimal(value.strip())
-    else:  # a JSON number, which the API reads as a Decimal
-        price = Decimal(repr(value) if isinstance(value, float) else value)
-        if not price.is_finite():
-            raise FieldError(f"must be a number such as {JSON_PRICE_EXAMPLE}.")
-    if not Decimal(0) <= price <= MAX_PRICE:
-        raise FieldError(f"must be between 0.00 and {MAX_PRICE}.")
-    if price != price.quantize(Decimal("0.01")):
-        raise FieldError("must have at most two decimal places.")
-    return price.quantize(Decimal("0.01"))
+        return Decimal(value.strip())
+    # A JSON number, which the API reads as a Decimal.
+    price = Decimal(repr(value) if isinstance(value, float) else value)
+    if not price.is_finite():
+        raise FieldError(f"must be a number such as {JSON_PRICE_EXAMPLE}.")
+    return price
 
 
 def _read_text(text: str, *, example: str, whole: bool = False) -> Decimal:
