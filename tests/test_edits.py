@@ -249,7 +249,9 @@ def test_a_conflict_keeps_what_was_typed_and_shows_what_changed(admin, make_pain
 def test_an_altered_original_is_refused_without_harm(admin, make_paint):
     paint = make_paint(name="Keep", price="4.50")
     form = open_edit(admin, paint.id)
-    for forged in ("", "not-a-token", form["original"][:-2] + "xx", "eyJwcmljZSI6IjEifQ.x"):
+    other_paints = open_edit(admin, make_paint(name="Other", price="9.00").id)["original"]
+    forgeries = ("", "not-a-token", form["original"][:-2] + "xx", "eyJwcmljZSI6IjEifQ.x")
+    for forged in (*forgeries, other_paints):
         response = save(admin, paint.id, {**form, "original": forged}, name="Mine")
         assert response.status_code == 422
         page = response.get_data(as_text=True)

@@ -68,12 +68,12 @@ class PaintForm(FlaskForm):
     def start_from(self, paint: Any) -> None:
         """Carry the paint's values in the form, signed, as what the edit started from."""
         values = {name: _plain(getattr(paint, name)) for name in PAINT_FIELDS}
-        self.original.data = _originals().dumps(values)
+        self.original.data = _originals(paint.id).dumps(values)
 
-    def started_from(self) -> dict[str, Any] | None:
-        """Return the values the edit started from, None if they are missing or were altered."""
+    def started_from(self, paint_id: int) -> dict[str, Any] | None:
+        """Return the values the edit of the paint started from; None if missing or altered."""
         try:
-            values = _originals().loads(self.original.data or "")
+            values = _originals(paint_id).loads(self.original.data or "")
         except BadData:
             return None
         return values if isinstance(values, dict) else None
@@ -93,8 +93,9 @@ class PaintForm(FlaskForm):
         self.start_from(conflict.current)
 
 
-def _originals() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.secret_key, salt="studio.paint-edit-original")
+def _originals(paint_id: int) -> URLSafeSerializer:
+    # Signed for one paint: another paint's form cannot lend its values.
+    return URLSafeSerializer(current_app.secret_key, salt=f"studio.paint-edit-original.{paint_id}")
 
 
 def _plain(value: Any) -> Any:

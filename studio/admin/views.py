@@ -147,7 +147,7 @@ def edit_paint(paint_id: int):
     if not form.is_submitted():
         form.start_from(paint)
     elif form.validate_on_submit():
-        original = form.started_from()
+        original = form.started_from(paint_id)
         if original is None:
             # Missing or altered: the typed values stay, checked against the paint as it is.
             form.start_from(paint)
