@@ -151,6 +151,9 @@ def test_the_dashboard_states_its_top_brands(admin, make_paint):
         make_paint(brand=f"Brand {number:02d}", stock=number + 1)
     page = admin.get("/admin/").get_data(as_text=True)
     assert "Top 12 of 14 brands; the other 2 hold 3 units." in page
+    make_paint(brand="Brand 14", stock=1)  # one more brand, not one more drawn
+    page = admin.get("/admin/").get_data(as_text=True)
+    assert "Top 12 of 15 brands; the other 3 hold 4 units." in page
 
 
 def test_too_many_sign_ins_lead_back_to_signing_in(client, app):

@@ -148,7 +148,8 @@ def _left_out(
     if not noun:  # timings and the like do not add up
         return f"Top {shown} of {len(ranked)}."
     held = full(sum(max(value, 0) for _, value in rest))
-    return f"Top {shown} of {len(ranked)} {noun}; the other {len(rest)} hold {held} {unit}."
+    others = "the other one holds" if len(rest) == 1 else f"the other {len(rest):,} hold"
+    return f"Top {shown} of {len(ranked):,} {noun}; {others} {held} {unit}."
 
 
 LINE_WIDTH, LINE_HEIGHT, LINE_TOP, LINE_BOTTOM, LINE_SIDE = 300, 80, 8, 8, 5

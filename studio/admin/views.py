@@ -206,7 +206,7 @@ def adjust_stock(paint_id: int):
         if not exc.fields:
             flash(exc.message, "error")
         return render_detail(paint_id, form, exc.status)
-    flash(f"Stock {'+' if delta > 0 else ''}{delta}: now {change.movement.stock_after}.", "success")
+    flash(f"Stock {delta:+,}: now {change.movement.stock_after:,}.", "success")
     return redirect(url_for(".paint_detail", paint_id=paint_id))
 
 

@@ -124,7 +124,8 @@ def browser(chromium_executable: str) -> Iterator[Browser]:
 def live_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The app on a fresh, migrated database with an admin and demo paints, on a free port."""
     with empty_database(backend, tmp_path_factory) as url:
-        app = make_app(url)
+        # Every browser test signs in from 127.0.0.1; the throttle has tests of its own.
+        app = make_app(url, LOGIN_LIMIT_PER_IP="1000 per minute")
         with app.app_context():
             upgrade()
             accounts.create_user(USERNAME, PASSWORD)

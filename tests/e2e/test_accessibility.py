@@ -1,0 +1,207 @@
+"""Every page of the admin checked by axe-core in Chromium, on a desktop and a phone screen.
+
+axe-core is the npm package pinned in tests/e2e/package.json (`npm ci` there installs it).
+"""
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .conftest import SCREENSHOTS, BrowserProblems
+from .test_browser import PHONE, SignIn, check_import, flash, heading
+
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+MISSING_AXE = "axe-core is not installed: run `npm ci` in tests/e2e to check accessibility"
+BLOCKING = ("serious", "critical")
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+SCREENS = {"desktop": DESKTOP, "phone": PHONE}
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE.exists():
+        if os.environ.get("CI"):
+            pytest.fail(MISSING_AXE, pytrace=False)
+        pytest.skip(MISSING_AXE)
+    return AXE.read_text("utf-8")
+
+
+class Audit:
+    """Runs axe on the page the browser shows and keeps what it found, per page."""
+
+    def __init__(self, page: Page, source: str) -> None:
+        self.page, self.source = page, source
+        self.found: dict[str, list[dict]] = {}
+
+    def check(self, name: str) -> None:
+        self.page.wait_for_load_state("load")
+        # Evaluated through the DevTools protocol, so the page's CSP (no inline script) allows it.
+        self.page.evaluate(self.source)
+        result = self.page.evaluate("async () => await axe.run(document)")
+        self.found[name] = [
+            {
+                "impact": violation["impact"],
+                "rule": violation["id"],
+                "help": violation["help"],
+                "where": [" ".join(node["target"]) for node in violation["nodes"]][:5],
+            }
+            for violation in result["violations"]
+        ]
+
+    def blocking(self) -> list[str]:
+        return [
+            f"{page}: {v['impact']} {v['rule']} ({v['help']}) at {', '.join(v['where'])}"
+            for page, violations in self.found.items()
+            for v in violations
+            if v["impact"] in BLOCKING
+        ]
+
+
+@pytest.fixture
+def audit(axe_source: str) -> Iterator[Callable[[Page], Audit]]:
+    audits: list[Audit] = []
+
+    def start(page: Page) -> Audit:
+        audits.append(Audit(page, axe_source))
+        return audits[-1]
+
+    yield start
+
+
+def refuse_login(page: Page) -> None:
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(flash(page)).to_have_text("Invalid username or password.")
+
+
+def visit_every_page(page: Page, audit: Audit, sign_in: SignIn, problems: BrowserProblems) -> None:
+    page.goto("/login")
+    audit.check("sign-in")
+    refuse_login(page)
+    audit.check("sign-in refused")
+    sign_in(page)
+    audit.check("dashboard")
+    page.goto("/admin/paints?brand=Citadel&stock=in_stock&sort=-price&per_page=20")
+    audit.check("list with filters")
+    page.goto("/admin/paints?per_page=1000&sort=colour")
+    audit.check("list with refused filters (422)")
+    page.goto("/admin/paints?sort=name")
+    page.locator("table.paints tbody tr").first.get_by_role("link").click()
+    audit.check("detail")
+    detail = page.url
+    page.get_by_label("Change by").fill("lots")
+    page.get_by_role("button", name="Apply").click()
+    audit.check("detail, stock change refused (422)")
+    page.get_by_role("link", name="Edit", exact=True).click()
+    audit.check("edit form")
+    edit = page.url
+    page.get_by_label("Name", exact=True).fill("")
+    page.get_by_role("button", name="Save changes").click()
+    audit.check("edit form refused (422)")
+    edit_conflict(page, edit)
+    audit.check("edit form in conflict (409)")
+    page.goto(detail)
+    page.get_by_role("link", name="Delete…").click()
+    audit.check("delete")
+    page.goto("/admin/paints/new")
+    audit.check("new form")
+    page.get_by_role("button", name="Add paint").click()
+    audit.check("new form refused (422)")
+    page.goto("/admin/paints/import")
+    audit.check("import")
+    page.get_by_role("button", name="Check file").click()
+    audit.check("import without a file (422)")
+    check_import(page, "bad.csv", "name,brand,stock\nGlaze,Kimera,-3\n")
+    audit.check("import refused (422)")
+    page.goto("/admin/performance?refresh=0")
+    audit.check("performance")
+    page.goto("/admin/no-such-page")
+    expect_not_found(problems, page)
+    audit.check("404")
+
+
+def expect_not_found(problems: BrowserProblems, page: Page) -> None:
+    """Chromium logs the 404 page the test asks for as an error: it is the answer wanted."""
+    problems.refusals.add((page.url, 404))
+
+
+def edit_conflict(page: Page, edit: str) -> None:
+    """Make the edit page answer 409: the same admin in another tab saves the same field first."""
+    page.goto(edit)
+    other = page.context.new_page()
+    other.goto(edit)
+    # A text of its own each time: saving the text already there would change nothing.
+    other.get_by_label("Description").fill(f"Changed in the other tab ({uuid.uuid4().hex[:8]}).")
+    other.get_by_role("button", name="Save changes").click()
+    other.close()
+    page.get_by_label("Description").fill("Changed here.")
+    with page.expect_response(lambda response: response.request.method == "POST") as answer:
+        page.get_by_role("button", name="Save changes").click()
+    assert answer.value.status == 409
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_every_page_has_no_serious_accessibility_problem(
+    open_page: Callable[..., Page],
+    audit: Callable[[Page], Audit],
+    sign_in: SignIn,
+    browser_problems: BrowserProblems,
+    live_server,
+    screen: str,
+) -> None:
+    page = open_page(**SCREENS[screen])
+    checked = audit(page)
+    visit_every_page(page, checked, sign_in, browser_problems)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    report = SCREENSHOTS / f"{live_server.backend}-axe-{screen}.json"
+    report.write_text(json.dumps(checked.found, indent=1))
+    assert checked.blocking() == [], "\n".join(checked.blocking())
+
+
+def test_a_refused_form_puts_the_focus_on_what_to_correct(page: Page, sign_in: SignIn) -> None:
+    page.goto("/login")
+    refuse_login(page)
+    # The message of a refused sign-in is read first.
+    expect(flash(page)).to_be_focused()
+    sign_in(page)
+
+    page.goto("/admin/paints/new")
+    expect(page.get_by_label("Name", exact=True)).not_to_have_attribute(
+        "aria-invalid", re.compile("")
+    )
+    page.get_by_label("Stock", exact=True).fill("lots")
+    page.get_by_role("button", name="Add paint").click()
+    summary = page.locator("#error-summary")
+    expect(summary).to_be_focused()
+    expect(summary.get_by_role("heading")).to_contain_text("nothing was saved")
+    name, stock = page.get_by_label("Name", exact=True), page.get_by_label("Stock", exact=True)
+    for wrong in (name, stock):
+        expect(wrong).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Brand", exact=True)).to_have_accessible_description(
+        re.compile("Brand is required")
+    )
+    expect(stock).to_have_accessible_description(re.compile(r"^Stock .*Opening stock"))
+    expect(page.get_by_label("Colour code")).not_to_have_attribute("aria-invalid", re.compile(""))
+    # Each line of the summary leads to its field.
+    summary.get_by_role("link", name=re.compile("^Stock")).click()
+    expect(stock).to_be_focused()
+
+    page.goto("/admin/paints?sort=name")
+    page.locator("table.paints tbody tr").first.get_by_role("link").click()
+    detail = page.url
+    page.get_by_label("Change by").fill("0")
+    page.get_by_label("Reason").fill("Count")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#error-summary")).to_be_focused()
+    expect(page.get_by_label("Change by")).to_have_attribute("aria-invalid", "true")
+    # The refused change stays at the paint's own address, which opens again as the page.
+    assert page.url == detail
+    assert page.goto(page.url).status == 200
+    expect(heading(page)).to_be_visible()
