@@ -17,6 +17,7 @@ from .resilience import BREAKER_KEY
 from .resilience.breaker import CLOSED, CircuitBreaker
 from .resilience.deadline import watchdog
 from .resilience.faults import READ_ONLY, BreakerOpen, sqlstate
+from .search import register_sqlite_functions
 from .services.validation import MAX_INT
 
 logger = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def forget_connections_after_fork(engine: Engine) -> None:
 
 
 def configure_sqlite(engine: Engine) -> None:
-    """Turn on foreign keys and WAL, and let SQLAlchemy own transactions.
+    """Turn on foreign keys and WAL, add search's fold, and let SQLAlchemy own transactions.
 
     The sqlite3 module begins transactions lazily and not at all for DDL, which
     breaks savepoints and isolation; SQLAlchemy's documented recipe emits BEGIN itself.
@@ -223,6 +224,7 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+        register_sqlite_functions(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:

@@ -8,6 +8,7 @@ from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
@@ -18,7 +19,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     literal_column,
-    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -64,20 +64,22 @@ class Money(TypeDecorator[Decimal]):
         return Decimal(value).quantize(CENT)
 
 
-# The document the full-text search matches; the GIN index is built on the same text.
-# It is written as PostgreSQL prints it back, so that comparing models with migrations
-# sees no difference; coalesce and || are used because concat_ws is not immutable.
-SEARCH_DOCUMENT_SQL = (
-    "to_tsvector('english'::regconfig, (((((COALESCE(name, ''::character varying)::text "
-    "|| ' '::text) || COALESCE(brand, ''::character varying)::text) || ' '::text) "
-    "|| COALESCE(color_code, ''::character varying)::text) || ' '::text) "
-    "|| COALESCE(description, ''::text))"
+# What a search matches (see studio.search): name, brand, code and description, folded to
+# lower case without accents by studio_fold(). coalesce and || because concat_ws is not
+# immutable. The prefix indexes are written as PostgreSQL prints them back, so that
+# comparing models with migrations sees no difference.
+SEARCH_TEXT_SQL = (
+    "studio_fold(name || ' ' || brand || ' ' || coalesce(color_code, '') || ' ' "
+    "|| coalesce(description, ''))"
 )
+NAME_FOLDED_SQL = "studio_fold(name::text)"
+CODE_FOLDED_SQL = "studio_fold(color_code::text)"
 
 
-def paint_search_document() -> Any:
-    """Return the tsvector expression that the GIN index covers."""
-    return literal_column(SEARCH_DOCUMENT_SQL)
+def _postgresql_only(index: Index) -> Index:
+    """Return the index, made on PostgreSQL alone (SQLite searches without indexes)."""
+    index.info["dialects"] = ("postgresql",)
+    return index.ddl_if(dialect="postgresql")
 
 
 class Paint(db.Model):
@@ -99,6 +101,13 @@ class Paint(db.Model):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     version: Mapped[int] = mapped_column(default=1)
+
+    # Kept by the database on every write. Stored on PostgreSQL, so that checking a trigram
+    # match reads it instead of folding the text again; virtual (computed when read) on
+    # SQLite, which cannot add a stored column to a table. Never loaded with a paint.
+    search_text: Mapped[str | None] = mapped_column(
+        Text, Computed(SEARCH_TEXT_SQL, persisted=True), deferred=True
+    )
 
     movements: Mapped[list["StockMovement"]] = relationship(
         back_populates="paint", passive_deletes=True, lazy="raise"
@@ -122,13 +131,30 @@ class Paint(db.Model):
         Index("ix_paints_stock_id", "stock", "id"),
         Index("ix_paints_price_id", "price", "id"),
         Index("ix_paints_created_at_id", "created_at", "id"),
-        # PostgreSQL only; SQLite searches with LIKE.
-        Index(
-            "ix_paints_search",
-            text(SEARCH_DOCUMENT_SQL),
-            postgresql_using="gin",
-            info={"dialects": ("postgresql",)},
-        ).ddl_if(dialect="postgresql"),
+        # Search (studio.search): trigrams find a fragment of 3 or more characters
+        # anywhere; shorter terms match the start of a name or code through the others.
+        _postgresql_only(
+            Index(
+                "ix_paints_search",
+                "search_text",
+                postgresql_using="gin",
+                postgresql_ops={"search_text": "gin_trgm_ops"},
+            )
+        ),
+        _postgresql_only(
+            Index(
+                "ix_paints_name_folded",
+                literal_column(NAME_FOLDED_SQL),
+                postgresql_ops={NAME_FOLDED_SQL: "text_pattern_ops"},
+            )
+        ),
+        _postgresql_only(
+            Index(
+                "ix_paints_code_folded",
+                literal_column(CODE_FOLDED_SQL),
+                postgresql_ops={CODE_FOLDED_SQL: "text_pattern_ops"},
+            )
+        ),
     )
 
     def __repr__(self) -> str:

@@ -123,6 +123,27 @@ def test_filters_and_search_use_indexes(big_shop, paint_filter):
     assert "Seq Scan" not in plan, plan
 
 
+@pytest.mark.parametrize("q", ["4242", "C-4242", "c-424", "99999", "deep 4242", "rimso dee"])
+@pytest.mark.parametrize("sort", ["name", "-price"])
+def test_a_code_fragment_is_found_through_the_trigram_index(big_shop, q, sort):
+    """Fragments of codes and words are looked up by trigrams; only the matches are sorted."""
+    paint_filter = PaintFilter(q=q, sort=sort)
+    plan = listing_plan(paint_filter)
+    assert "ix_paints_search" in plan and "Seq Scan" not in plan, plan
+    where = paint_filter.conditions("postgresql", 5)
+    matches = db.session.scalar(select(db.func.count()).select_from(Paint).where(*where))
+    # The planner guesses how many match; either way it sorts those, not every paint.
+    assert 0 < matches and largest_sort(plan) <= listing.EXACT_COUNT_LIMIT, plan
+
+
+@pytest.mark.parametrize("q", ["j", "iv", "JE", "ō"])
+def test_one_or_two_characters_read_the_prefix_indexes(big_shop, q):
+    """Trigrams cannot look up fewer than 3 characters: names and codes are read by prefix."""
+    plan = listing_plan(PaintFilter(q=q))
+    assert "ix_paints_name_folded" in plan and "ix_paints_code_folded" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
 @pytest.mark.parametrize("sort", ["price", "-price"])
 def test_a_big_brand_by_price_reads_its_own_index(big_shop, sort):
     """A brand with more than EXACT_COUNT_LIMIT paints is read in price order from an index."""

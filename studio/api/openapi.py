@@ -333,7 +333,13 @@ LIST_PARAMETERS = [
         "name": "q",
         "in": "query",
         "schema": {"type": "string", "maxLength": 200},
-        "description": "Full-text search; every word must match as a prefix.",
+        "description": (
+            "Search: every word must be found, in any case and with or without accents. A word"
+            " of 3 or more letters or digits matches anywhere in the name, brand, colour code or"
+            " description (a fragment of a code such as 000099 or CIT-0000 too); a shorter one"
+            " matches the start of the name or code. Hyphens, dots and other signs between"
+            " letters match any one character: dark-bone finds Dark Bone and Dark-Bone."
+        ),
     },
     {"name": "brand", "in": "query", "schema": {"type": "string", "maxLength": 100}},
     {"name": "color_family", "in": "query", "schema": {"type": "string", "maxLength": 50}},

@@ -1,9 +1,8 @@
-"""Listing paints: filters, full-text search, order, pages and keyset cursors."""
+"""Listing paints: filters, search, order, pages and keyset cursors."""
 
 import base64
 import binascii
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -23,7 +22,8 @@ from sqlalchemy import (
 )
 
 from ..extensions import db
-from ..models import Paint, paint_search_document
+from ..models import Paint
+from ..search import FOLD_FUNCTION, word_parts
 from . import cache, vocabularies
 from .errors import ValidationError
 from .paints import PaintRecord
@@ -43,7 +43,6 @@ MAX_PAGE = 10_000_000
 EXACT_COUNT_LIMIT = 10_000
 EXPORT_BATCH = 1000
 TEXT_FILTERS = {"q": 200, "brand": 100, "color_family": 50, "color_type": 50}
-TSQUERY_SPECIALS = re.compile(r"[&|!():*<>'\"\\]")
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,7 @@ class PaintFilter:
         """Return the WHERE clauses of this filter (without the cursor)."""
         clauses: list[ColumnElement[bool]] = []
         if self.q:
-            clauses.extend(search_conditions(self.q, dialect))
+            clauses.extend(search_conditions(self.q))
         for field in ("brand", "color_family", "color_type"):
             value = getattr(self, field)
             if value is not None:
@@ -215,23 +214,37 @@ class PaintFilter:
 
 
 def search_terms(q: str) -> list[str]:
-    """Split a search box's text into plain words."""
-    return TSQUERY_SPECIALS.sub(" ", q).split()
+    """Split a search box's text into terms, each a LIKE pattern of its letters and digits.
+
+    A term is folded (lower case, no accents) and any other characters between its letters
+    and digits match any one character: "CIT-0000" becomes "cit_0000", which finds
+    "CIT-000099", "cit 0000…" and "Cit.0000…"; "dark-bone" finds "Dark Bone" and "Dark-Bone".
+    A term without letters or digits is dropped.
+    """
+    return ["_".join(parts) for parts in map(word_parts, q.split()) if parts]
 
 
-def search_conditions(q: str, dialect: str) -> list[ColumnElement[bool]]:
-    """Return clauses matching every word of `q` as a prefix (full text on PostgreSQL)."""
-    terms = search_terms(q)
-    if not terms:
-        return []
-    if dialect == "postgresql":
-        query = " & ".join(f"'{term}':*" for term in terms)
-        return [paint_search_document().op("@@")(func.to_tsquery("english", query))]
+def is_fragment(term: str) -> bool:
+    """True when the term has a run of 3 letters or digits, which trigrams can look up."""
+    return any(len(part) >= 3 for part in term.split("_"))
+
+
+def search_conditions(q: str) -> list[ColumnElement[bool]]:
+    """Return clauses matching every term of `q`, the same on PostgreSQL and SQLite.
+
+    A term with 3 or more letters or digits in a row matches anywhere in the name, brand,
+    code or description (the trigram index on search_text finds it). A shorter one ("xf",
+    "7") matches the start of a name or a code, through their b-tree indexes: trigrams
+    cannot look up fewer than 3 characters, and "anywhere" would read every paint.
+    """
     clauses = []
-    for term in terms:
-        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        columns = (Paint.name, Paint.brand, Paint.color_code, Paint.description)
-        clauses.append(or_(*(column.ilike(pattern, escape="\\") for column in columns)))
+    fold = getattr(func, FOLD_FUNCTION)
+    for term in search_terms(q):
+        if is_fragment(term):
+            clauses.append(Paint.search_text.like(f"%{term}%"))
+        else:
+            starts = f"{term}%"
+            clauses.append(or_(fold(Paint.name).like(starts), fold(Paint.color_code).like(starts)))
     return clauses
 
 
