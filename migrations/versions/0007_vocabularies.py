@@ -84,7 +84,8 @@ def canonical_spellings(counts: dict[str, int]) -> dict[str, str]:
     for key, spellings in groups.items():
         ranked = spellings.most_common()
         best, most = ranked[0]
-        if len(ranked) > 1 and ranked[1][1] == most:
+        # Case folding can lengthen a word ("ß" is "ss"): keep a spelling that fits.
+        if len(ranked) > 1 and ranked[1][1] == most and len(string.capwords(key)) <= 50:
             best = string.capwords(key)
         chosen[key] = best
     return {value: (chosen[tidy(value).casefold()] if tidy(value) else None) for value in counts}
