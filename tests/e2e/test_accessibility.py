@@ -11,7 +11,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from flask import render_template
+from playwright.sync_api import Page, Route, expect
+from werkzeug.exceptions import InternalServerError, TooManyRequests
+
+from studio.errors import render_without_database
+from tests.conftest import make_app
 
 from .conftest import SCREENSHOTS, BrowserProblems
 from .test_browser import PHONE, SignIn, check_import, flash, heading
@@ -53,6 +58,11 @@ class Audit:
             }
             for violation in result["violations"]
         ]
+
+    def save(self, name: str) -> None:
+        """Write every finding, of any impact, beside the screenshots."""
+        SCREENSHOTS.mkdir(exist_ok=True)
+        (SCREENSHOTS / name).write_text(json.dumps(self.found, indent=1))
 
     def blocking(self) -> list[str]:
         return [
@@ -165,9 +175,59 @@ def test_every_page_has_no_serious_accessibility_problem(
     page = open_page(**SCREENS[screen])
     checked = audit(page)
     visit_every_page(page, checked, sign_in, browser_problems)
-    SCREENSHOTS.mkdir(exist_ok=True)
-    report = SCREENSHOTS / f"{live_server.backend}-axe-{screen}.json"
-    report.write_text(json.dumps(checked.found, indent=1))
+    checked.save(f"{live_server.backend}-axe-{screen}.json")
+    assert checked.blocking() == [], "\n".join(checked.blocking())
+
+
+def serve(status: int, html: str) -> Callable[[Route], None]:
+    """Return a route handler that answers with this page."""
+    return lambda route: route.fulfill(
+        status=status, body=html, content_type="text/html; charset=utf-8"
+    )
+
+
+def failure_pages(tmp_path: Path) -> dict[str, tuple[int, str]]:
+    """Render the pages studio shows when something fails, as it would send them."""
+    app = make_app(f"sqlite:///{tmp_path / 'unused.db'}")
+    with app.test_request_context("/admin/"):
+        return {
+            "database unavailable": (
+                503,
+                render_without_database("unavailable.html", seconds=2, outcome_unknown=False),
+            ),
+            "outcome unknown": (
+                503,
+                render_without_database("unavailable.html", seconds=2, outcome_unknown=True),
+            ),
+            "too many sign-ins (429)": (
+                429,
+                render_template("error.html", error=TooManyRequests()),
+            ),
+            "server error (500)": (500, render_template("error.html", error=InternalServerError())),
+        }
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_failure_pages_have_no_serious_accessibility_problem(
+    open_page: Callable[..., Page],
+    audit: Callable[[Page], Audit],
+    browser_problems: BrowserProblems,
+    live_server,
+    tmp_path: Path,
+    screen: str,
+) -> None:
+    # The live server cannot lose its database on demand: these pages are served as studio
+    # renders them, at an address of the live server, so its stylesheet applies.
+    page = open_page(**SCREENS[screen])
+    checked = audit(page)
+    for name, (status, html) in failure_pages(tmp_path).items():
+        page.route("**/admin/", serve(status, html))
+        response = page.goto("/admin/")
+        assert response.status == status
+        browser_problems.refusals.add((page.url, status))
+        checked.check(name)
+        page.unroute("**/admin/")
+    checked.save(f"{live_server.backend}-axe-failures-{screen}.json")
     assert checked.blocking() == [], "\n".join(checked.blocking())
 
 
