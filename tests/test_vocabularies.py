@@ -5,7 +5,7 @@ import io
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from studio.extensions import db
 from studio.models import Paint, VocabularyTerm
@@ -13,6 +13,7 @@ from studio.services import csv_io, demo, paints, vocabularies
 from studio.services.errors import Conflict, ValidationError
 
 from .conftest import stored, token_from
+from .test_edits import form_on
 
 
 def term_id(kind: str, name: str) -> int:
@@ -257,3 +258,21 @@ def test_csv_import_round_trip_keeps_the_values(app):
     exported = "".join(csv_io.export_csv(db.session.scalars(select(Paint))))
     assert "Base,Red" in exported
     assert io.StringIO(exported).read().count("\n") == 2
+
+
+def test_the_edit_form_shows_the_paints_value_and_never_drops_one_the_list_lost(admin, make_paint):
+    paint = make_paint(color_type="Base", color_family="Blue")
+    form = form_on(admin.get(f"/admin/paints/{paint.id}/edit").get_data(as_text=True))
+    assert (form["color_type"], form["color_family"]) == ("Base", "Blue")
+    # A value the list no longer has (written before the rule, say) stays selected, and a
+    # save says so instead of emptying it unseen.
+    db.session.execute(update(Paint).where(Paint.id == paint.id).values(color_family="Cerulean"))
+    db.session.commit()
+    form = form_on(admin.get(f"/admin/paints/{paint.id}/edit").get_data(as_text=True))
+    assert form["color_family"] == "Cerulean"
+    response = admin.client.post(f"/admin/paints/{paint.id}/edit", data={**form, "name": "Renamed"})
+    assert response.status_code == 422
+    assert "Colour family is not in the list of colour families" in html.unescape(
+        response.get_data(as_text=True)
+    )
+    assert stored(paint.id).color_family == "Cerulean"
