@@ -271,3 +271,31 @@ def test_a_refused_form_puts_the_focus_on_what_to_correct(page: Page, sign_in: S
     assert page.url == detail
     assert page.goto(page.url).status == 200
     expect(heading(page)).to_be_visible()
+
+
+def luminance(rgb: str) -> float:
+    """Return the relative luminance of a CSS rgb() colour (WCAG 2)."""
+    channels = [int(part) / 255 for part in re.findall(r"\d+", rgb)[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(one: str, other: str) -> float:
+    darker, lighter = sorted((luminance(one), luminance(other)))
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def test_form_controls_stand_out_from_their_background(page: Page, sign_in: SignIn) -> None:
+    """WCAG 1.4.11: a control's border needs 3:1 against what surrounds it (axe does not check)."""
+    page.goto("/login")
+    sign_in(page)
+    for path in ("/admin/paints/new", "/admin/paints"):
+        page.goto(path)
+        pairs = page.locator("main input:visible, main select, main textarea").evaluate_all(
+            """nodes => nodes.filter(n => n.type !== 'color').map(n => [
+                 n.id, getComputedStyle(n).borderTopColor,
+                 getComputedStyle(n.closest('.card')).backgroundColor])"""
+        )
+        assert pairs
+        for control, border, background in pairs:
+            assert contrast(border, background) >= 3, (path, control, border, background)
