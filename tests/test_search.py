@@ -1,11 +1,19 @@
 """Search finds codes, fragments, hyphenated names and accented words on both databases."""
 
-import pytest
-from sqlalchemy import func, select, text
+import os
+import uuid
 
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.engine import make_url
+
+from studio.config import normalize_database_url
 from studio.extensions import db
 from studio.search import fold
 from studio.services.listing import search_terms
+
+from .conftest import PG_SKIP_REASON, PG_VARIABLE, make_app
 
 
 @pytest.fixture
@@ -142,3 +150,30 @@ def test_the_fold_function_may_be_indexed(app):
         text("SELECT provolatile FROM pg_proc WHERE proname = 'studio_fold'")
     )
     assert volatility == "i"
+
+
+def test_an_upgrade_that_may_not_create_the_extensions_says_what_to_do(capfd):
+    """A role without CREATE on its database stops at 0005, changes nothing, names the fix."""
+    server = os.environ.get(PG_VARIABLE)
+    if not server:
+        pytest.skip(PG_SKIP_REASON)
+    url = make_url(normalize_database_url(server))
+    role, name = f"studio_plain_{uuid.uuid4().hex[:8]}", f"studio_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        connection.execute(text(f'CREATE DATABASE "{name}" OWNER "{role}"'))
+        connection.execute(text(f'REVOKE CREATE ON DATABASE "{name}" FROM "{role}"'))
+    app = make_app(url.set(database=name, username=role, password=None).render_as_string())
+    try:
+        with app.app_context():
+            with pytest.raises(SystemExit):
+                upgrade()
+            assert inspect(db.engine).get_table_names() == []
+            db.engine.dispose()
+        assert "CREATE EXTENSION IF NOT EXISTS pg_trgm;" in capfd.readouterr().err
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()

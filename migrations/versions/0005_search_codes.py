@@ -34,8 +34,8 @@ SEARCH_TEXT = (
 )
 CANNOT_CREATE = (
     "PostgreSQL refused to create the extension {name} ({error}). Ask the database's owner "
-    "or a superuser to run `CREATE EXTENSION IF NOT EXISTS {name};` in this database, then "
-    "run `flask db upgrade` again."
+    "or a superuser to run `CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE EXTENSION IF NOT "
+    "EXISTS unaccent;` in this database, then run `flask db upgrade` again."
 )
 
 
