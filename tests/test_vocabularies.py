@@ -245,7 +245,11 @@ def test_the_admin_pages_add_rename_merge_and_delete(admin, make_paint):
 
 
 def test_demo_data_uses_values_from_the_lists(app):
+    # A shop that spells a value its own way keeps that spelling.
+    vocabularies.rename_term(term_id("color_family", "Blue"), "blue")
     demo.seed_demo(40)
+    families = set(db.session.scalars(select(Paint.color_family)))
+    assert "blue" in families and "Blue" not in families
     listed = vocabularies.current()
     for kind in ("color_type", "color_family"):
         used = set(db.session.scalars(select(getattr(Paint, kind)).distinct()))
