@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import g
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -187,18 +187,27 @@ def merge_terms(source_id: int, target_id: int) -> tuple[str, int]:
 
 
 def delete_term(term_id: int) -> str:
-    """Remove a value no paint has; return its name. A value in use is refused."""
+    """Remove a value no paint has; return its name. A value in use is refused.
+
+    The check and the removal are one conditional DELETE, so a paint given the value
+    after a separate count could not be left with a value the list lacks.
+    """
     term = _term(term_id)
-    used = _paints_using(term)
-    if used:
+    name, column = term.name, getattr(Paint, term.kind)
+    statement = (
+        delete(VocabularyTerm)
+        .where(VocabularyTerm.id == term_id, ~exists().where(column == VocabularyTerm.name))
+        .execution_options(synchronize_session=False)
+    )
+    if db.session.execute(statement).rowcount == 0:
+        db.session.rollback()
         one, _ = KIND_NAMES[term.kind]
+        used = _paints_using(term)
         paints = "1 paint has" if used == 1 else f"{used} paints have"
         raise Conflict(
-            f"{term.name} cannot be deleted: {paints} it. Merge it into another {one} "
+            f"{name} cannot be deleted: {paints} it. Merge it into another {one} "
             "instead, or change those paints first."
         )
-    name = term.name
-    db.session.delete(term)
     transactions.commit(_retirement([]))
     return name
 
