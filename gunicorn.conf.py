@@ -21,9 +21,13 @@ def _seconds(name: str, default: float) -> float:
 
 # A request gives up its database work at REQUEST_DEADLINE_SECONDS (15) and answers 503,
 # plus at most one connection attempt's DB_CONNECT_TIMEOUT (5): gunicorn kills a worker only
-# well after that (30 s, platforms' routers' limit, unless the deadline asks for more).
+# well after that (30 s, platforms' routers' limit, unless the deadline asks for more). The
+# admin's CSV check and import run under IMPORT_SECONDS (25) instead, on a connection they
+# already hold, and stop themselves within it.
 timeout = max(
-    30, int(_seconds("REQUEST_DEADLINE_SECONDS", 15) + _seconds("DB_CONNECT_TIMEOUT", 5)) + 5
+    30,
+    int(_seconds("REQUEST_DEADLINE_SECONDS", 15) + _seconds("DB_CONNECT_TIMEOUT", 5)) + 5,
+    int(_seconds("IMPORT_SECONDS", 25)) + 5,
 )
 
 metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(

@@ -166,8 +166,7 @@ class Config:
             "DECIMAL_SEPARATOR": _decimal_separator(env),
             "CURRENCY": _currency(env),
             "MAX_CONTENT_LENGTH": max_body,
-            # A checked CSV import comes back as a form field; let it be as large as a body.
-            "MAX_FORM_MEMORY_SIZE": max_body,
+            **self.import_settings(),
             "FORCE_HTTPS": _bool(env, "FORCE_HTTPS", False),
             "READINESS_TIMEOUT_MS": _int(env, "READINESS_TIMEOUT_MS", 2000),
             "SLOW_REQUEST_MS": _int(env, "SLOW_REQUEST_MS", 500),
@@ -198,6 +197,21 @@ class Config:
             "REMEMBER_COOKIE_HTTPONLY": True,
             "REMEMBER_COOKIE_SAMESITE": "Lax",
             "REMEMBER_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES),
+        }
+
+    def import_settings(self) -> dict[str, Any]:
+        """Return the limits of the admin's CSV import (the command line has none)."""
+        env = self.environ
+        return {
+            # The import page alone takes bodies this large; every other route MAX_CONTENT_LENGTH.
+            "IMPORT_MAX_BYTES": _at_least(env, "IMPORT_MAX_BYTES", 32 * 1024 * 1024, 1),
+            "IMPORT_MAX_ROWS": _at_least(env, "IMPORT_MAX_ROWS", 200_000, 1),
+            # The check and the import each get this long, their transaction only; it must
+            # stay under the router's 30 s (gunicorn.conf.py gives workers 5 s more).
+            "IMPORT_SECONDS": _positive(env, "IMPORT_SECONDS", 25.0),
+            "IMPORT_UPLOAD_HOURS": _positive(env, "IMPORT_UPLOAD_HOURS", 24.0),
+            # Larger files are imported by a thread of the worker (PostgreSQL), with progress.
+            "IMPORT_INLINE_ROWS": _at_least(env, "IMPORT_INLINE_ROWS", 20_000, 0),
         }
 
     def cache_settings(self, redis_url: str | None) -> dict[str, Any]:

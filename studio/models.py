@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .extensions import db
 
 MOVEMENT_KINDS = ("initial", "adjustment", "import", "correction")
+IMPORT_STATUSES = ("checked", "importing", "imported", "failed")
 # The paint fields whose values come from a list the admins keep (VocabularyTerm).
 VOCABULARY_KINDS = ("color_type", "color_family")
 CENT = Decimal("0.01")
@@ -101,7 +102,6 @@ class Paint(db.Model):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     version: Mapped[int] = mapped_column(default=1)
-
     # Kept by the database on every write. Stored on PostgreSQL, so that checking a trigram
     # match reads it instead of folding the text again; virtual (computed when read) on
     # SQLite, which cannot add a stored column to a table. Never loaded with a paint.
@@ -258,6 +258,7 @@ class CacheEpoch(db.Model):
     reason: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
+
 class VocabularyTerm(db.Model):
     """One allowed value of a paint's type or colour family, in its canonical spelling.
 
@@ -285,3 +286,57 @@ class VocabularyTerm(db.Model):
     def __repr__(self) -> str:
         return f"<VocabularyTerm {self.kind} {self.name!r}>"
 
+
+class ImportUpload(db.Model):
+    """A CSV file an admin checked, waiting for that admin to confirm its import.
+
+    Its rows wait in import_rows, so the confirmation names the upload instead of
+    sending the file back; uploads older than IMPORT_UPLOAD_HOURS are forgotten.
+    """
+
+    __tablename__ = "import_uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    row_count: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # checked -> importing (a large file, in the background) -> imported, or failed.
+    # "imported" commits with the paints: a second confirmation finds it and imports nothing.
+    status: Mapped[str] = mapped_column(String(20), default="checked")
+    # A background import's paints inserted so far, and when it last said so.
+    progress: Mapped[int] = mapped_column(default=0)
+    progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    imported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(1000))
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ({})".format(", ".join(f"'{status}'" for status in IMPORT_STATUSES)),
+            name="status_known",
+        ),
+        Index("ix_import_uploads_user_id", "user_id"),
+        Index("ix_import_uploads_created_at", "created_at"),
+    )
+
+
+class ImportRow(db.Model):
+    """One checked row of an upload, with the paint's columns as it will be inserted."""
+
+    __tablename__ = "import_rows"
+
+    upload_id: Mapped[int] = mapped_column(
+        ForeignKey("import_uploads.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The row's place in the file (1 for the first paint), which is the order of import.
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    brand: Mapped[str] = mapped_column(String(100))
+    color_code: Mapped[str | None] = mapped_column(String(50))
+    color_type: Mapped[str | None] = mapped_column(String(50))
+    color_family: Mapped[str | None] = mapped_column(String(50))
+    image_url: Mapped[str | None] = mapped_column(String(500))
+    stock: Mapped[int] = mapped_column(default=0)
+    price: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
+    description: Mapped[str | None] = mapped_column(Text)
+    color_preview: Mapped[str | None] = mapped_column(String(7))

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from studio.extensions import db
-from studio.models import Paint, StockMovement
+from studio.models import Paint
 
 from .conftest import make_api, stored, token_from
 
@@ -260,27 +260,7 @@ def upload(admin, text, filename="paints.csv"):
     return admin.post("/admin/paints/import", data, content_type="multipart/form-data")
 
 
-GOOD_CSV = (
-    "name,brand,color_code,stock,price\n"
-    "Abaddon Black,Citadel,21-25,5,4.55\n"
-    "Flat Red,Vallejo,70.957,0,3.20\n"
-)
-
-
-def test_import_previews_then_imports_everything_in_one_go(admin):
-    response = upload(admin, GOOD_CSV)
-    assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    assert "Ready to import 2 paints" in page and "Abaddon Black" in page
-    assert db.session.query(Paint).count() == 0
-    content = html.unescape(
-        re.search(r'name="content" type="hidden" value="([^"]*)"', page).group(1)
-    )
-    confirm = admin.post("/admin/paints/import", {"content": content})
-    assert confirm.status_code == 302
-    assert db.session.query(Paint).count() == 2
-    movements = db.session.query(StockMovement).all()
-    assert [(m.kind, m.delta) for m in movements] == [("import", 5)]
+# The import's check, confirmation and limits: tests/test_imports.py.
 
 
 def test_import_lists_every_bad_row_and_imports_nothing(admin, make_paint):

@@ -22,6 +22,8 @@ EXPECTED_TABLES = {
     "api_tokens",
     "idempotency_keys",
     "cache_epochs",
+    "import_uploads",
+    "import_rows",
     "vocabulary_terms",
 }
 
@@ -100,6 +102,7 @@ def test_demo_command_prepares_a_usable_shop(fresh_app):
     new_password = re.search(r"password (\S+)", again.output).group(1)
     assert accounts.authenticate("admin", new_password) is not None
     assert db.session.execute(text("SELECT count(*) FROM paints")).scalar() == 40
+
 
 def test_vocabularies_are_made_from_the_paints_values_in_one_spelling_each(fresh_app):
     upgrade(revision="0006")

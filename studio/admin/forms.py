@@ -112,9 +112,9 @@ class StockForm(FlaskForm):
 
 
 class ImportForm(FlaskForm):
+    """The file to check; a clean one is kept server-side and confirmed by its id."""
+
     file = FileField("CSV file")
-    # After a clean preview the checked text comes back with the confirmation.
-    content = HiddenField()
 
 
 class ConfirmForm(FlaskForm):

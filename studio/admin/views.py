@@ -25,7 +25,7 @@ from ..services.errors import EditConflict, ServiceError, ValidationError
 from ..services.listing import PaintFilter
 from .charts import bar_chart
 from .formatting import money, short_figure
-from .forms import ConfirmForm, ImportForm, PaintForm, StockForm
+from .forms import ConfirmForm, PaintForm, StockForm
 from .performance import active_alerts, ago, clock, gather, report_charts
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -221,27 +221,3 @@ def delete_paint(paint_id: int):
         flash(f"Deleted {name}.", "success")
         return redirect(url_for(".list_paints"))
     return render_template("admin/paints/delete.html", paint=paint, form=form)
-
-
-@bp.route("/paints/import", methods=["GET", "POST"])
-@retry_transient
-def import_paints():
-    form = ImportForm()
-    check, status = None, 200
-    if form.validate_on_submit():
-        try:
-            if form.content.data:
-                count = csv_io.import_paints(form.content.data, current_user.id)
-                flash(f"Imported {count} paints.", "success")
-                return redirect(url_for(".list_paints", sort="-created_at"))
-            if not form.file.data:
-                raise ValidationError({"file": "Choose a CSV file to import."})
-            form.file.data.seek(0)  # a retried request reads the upload again
-            raw = form.file.data.read()
-            check = csv_io.check_import(raw)
-            form.content.data = csv_io.decode_csv(raw) if check.ok else ""
-            status = 200 if check.ok else 422
-        except ServiceError as exc:
-            form.file.errors = list(exc.fields.values()) or [exc.message]
-            status = exc.status
-    return render_template("admin/paints/import.html", form=form, check=check), status
