@@ -129,9 +129,7 @@ def counted(name: str, **labels: str) -> float:
     return sum(value for got, value in found if labels.items() <= got.items())
 
 
-@pytest.mark.parametrize(
-    ("path", "status"), [("/admin/no-such-page", 404), ("/logout", 405)]
-)
+@pytest.mark.parametrize(("path", "status"), [("/admin/no-such-page", 404), ("/logout", 405)])
 def test_a_signed_in_admins_error_page_needs_no_database(no_database, path, status):
     client = no_database.test_client()
     with client.session_transaction() as session:
