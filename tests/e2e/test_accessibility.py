@@ -299,3 +299,14 @@ def test_form_controls_stand_out_from_their_background(page: Page, sign_in: Sign
         assert pairs
         for control, border, background in pairs:
             assert contrast(border, background) >= 3, (path, control, border, background)
+
+
+def test_the_focus_moves_without_javascript_too(
+    open_page: Callable[..., Page], sign_in: SignIn
+) -> None:
+    page = open_page(java_script_enabled=False)
+    page.goto("/login")
+    sign_in(page)
+    page.goto("/admin/paints/new")
+    page.get_by_role("button", name="Add paint").click()
+    expect(page.locator("#error-summary")).to_be_focused()
