@@ -19,7 +19,7 @@ from studio.errors import render_without_database
 from tests.conftest import make_app
 
 from .conftest import SCREENSHOTS, BrowserProblems
-from .test_browser import PHONE, SignIn, check_import, flash, heading
+from .test_browser import PHONE, SignIn, Snap, check_import, flash, heading
 
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 MISSING_AXE = "axe-core is not installed: run `npm ci` in tests/e2e to check accessibility"
@@ -231,7 +231,9 @@ def test_failure_pages_have_no_serious_accessibility_problem(
     assert checked.blocking() == [], "\n".join(checked.blocking())
 
 
-def test_a_refused_form_puts_the_focus_on_what_to_correct(page: Page, sign_in: SignIn) -> None:
+def test_a_refused_form_puts_the_focus_on_what_to_correct(
+    page: Page, sign_in: SignIn, snap: Snap
+) -> None:
     page.goto("/login")
     refuse_login(page)
     # The message of a refused sign-in is read first.
@@ -246,6 +248,7 @@ def test_a_refused_form_puts_the_focus_on_what_to_correct(page: Page, sign_in: S
     page.get_by_role("button", name="Add paint").click()
     summary = page.locator("#error-summary")
     expect(summary).to_be_focused()
+    snap(page, "a11y-01-refused-form")
     expect(summary.get_by_role("heading")).to_contain_text("nothing was saved")
     name, stock = page.get_by_label("Name", exact=True), page.get_by_label("Stock", exact=True)
     for wrong in (name, stock):
@@ -267,6 +270,7 @@ def test_a_refused_form_puts_the_focus_on_what_to_correct(page: Page, sign_in: S
     page.get_by_role("button", name="Apply").click()
     expect(page.locator("#error-summary")).to_be_focused()
     expect(page.get_by_label("Change by")).to_have_attribute("aria-invalid", "true")
+    snap(page, "a11y-02-refused-stock-change")
     # The refused change stays at the paint's own address, which opens again as the page.
     assert page.url == detail
     assert page.goto(page.url).status == 200
