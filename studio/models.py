@@ -18,7 +18,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    literal_column,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -66,15 +65,12 @@ class Money(TypeDecorator[Decimal]):
 
 
 # What a search matches (see studio.search): name, brand, code and description, folded to
-# lower case without accents by studio_fold(). coalesce and || because concat_ws is not
-# immutable. The prefix indexes are written as PostgreSQL prints them back, so that
-# comparing models with migrations sees no difference.
+# lower case without accents by studio_fold(); coalesce and || because concat_ws is not
+# immutable.
 SEARCH_TEXT_SQL = (
     "studio_fold(name || ' ' || brand || ' ' || coalesce(color_code, '') || ' ' "
     "|| coalesce(description, ''))"
 )
-NAME_FOLDED_SQL = "studio_fold(name::text)"
-CODE_FOLDED_SQL = "studio_fold(color_code::text)"
 
 
 def _postgresql_only(index: Index) -> Index:
@@ -132,27 +128,13 @@ class Paint(db.Model):
         Index("ix_paints_price_id", "price", "id"),
         Index("ix_paints_created_at_id", "created_at", "id"),
         # Search (studio.search): trigrams find a fragment of 3 or more characters
-        # anywhere; shorter terms match the start of a name or code through the others.
+        # anywhere, and a shorter one at the start of a word.
         _postgresql_only(
             Index(
                 "ix_paints_search",
                 "search_text",
                 postgresql_using="gin",
                 postgresql_ops={"search_text": "gin_trgm_ops"},
-            )
-        ),
-        _postgresql_only(
-            Index(
-                "ix_paints_name_folded",
-                literal_column(NAME_FOLDED_SQL),
-                postgresql_ops={NAME_FOLDED_SQL: "text_pattern_ops"},
-            )
-        ),
-        _postgresql_only(
-            Index(
-                "ix_paints_code_folded",
-                literal_column(CODE_FOLDED_SQL),
-                postgresql_ops={CODE_FOLDED_SQL: "text_pattern_ops"},
             )
         ),
     )

@@ -1,9 +1,10 @@
 """The text a paint search matches, folded the same way on PostgreSQL and SQLite.
 
-Both databases match `studio_fold(...) LIKE pattern`. On PostgreSQL `studio_fold` is an SQL
-function (migration 0005: lower case, accents removed by the `unaccent` extension) that
-trigram and prefix indexes cover; on SQLite it is `fold` below, registered on each
-connection. The two agree on letters with accents, ligatures like æ and ß, and case.
+Both databases match `paints.search_text LIKE pattern`, a column the database computes with
+`studio_fold`. On PostgreSQL that is an SQL function (migration 0005: lower case, accents
+removed by the `unaccent` extension) and a trigram index covers the column; on SQLite it is
+`fold` below, registered on each connection. The two agree on letters with accents,
+ligatures like æ and ß, and case.
 """
 
 import re

@@ -64,8 +64,10 @@ def names(api, q):
         ("creme cafe", ["Café Crème"]),
         ("orsted", ["Ørsted Blue"]),
         ("strasse", ["Ørsted Blue"]),
-        # One or two characters: the start of a name or of a code.
+        # One or two characters: the start of a word (of the name, brand, code or description).
         ("xf", ["Flat Black", "Ørsted Blue"]),
+        ("bl", ["Flat Black", "Ørsted Blue"]),
+        ("an", ["Dark Angels Green"]),
         ("XF-1", ["Flat Black"]),
         ("d", ["Dark Angels Green", "Dark Bone", "Dark-Bone Wash"]),
         ("ø", ["Ørsted Blue"]),

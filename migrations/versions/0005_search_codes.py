@@ -3,7 +3,7 @@
 PostgreSQL searched with full text, which splits "CIT-000099" and "dark-bone" into words
 and so missed fragments of codes. Search now matches fragments of paints.search_text, the
 folded text (lower case, no accents) that the database keeps, through a trigram index
-(pg_trgm), and 1-2 character terms the start of a name or code through two b-tree indexes.
+(pg_trgm), which also finds the start of a word for terms of 1 or 2 characters.
 Both extensions are "trusted" since PostgreSQL 13: the database's owner may create them.
 On a big table this rewrites it once (about a minute per million paints).
 SQLite gets the column as a virtual one; studio registers its studio_fold() on each
@@ -85,11 +85,6 @@ def upgrade():
     op.execute(
         f"CREATE INDEX ix_paints_search ON paints USING gin (search_text {trgm}.gin_trgm_ops)"
     )
-    for name, column in (
-        ("ix_paints_name_folded", "name"),
-        ("ix_paints_code_folded", "color_code"),
-    ):
-        op.execute(f"CREATE INDEX {name} ON paints (studio_fold({column}) text_pattern_ops)")
 
 
 def downgrade():
@@ -97,8 +92,7 @@ def downgrade():
         with op.batch_alter_table("paints") as batch_op:
             batch_op.drop_column("search_text")
         return
-    for name in ("ix_paints_code_folded", "ix_paints_name_folded", "ix_paints_search"):
-        op.drop_index(name, table_name="paints")
+    op.drop_index("ix_paints_search", table_name="paints")
     op.drop_column("paints", "search_text")
     op.execute("DROP FUNCTION studio_fold(text)")
     # The extensions stay: other objects in the database may use them.

@@ -337,7 +337,7 @@ LIST_PARAMETERS = [
             "Search: every word must be found, in any case and with or without accents. A word"
             " of 3 or more letters or digits matches anywhere in the name, brand, colour code or"
             " description (a fragment of a code such as 000099 or CIT-0000 too); a shorter one"
-            " matches the start of the name or code. Hyphens, dots and other signs between"
+            " matches the start of a word. Hyphens, dots and other signs between"
             " letters match any one character: dark-bone finds Dark Bone and Dark-Bone."
         ),
     },

@@ -23,7 +23,7 @@ from sqlalchemy import (
 
 from ..extensions import db
 from ..models import Paint
-from ..search import FOLD_FUNCTION, word_parts
+from ..search import word_parts
 from . import cache, vocabularies
 from .errors import ValidationError
 from .paints import PaintRecord
@@ -233,18 +233,20 @@ def search_conditions(q: str) -> list[ColumnElement[bool]]:
     """Return clauses matching every term of `q`, the same on PostgreSQL and SQLite.
 
     A term with 3 or more letters or digits in a row matches anywhere in the name, brand,
-    code or description (the trigram index on search_text finds it). A shorter one ("xf",
-    "7") matches the start of a name or a code, through their b-tree indexes: trigrams
-    cannot look up fewer than 3 characters, and "anywhere" would read every paint.
+    code or description. A shorter one ("xf", "7") matches the start of a word: trigrams
+    cannot look up fewer than 3 characters anywhere, and reading every paint would be slow,
+    but the index keeps the start of each word (pg_trgm pads words with spaces). The
+    trigram index on search_text finds both.
     """
     clauses = []
-    fold = getattr(func, FOLD_FUNCTION)
     for term in search_terms(q):
         if is_fragment(term):
             clauses.append(Paint.search_text.like(f"%{term}%"))
         else:
-            starts = f"{term}%"
-            clauses.append(or_(fold(Paint.name).like(starts), fold(Paint.color_code).like(starts)))
+            word_start = or_(
+                Paint.search_text.like(f"{term}%"), Paint.search_text.like(f"% {term}%")
+            )
+            clauses.append(word_start)
     return clauses
 
 
