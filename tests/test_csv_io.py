@@ -228,3 +228,20 @@ def test_an_export_longer_than_a_batch_streams_every_paint_in_order(admin, make_
         make_paint(name=name, brand="Citadel")
     exported = admin.get("/admin/paints/export.csv?sort=-name").get_data().decode("utf-8-sig")
     assert [row["name"] for row in csv.DictReader(io.StringIO(exported))] == list("EDCBA")
+
+
+def test_a_code_is_refused_only_with_the_brand_that_has_it(app, make_paint):
+    make_paint(brand="Citadel", color_code="21-25")
+    make_paint(brand="Vallejo", color_code="70.957")
+    text = (
+        "name,brand,color_code\n"
+        "A,Vallejo,21-25\n"
+        "B,Citadel,21-25\n"
+        "C,Vallejo,70.957\n"
+        "D,Citadel,70.957\n"
+    )
+    check = csv_io.check_import(text)
+    assert check.errors == [
+        (3, "color_code 21-25 of Citadel is already in the inventory."),
+        (4, "color_code 70.957 of Vallejo is already in the inventory."),
+    ]

