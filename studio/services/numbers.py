@@ -7,7 +7,8 @@ The rule, for `4,50`, `4.50`, `1 234,50`, `1,234.50`, `1.234,50` and their kind:
   or a group separator (every group after the first exactly three digits). Spaces,
   including no-break and thin spaces, only ever separate groups.
 - When both `.` and `,` appear, the last one is the decimal separator. A separator that
-  appears twice, or is followed by other than three digits, can only be one of the two.
+  appears twice can only group; one followed by other than three digits can only mark
+  the decimals.
 - What is left is one `.` or `,` followed by exactly three digits, after one to three
   digits (`4,500`, `1.234`): a thousands separator or a decimal one? That is refused,
   unless the shop's `DECIMAL_SEPARATOR` setting says which it writes. Never a guess that
