@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .extensions import db
 
 MOVEMENT_KINDS = ("initial", "adjustment", "import", "correction")
-IMPORT_STATUSES = ("checked", "importing", "imported", "failed")
+IMPORT_STATUSES = ("checking", "refused", "checked", "importing", "imported", "failed")
 # The paint fields whose values come from a list the admins keep (VocabularyTerm).
 VOCABULARY_KINDS = ("color_type", "color_family")
 CENT = Decimal("0.01")
@@ -270,7 +271,7 @@ class VocabularyTerm(db.Model):
 
 
 class ImportUpload(db.Model):
-    """A CSV file an admin checked, waiting for that admin to confirm its import.
+    """A CSV file an admin sent: being checked, refused, or checked and waiting for that admin.
 
     Its rows wait in import_rows, so the confirmation names the upload instead of
     sending the file back; uploads older than IMPORT_UPLOAD_HOURS are forgotten.
@@ -283,14 +284,22 @@ class ImportUpload(db.Model):
     filename: Mapped[str] = mapped_column(String(255))
     row_count: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # checked -> importing (a large file, in the background) -> imported, or failed.
-    # "imported" commits with the paints: a second confirmation finds it and imports nothing.
+    # (checking -> refused or) checked -> importing -> imported, or failed. A large file is
+    # checked and imported in the background. "imported" commits with the paints: a second
+    # confirmation finds it and imports nothing.
     status: Mapped[str] = mapped_column(String(20), default="checked")
-    # A background import's paints inserted so far, and when it last said so.
+    # A background job's rows checked or paints inserted so far, and when it last said so.
     progress: Mapped[int] = mapped_column(default=0)
     progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     imported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(1000))
+    # The file as sent, while a background check needs it.
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    # How the check read the file, and what it refused ([[line, reason], ...] as JSON).
+    encoding: Mapped[str | None] = mapped_column(String(30))
+    delimiter: Mapped[str | None] = mapped_column(String(1))
+    problems: Mapped[str | None] = mapped_column(Text)
+    problem_count: Mapped[int] = mapped_column(default=0)
 
     __table_args__ = (
         CheckConstraint(

@@ -263,9 +263,9 @@ def signed_in_clients(app, count: int) -> list[Admin]:
 @pytest.mark.parametrize("inline_rows", [20_000, 1_000])
 def test_two_confirmations_at_once_import_once(committed_app, monkeypatch, inline_rows):
     """A double click: both requests arrive together; the second imports nothing."""
-    monkeypatch.setitem(committed_app.config, "IMPORT_INLINE_ROWS", inline_rows)
     clients = signed_in_clients(committed_app, 2)
-    page = upload(clients[0], demo_csv(3_000)).get_data(as_text=True)
+    page = upload(clients[0], demo_csv(3_000)).get_data(as_text=True)  # checked in the request
+    monkeypatch.setitem(committed_app.config, "IMPORT_INLINE_ROWS", inline_rows)
     path = confirm_path(page)
     tokens = [token_from(client.get(path).get_data(as_text=True)) for client in clients]
     statuses: list[int] = []
@@ -290,31 +290,45 @@ def test_two_confirmations_at_once_import_once(committed_app, monkeypatch, inlin
 
 def wait_until_imported(admin, path: str, seconds: float = 60) -> str:
     """Read the upload's page, as its refresh does, until it says the paints are in."""
+    return wait_for(admin, path, ("Imported ", "Ready to import"), seconds)
+
+
+def wait_for(admin, path: str, texts: tuple[str, ...], seconds: float = 60) -> str:
+    """Read the upload's page, as its refresh does, until it shows one of `texts`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         page = admin.get(path).get_data(as_text=True)
-        if "Imported " in page or "Ready to import" in page:
+        if any(text in page for text in texts):
             return page
         time.sleep(0.2)
-    raise AssertionError(f"{path} still importing after {seconds} s")
+    raise AssertionError(f"{path} still busy after {seconds} s")
 
 
-def test_a_large_upload_is_imported_in_the_background_with_progress(
+def test_a_large_file_is_checked_and_imported_in_the_background_with_progress(
     committed_app, monkeypatch, backend
 ):
     if backend != "postgresql":
-        pytest.skip("SQLite imports every file within the request (one writer at a time)")
+        pytest.skip("SQLite checks and imports every file within the request (one writer)")
     monkeypatch.setitem(committed_app.config, "IMPORT_INLINE_ROWS", 1_000)
     monkeypatch.setattr(imports, "IMPORT_CHUNK_ROWS", 1_000)
+    monkeypatch.setattr(imports, "PROGRESS_EVERY_ROWS", 1_000)
     (admin,) = signed_in_clients(committed_app, 1)
-    page = upload(admin, demo_csv(5_000)).get_data(as_text=True)
+    sent = upload(admin, demo_csv(5_000))
+    assert sent.status_code == 303
+    path = sent.headers["Location"]
+    following = admin.get(path).get_data(as_text=True)
+    assert "Checking paints.csv" in following or "Ready to import 5,000" in following
+    if "Checking" in following:
+        assert '<meta http-equiv="refresh"' in following and "rows checked so far" in following
+    page = wait_for(admin, path, ("Ready to import",))
+    assert "Ready to import 5,000 paints from paints.csv" in page and confirm_path(page) == path
     started = confirm(admin, page)
-    assert started.status_code == 303 and started.headers["Location"] == confirm_path(page)
-    following = admin.get(confirm_path(page)).get_data(as_text=True)
+    assert started.status_code == 303 and started.headers["Location"] == path
+    following = admin.get(path).get_data(as_text=True)
     assert "Importing 5,000 paints" in following or "Imported 5,000 paints" in following
     if "Importing" in following:
         assert '<meta http-equiv="refresh"' in following and "<progress" in following
-    done = wait_until_imported(admin, confirm_path(page))
+    done = wait_until_imported(admin, path)
     assert "Imported 5,000 paints from paints.csv" in done
     assert paint_count() == 5_000
     # Confirming again (a reload of the old form, a retry) imports nothing more.
@@ -322,17 +336,34 @@ def test_a_large_upload_is_imported_in_the_background_with_progress(
     assert again.status_code == 302 and paint_count() == 5_000
 
 
+def test_a_large_file_with_a_bad_row_is_refused_by_the_background_check(
+    committed_app, monkeypatch, backend
+):
+    if backend != "postgresql":
+        pytest.skip("SQLite checks every file within the request")
+    monkeypatch.setitem(committed_app.config, "IMPORT_INLINE_ROWS", 1_000)
+    (admin,) = signed_in_clients(committed_app, 1)
+    content = demo_csv(3_000).decode().replace("\n", "\nBroken,,,,\n", 1)
+    sent = upload(admin, content)
+    assert sent.status_code == 303
+    page = wait_for(admin, sent.headers["Location"], ("problem",))
+    assert "1 problem found in paints.csv: nothing was imported" in page
+    assert re.search(r'<tr><td class="num">2</td><td>[^<]*brand', page)
+    assert "Read as UTF-8" in page
+    assert 'action="/admin/paints/import/' not in page and paint_count() == 0
+
+
 def test_a_background_import_that_stopped_can_be_imported_again(
     committed_app, monkeypatch, backend
 ):
     if backend != "postgresql":
         pytest.skip("SQLite imports every file within the request")
-    monkeypatch.setitem(committed_app.config, "IMPORT_INLINE_ROWS", 1_000)
     real_job = imports.background_import
     monkeypatch.setattr(imports, "background_import", lambda *args: None)  # the worker died
     (admin,) = signed_in_clients(committed_app, 1)
-    page = upload(admin, demo_csv(2_000)).get_data(as_text=True)
+    page = upload(admin, demo_csv(2_000)).get_data(as_text=True)  # checked in the request
     path = confirm_path(page)
+    monkeypatch.setitem(committed_app.config, "IMPORT_INLINE_ROWS", 1_000)
     assert confirm(admin, page).status_code == 303
     assert "Importing 2,000 paints" in admin.get(path).get_data(as_text=True)
     long_ago = utcnow() - timedelta(seconds=imports.STALLED_SECONDS + 1)

@@ -29,8 +29,13 @@ def upgrade():
         sa.Column("progress_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("imported_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.String(length=1000), nullable=True),
+        sa.Column("content", sa.LargeBinary(), nullable=True),
+        sa.Column("encoding", sa.String(length=30), nullable=True),
+        sa.Column("delimiter", sa.String(length=1), nullable=True),
+        sa.Column("problems", sa.Text(), nullable=True),
+        sa.Column("problem_count", sa.Integer(), nullable=False),
         sa.CheckConstraint(
-            "status IN ('checked', 'importing', 'imported', 'failed')",
+            "status IN ('checking', 'refused', 'checked', 'importing', 'imported', 'failed')",
             name=op.f("ck_import_uploads_status_known"),
         ),
         sa.ForeignKeyConstraint(

@@ -69,7 +69,9 @@ def render_import(
         refusal=refusal,
         limits=import_limits(),
         paints_phrase=paints_phrase,
-        refresh=PROGRESS_REFRESH_SECONDS if upload and upload.status == "importing" else None,
+        refresh=PROGRESS_REFRESH_SECONDS
+        if upload and upload.status in ("checking", "importing") and not upload.stalled
+        else None,
     ), status
 
 
@@ -89,6 +91,8 @@ def import_paints():
                 current_user.id,
                 import_limits(),
             )
+            if check is None:  # a large file, checked in the background: its page follows it
+                return redirect(url_for(".staged_import", upload_id=upload.id), 303)
             status = 200 if check.ok else 422
         except ServiceError as exc:
             form.file.errors = list(exc.fields.values()) or [exc.message]
@@ -118,4 +122,4 @@ def staged_import(upload_id: int):
             flash(f"Imported {paints_phrase(imported.count)}.", "success")
         return redirect(url_for(".list_paints", sort="-created_at"))
     upload = imports.get_upload(upload_id, current_user.id, limits)
-    return render_import(ImportForm(formdata=None), upload=upload)
+    return render_import(ImportForm(formdata=None), check=upload.check, upload=upload)

@@ -9,6 +9,7 @@ instead of travelling through Python a second time.
 
 import csv
 import io
+import json
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import undefer
 
 from ..database import limit_transaction, raise_time_limits
 from ..extensions import db
@@ -55,6 +57,11 @@ IMPORT_REASON = "CSV import"
 # each (a few seconds apart), each statement limited to JOB_STATEMENT_SECONDS.
 IMPORT_CHUNK_ROWS = 10_000
 JOB_STATEMENT_SECONDS = 120
+# A background check gives up after this long; it notes its progress every so many rows.
+JOB_SECONDS = 600
+PROGRESS_EVERY_ROWS = 10_000
+# A refused file's problems kept to show (the page shows 500).
+PROBLEMS_KEPT = 1000
 # No progress for this long: the worker that imported it is gone, and nothing was imported.
 STALLED_SECONDS = 60
 # pg_advisory_xact_lock(JOB_LOCK, upload id) keeps two jobs of one upload apart.
@@ -103,7 +110,7 @@ class ImportLimits:
 
 @dataclass(frozen=True)
 class StagedUpload:
-    """A checked upload as its admin sees it: its size, its first paints, whether imported."""
+    """An upload as its admin sees it: its state, its progress, its first paints or problems."""
 
     id: int
     filename: str
@@ -114,43 +121,108 @@ class StagedUpload:
     stalled: bool
     error: str | None
     preview: Sequence[Mapping[str, Any]]
+    # What a background check refused: a check to show, and how many problems in all.
+    check: csv_io.ImportCheck | None = None
+    problem_count: int = 0
 
 
 def stage_upload(
     raw: bytes, filename: str, user_id: int, limits: ImportLimits
-) -> tuple[csv_io.ImportCheck, StagedUpload | None]:
+) -> tuple[csv_io.ImportCheck | None, StagedUpload | None]:
     """Check a CSV file and, if it is clean, keep its rows for `user_id` to confirm.
 
-    Returns the check, and the staged upload (None when the file has errors).
+    Returns the check and the staged upload (None when the file has errors). A file of
+    more than `inline_rows` lines is checked in the background on PostgreSQL: then there
+    is no check yet, and the upload's page follows it.
     """
     if len(raw) > limits.max_bytes:
         raise FileTooLarge(f"The file {limits.too_large()}", {"file": limits.too_large()})
     raise_time_limits(limits.seconds)
-    check = csv_io.check_import(raw, on_rows=_check_guard(limits))
+    _forget_expired(limits.upload_hours)
+    if raw.count(b"\n") > limits.inline_rows and _is_postgresql():
+        upload = _new_upload(
+            user_id, filename, status="checking", content=raw, progress_at=utcnow()
+        )
+        staged = _staged(upload, [])
+        transactions.commit()
+        _start(background_check, upload.id)
+        return None, staged
+    stop_at = time.monotonic() + limits.seconds - STAGING_RESERVE_SECONDS
+    check = csv_io.check_import(raw, on_rows=_check_guard(limits, stop_at))
     if len(check.rows) > limits.max_rows:
         raise _too_many_rows(limits)
     if not check.ok:
         return check, None
-    _forget_expired(limits.upload_hours)
-    upload = ImportUpload(
-        user_id=user_id,
-        filename=filename[:255],
-        row_count=len(check.rows),
-        status="checked",
-        progress=0,
-    )
-    db.session.add(upload)
-    db.session.flush()
+    upload = _new_upload(user_id, filename, status="checked", row_count=len(check.rows))
     _store_rows(upload.id, check.rows)
     staged = _staged(upload, check.rows[:PREVIEW_ROWS])
     transactions.commit()
     return check, staged
 
 
-def _check_guard(limits: ImportLimits) -> Callable[[int], None]:
+def _new_upload(user_id: int, filename: str, **values: Any) -> ImportUpload:
+    upload = ImportUpload(
+        user_id=user_id, filename=filename[:255], progress=0, problem_count=0, **values
+    )
+    upload.row_count = upload.row_count or 0
+    db.session.add(upload)
+    db.session.flush()
+    return upload
+
+
+def background_check(app: Flask, upload_id: int) -> None:
+    """Check an upload marked "checking", keep its rows if it is clean, or its problems.
+
+    Run by a thread of the worker that took the file (see background_import for how its
+    progress is shown and what happens if the worker dies).
+    """
+    with app.app_context():
+        try:
+            limit_transaction(JOB_STATEMENT_SECONDS)
+            upload = db.session.scalar(
+                select(ImportUpload)
+                .where(ImportUpload.id == upload_id, ImportUpload.status == "checking")
+                .options(undefer(ImportUpload.content))
+            )
+            if upload is None:
+                return
+            limits = ImportLimits.from_config(app.config)
+            stop_at = time.monotonic() + JOB_SECONDS
+            guard = _check_guard(limits, stop_at, lambda done: _note_progress(upload_id, done))
+            check = csv_io.check_import(upload.content or b"", on_rows=guard)
+            if len(check.rows) > limits.max_rows:
+                raise _too_many_rows(limits)
+            upload.encoding, upload.delimiter = check.encoding, check.delimiter
+            upload.content = None
+            if check.ok:
+                upload.status, upload.row_count = "checked", len(check.rows)
+                _store_rows(upload_id, check.rows)
+            else:
+                upload.status, upload.problem_count = "refused", len(check.errors)
+                upload.problems = json.dumps(check.errors[:PROBLEMS_KEPT])
+            transactions.commit()
+        except Exception as exc:  # the job must say why it stopped, whatever stopped it
+            logger.warning("the check of upload %s failed: %s", upload_id, exc, exc_info=True)
+            _note_failure(upload_id, exc, "checking")
+        finally:
+            db.session.remove()
+
+
+def _start(job: Callable[[Flask, int], None], upload_id: int) -> None:
+    """Run a job of this upload in a thread of this worker, in an app context of its own."""
+    threading.Thread(
+        target=job,
+        args=(current_app._get_current_object(), upload_id),
+        name=f"studio-import-{upload_id}",
+        daemon=True,
+    ).start()
+
+
+def _check_guard(
+    limits: ImportLimits, stop_at: float, on_progress: Callable[[int], None] | None = None
+) -> Callable[[int], None]:
     """Return a progress listener that stops a check over the row limit or out of time."""
     checked = 0
-    stop_at = time.monotonic() + limits.seconds - STAGING_RESERVE_SECONDS
 
     def on_rows(count: int) -> None:
         nonlocal checked
@@ -160,10 +232,12 @@ def _check_guard(limits: ImportLimits) -> Callable[[int], None]:
         if time.monotonic() > stop_at:
             raise ValidationError(
                 {
-                    "file": f"took longer than {limits.seconds:g} s to check ({checked:,} rows "
-                    "so far); nothing was kept. Split it into smaller files."
+                    "file": f"took too long to check ({checked:,} rows so far); nothing was "
+                    "kept. Split it into smaller files."
                 }
             )
+        if on_progress and checked % PROGRESS_EVERY_ROWS == 0:
+            on_progress(checked)
 
     return on_rows
 
@@ -258,6 +332,9 @@ def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Importe
         db.session.rollback()
         imported = upload.status == "imported"
         return Imported(upload.row_count, already=imported, started=not imported)
+    if upload.status not in ("checked", "failed", "importing"):
+        db.session.rollback()
+        raise Conflict("This file has not been checked clean; nothing was imported.")
     _refuse_clashes(upload.id)
     if upload.row_count <= limits.inline_rows or not _is_postgresql():
         _import_rows(upload, user_id)
@@ -270,16 +347,11 @@ def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Importe
         None,
     )
     transactions.commit()
-    threading.Thread(
-        target=background_import,
-        args=(current_app._get_current_object(), upload_id, user_id),
-        name=f"studio-import-{upload_id}",
-        daemon=True,
-    ).start()
+    _start(background_import, upload_id)
     return Imported(upload.row_count, started=True)
 
 
-def background_import(app: Flask, upload_id: int, user_id: int) -> None:
+def background_import(app: Flask, upload_id: int) -> None:
     """Import an upload marked "importing", in one transaction, noting the progress as it goes.
 
     The progress is written through a connection of its own, so the page sees it while
@@ -300,11 +372,13 @@ def background_import(app: Flask, upload_id: int, user_id: int) -> None:
             if upload is None:  # another job imported it, or it failed
                 db.session.rollback()
                 return
-            _import_rows(upload, user_id, on_progress=lambda done: _note_progress(upload_id, done))
+            _import_rows(
+                upload, upload.user_id, on_progress=lambda done: _note_progress(upload_id, done)
+            )
             _forget_rows(upload_id)
         except Exception as exc:  # the job must say why it stopped, whatever stopped it
             logger.warning("the import of upload %s failed: %s", upload_id, exc, exc_info=True)
-            _note_failure(upload_id, exc)
+            _note_failure(upload_id, exc, "importing")
         finally:
             db.session.remove()
 
@@ -331,13 +405,16 @@ def _note_progress(upload_id: int, done: int) -> None:
     with db.engine.begin() as connection:
         connection.execute(
             update(ImportUpload)
-            .where(ImportUpload.id == upload_id, ImportUpload.status == "importing")
+            .where(ImportUpload.id == upload_id)
             .values(progress=done, progress_at=utcnow())
         )
 
 
-def _note_failure(upload_id: int, exc: Exception) -> None:
-    if isinstance(exc, ServiceError):
+def _note_failure(upload_id: int, exc: Exception, status: str) -> None:
+    """Say why a job stopped: a check becomes "refused", an import "failed" (to try again)."""
+    if isinstance(exc, ValidationError) and exc.fields:
+        reason = "The file " + "; ".join(exc.fields.values())
+    elif isinstance(exc, ServiceError):
         reason = exc.message
     elif isinstance(exc, DBAPIError | DatabaseUnavailable):
         reason = f"The database stopped the import ({cause(exc)}); nothing was imported."
@@ -347,8 +424,13 @@ def _note_failure(upload_id: int, exc: Exception) -> None:
         db.session.rollback()
         db.session.execute(
             update(ImportUpload)
-            .where(ImportUpload.id == upload_id, ImportUpload.status == "importing")
-            .values(status="failed", error=reason[:1000], progress=0)
+            .where(ImportUpload.id == upload_id, ImportUpload.status == status)
+            .values(
+                status="refused" if status == "checking" else "failed",
+                error=reason[:1000],
+                progress=0,
+                content=None,
+            )
         )
         db.session.commit()
     except Exception:  # the upload stays "importing" and is offered again once stalled
@@ -505,7 +587,19 @@ def _staged(upload: ImportUpload, preview: Sequence[Mapping[str, Any]]) -> Stage
         created_at=upload.created_at,
         status=upload.status,
         progress=upload.progress,
-        stalled=upload.status == "importing" and _stalled(upload),
+        stalled=upload.status in ("checking", "importing") and _stalled(upload),
         error=upload.error,
         preview=preview,
+        check=_refused_check(upload) if upload.status == "refused" else None,
+        problem_count=upload.problem_count,
+    )
+
+
+def _refused_check(upload: ImportUpload) -> csv_io.ImportCheck:
+    """Return what a background check refused, as the check itself would have said it."""
+    errors = [(line, reason) for line, reason in json.loads(upload.problems or "[]")]
+    if upload.error:
+        errors.insert(0, (1, upload.error))
+    return csv_io.ImportCheck(
+        errors=errors, encoding=upload.encoding, delimiter=upload.delimiter or ","
     )

@@ -40,9 +40,11 @@ def test_a_file_over_the_old_limit_is_checked_kept_and_imported_once(
     )
     with page.expect_response(lambda response: response.request.method == "POST") as answer:
         page.get_by_role("button", name="Check file").click()
-    assert answer.value.status == 200
+    # PostgreSQL checks a file this large in the background: the upload is answered with its
+    # own page, which reloads itself until the check is done. SQLite checks it at once.
+    assert answer.value.status in (200, 303)
     ready = page.get_by_role("region", name="Ready to import 22,000 paints from big.csv")
-    expect(ready).to_be_visible()
+    expect(ready).to_be_visible(timeout=90_000)
     expect(ready.locator("tbody tr")).to_have_count(20)
     snap(page, "import-01-ready")
     confirm_url = page.get_by_role("button", name="Import 22,000 paints").evaluate(
@@ -50,8 +52,7 @@ def test_a_file_over_the_old_limit_is_checked_kept_and_imported_once(
     )
 
     page.get_by_role("button", name="Import 22,000 paints").click()
-    # PostgreSQL imports a file this large in the background: its page shows the progress
-    # and reloads itself until the paints are in; SQLite imports it within the request.
+    # And imports it in the background, its page showing the progress until the paints are in.
     done = page.get_by_text(re.compile(r"^Imported 22,000 paints")).first
     expect(done).to_be_visible(timeout=90_000)
     snap(page, "import-02-imported")
