@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from studio.extensions import db
 from studio.models import Paint
-from studio.services import csv_io, listing
+from studio.services import csv_io, listing, vocabularies
 from studio.services.errors import ValidationError
 from studio.services.validation import MAX_PRICE, MAX_STOCK
 
@@ -244,4 +244,22 @@ def test_a_code_is_refused_only_with_the_brand_that_has_it(app, make_paint):
     assert check.errors == [
         (3, "color_code 21-25 of Citadel is already in the inventory."),
         (4, "color_code 70.957 of Vallejo is already in the inventory."),
+    ]
+
+
+def test_the_type_tells_paints_without_a_code_apart_in_any_case(app, make_paint):
+    vocabularies.ensure_terms("color_type", ["Base", "Layer"])
+    make_paint(name="Dark Bone", brand="Citadel", color_code=None, color_type="Base")
+    text = (
+        "name,brand,color_type\n"
+        "Dark Bone,Citadel,layer\n"
+        "Dark Bone,Citadel,\n"
+        "DARK BONE,Citadel,BASE\n"
+        "Dark Bone,Citadel,LAYER\n"
+    )
+    check = csv_io.check_import(text)
+    dark_bone = 'name "Dark Bone" of "Citadel", color_type'
+    assert check.errors == [
+        (4, f'{dark_bone} "Base" without a color_code is already in the inventory.'),
+        (5, f'{dark_bone} "Layer" without a color_code repeats line 2.'),
     ]
