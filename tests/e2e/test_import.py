@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 from studio.services import demo
 from studio.services.csv_io import CSV_COLUMNS
 
-from .test_browser import SignIn, Snap, go
+from .test_browser import SignIn, Snap, go, nav_link
 
 ROWS = 22_000
 # Codes far above the demo paints the live server starts with, so none clashes.
@@ -60,5 +60,6 @@ def test_a_file_over_the_old_limit_is_checked_kept_and_imported_once(
     # Back on the upload (a reload, the back button): it says it was imported, once.
     page.goto(confirm_url)
     expect(page.get_by_text("confirming it again imports nothing")).to_be_visible()
+    expect(nav_link(page, "Import")).to_have_attribute("aria-current", "page")
     expect(page.get_by_role("button", name=re.compile("^Import"))).to_have_count(0)
     snap(page, "import-03-already-imported")
