@@ -2,9 +2,11 @@
 
 The admin's browser never carries the file back: the check keeps the clean rows in
 `import_rows` under an upload that belongs to that admin, and the confirmation names the
-upload. The import is one INSERT ... SELECT from those rows (PostgreSQL adds the opening
-stock movements in the same statement), so 200,000 paints go in within the router's 30 s
-instead of travelling through Python a second time.
+upload. The import is INSERT ... SELECT from those rows (PostgreSQL adds the opening stock
+movements in the same statement), so the rows do not travel through Python a second time.
+On PostgreSQL a file of more than IMPORT_INLINE_ROWS lines is checked, and then imported,
+by a thread of the worker, since neither fits in a request at 200,000 rows (see the
+README's "Importing" for the figures); its page follows the progress.
 """
 
 import csv
@@ -145,7 +147,7 @@ def stage_upload(
         )
         staged = _staged(upload, [])
         transactions.commit()
-        _start(background_check, upload.id)
+        _start(background_check, staged.id)
         return None, staged
     stop_at = time.monotonic() + limits.seconds - STAGING_RESERVE_SECONDS
     check = csv_io.check_import(raw, on_rows=_check_guard(limits, stop_at))
@@ -328,18 +330,20 @@ def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Importe
     """
     raise_time_limits(limits.seconds)
     upload = _find(upload_id, user_id, limits, lock=True)
-    if upload.status == "imported" or (upload.status == "importing" and not _stalled(upload)):
+    # Read before any commit or rollback, which would make the next read a query: after
+    # a commit, a query that fails would answer a saved import as failed.
+    count, status = upload.row_count, upload.status
+    if status == "imported" or (status == "importing" and not _stalled(upload)):
         db.session.rollback()
-        imported = upload.status == "imported"
-        return Imported(upload.row_count, already=imported, started=not imported)
-    if upload.status not in ("checked", "failed", "importing"):
+        return Imported(count, already=status == "imported", started=status == "importing")
+    if status not in ("checked", "failed", "importing"):
         db.session.rollback()
         raise Conflict("This file has not been checked clean; nothing was imported.")
-    _refuse_clashes(upload.id)
-    if upload.row_count <= limits.inline_rows or not _is_postgresql():
+    _refuse_clashes(upload_id)
+    if count <= limits.inline_rows or not _is_postgresql():
         _import_rows(upload, user_id)
         _forget_rows(upload_id)
-        return Imported(upload.row_count)
+        return Imported(count)
     upload.status, upload.progress, upload.progress_at, upload.error = (
         "importing",
         0,
@@ -348,7 +352,7 @@ def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Importe
     )
     transactions.commit()
     _start(background_import, upload_id)
-    return Imported(upload.row_count, started=True)
+    return Imported(count, started=True)
 
 
 def background_import(app: Flask, upload_id: int) -> None:
@@ -556,6 +560,7 @@ def _forget_rows(upload_id: int) -> None:
     upload when it expires).
     """
     try:
+        limit_transaction(JOB_STATEMENT_SECONDS)
         db.session.execute(delete(ImportRow).where(ImportRow.upload_id == upload_id))
         transactions.commit()
     except (DBAPIError, DatabaseUnavailable) as exc:
