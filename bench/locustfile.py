@@ -11,6 +11,7 @@ import json
 import os
 import random
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import gevent
 from locust import FastHttpUser, constant, events, task
@@ -105,11 +106,35 @@ class FilteredList(ApiUser):
 
 
 class Search(ApiUser):
-    """Full-text search for one colour word."""
+    """A search for one colour word or adjective (each matches many paints)."""
 
     @task
     def get_search(self):
         self.search()
+
+
+class CodeSearch(ApiUser):
+    """A fragment of a paint's code, as read off a worn label: 4-6 digits, maybe a prefix."""
+
+    @task
+    def get_code_search(self):
+        number = f"{self.random_paint():06d}"
+        length = random.randint(4, 6)
+        start = random.randint(0, 6 - length)
+        fragment = number[start : start + length]
+        if random.random() < 0.5:
+            fragment = random.choice(CONFIG["code_prefixes"]) + number[:length]
+        self.get(f"/api/v1/paints?q={quote_plus(fragment)}", "code search")
+
+
+class NamePrefixSearch(ApiUser):
+    """The start of two words of a name, as an admin types them ("dar bon")."""
+
+    @task
+    def get_name_search(self):
+        words = (random.choice(CONFIG["adjectives"]), random.choice(CONFIG["colour_names"]))
+        q = " ".join(word[: random.randint(3, 4)] for word in words)
+        self.get(f"/api/v1/paints?q={quote_plus(q)}", "name search")
 
 
 class Stats(ApiUser):

@@ -63,6 +63,12 @@ def figure(key: str, name: str) -> Callable[[dict[str, Any]], float | None]:
     return read
 
 
+def at_a_million(key: str, name: str) -> Callable[[dict[str, Any]], float | None]:
+    """Read a scenario's figure only from a run on 1,000,000 paints or more (the goal's size)."""
+    read = figure(key, name)
+    return lambda results: read(results) if results["settings"]["paints"] >= 1_000_000 else None
+
+
 def hit_rate(results: dict[str, Any]) -> float | None:
     return (results.get("cache") or {}).get("hit_rate")
 
@@ -81,8 +87,14 @@ TARGETS = (
         4,
     ),
     Target("filtered list p95, ms", figure("filtered_list", "p95_ms"), "<", 25),
-    Target("full-text search p95, ms", figure("search", "p95_ms"), "<", 25),
+    Target("word search p95, ms", figure("search", "p95_ms"), "<", 25),
     Target("stats p95, ms", figure("stats", "p95_ms"), "<", 25),
+    Target(
+        "code-fragment search at 1,000,000 paints, cache off, p95, ms",
+        at_a_million("code_search", "p95_ms"),
+        "<",
+        50,
+    ),
     Target("90/10 mix errors", figure("mix", "errors"), "=", 0),
     Target("90/10 mix p99, ms", figure("mix", "p99_ms"), "<", 250),
     Target("cache hit rate over the read scenarios", hit_rate, ">=", 0.9),

@@ -144,10 +144,29 @@ SCENARIOS = (
     ),
     Scenario(
         "uncached_search",
-        "full-text search, cache off",
+        "word search, cache off",
         "studio, cache off",
         "Search",
-        "As *full-text search*, with CACHE_TYPE=NullCache.",
+        "As *word search*, with CACHE_TYPE=NullCache.",
+        extra=True,
+    ),
+    Scenario(
+        "code_search",
+        "code-fragment search, cache off",
+        "studio, cache off",
+        "CodeSearch",
+        "`GET /api/v1/paints?q=FRAGMENT` with CACHE_TYPE=NullCache: 4 to 6 digits in a row"
+        " out of a random paint's code number (`00009` of CIT-000099), or half the time a"
+        " brand's code prefix and the number's first 4 to 6 digits (`CIT-0000`).",
+        extra=True,
+    ),
+    Scenario(
+        "name_search",
+        "name-prefix search, cache off",
+        "studio, cache off",
+        "NamePrefixSearch",
+        "`GET /api/v1/paints?q=ADJ+COL` with CACHE_TYPE=NullCache: the first 3 or 4 letters of"
+        " one of the demo data's adjectives and of a colour name (`dar bon`).",
         extra=True,
     ),
     Scenario(
@@ -186,7 +205,7 @@ SCENARIOS = (
     ),
     Scenario(
         "search",
-        "full-text search",
+        "word search",
         "studio",
         "Search",
         "`GET /api/v1/paints?q=WORD`: one of the demo data's colour names and adjectives.",
@@ -284,6 +303,9 @@ def load_config(seeded: database.Seeded) -> dict[str, Any]:
         "hot_ids": random.Random(1).sample(ids, min(HOT_SET_SIZE, len(ids))),
         "brands": [quote_plus(brand) for brand in BRANDS],
         "search_terms": sorted(quote_plus(word) for word in words),
+        "code_prefixes": sorted({prefix for prefix, _, _ in BRANDS.values()}),
+        "adjectives": sorted(adjective.lower() for adjective in ADJECTIVES),
+        "colour_names": sorted({name.lower() for _, names in FAMILIES.values() for name in names}),
     }
 
 
