@@ -19,6 +19,7 @@ from studio.services.csv_io import CSV_COLUMNS
 from studio.services.validation import PAINT_FIELDS
 
 from .conftest import Admin, make_api, token_from
+from .test_resilience import server_error
 
 GOOD_CSV = (
     "name,brand,color_code,stock,price\n"
@@ -376,3 +377,20 @@ def test_a_background_import_that_stopped_can_be_imported_again(
     done = wait_until_imported(admin, path)
     assert "Imported 2,000 paints" in done, re.findall(r'role="alert">([^<]*)', done)
     assert paint_count() == 2_000
+
+
+def test_a_confirmation_retried_after_a_passing_failure_imports_once(admin, monkeypatch):
+    """The first try fails after inserting the paints, before COMMIT: its retry imports them."""
+    page = upload(admin, GOOD_CSV).get_data(as_text=True)
+    analyze = imports.refresh_statistics
+    failures = [server_error("could not serialize access", "40001")]
+
+    def fail_once() -> None:
+        if failures:
+            raise failures.pop()
+        analyze()
+
+    monkeypatch.setattr(imports, "refresh_statistics", fail_once)
+    assert confirm(admin, page).status_code == 302
+    assert not failures and paint_count() == 2
+    assert db.session.scalar(select(func.count(StockMovement.id))) == 1
