@@ -130,6 +130,8 @@ def visit_every_page(page: Page, audit: Audit, sign_in: SignIn, problems: Browse
     audit.check("import without a file (422)")
     check_import(page, "bad.csv", "name,brand,stock\nGlaze,Kimera,-3\n")
     audit.check("import refused (422)")
+    check_import(page, "clean.csv", f"name,brand,stock\nGlaze {uuid.uuid4().hex[:8]},Kimera,3\n")
+    audit.check("import checked, to confirm")
     page.goto("/admin/performance?refresh=0")
     audit.check("performance")
     page.goto("/admin/vocabularies")
