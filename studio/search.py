@@ -42,6 +42,9 @@ def fold(value: str | None) -> str | None:
     """Return `value` in lower case without accents (None stays None)."""
     if value is None:
         return None
+    if value.isascii():
+        # Most text; SQLite folds every paint's text on each search, so this path is hot.
+        return value.lower()
     decomposed = unicodedata.normalize("NFKD", value.translate(_UNACCENT_EXTRAS))
     return "".join(char for char in decomposed if not unicodedata.combining(char)).lower()
 

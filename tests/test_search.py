@@ -4,16 +4,18 @@ import os
 import uuid
 
 import pytest
-from flask_migrate import upgrade
+from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from studio.config import normalize_database_url
 from studio.extensions import db
+from studio.models import Paint
 from studio.search import fold
-from studio.services.listing import search_terms
+from studio.services import paints
+from studio.services.listing import search_conditions, search_terms
 
-from .conftest import PG_SKIP_REASON, PG_VARIABLE, make_app
+from .conftest import PG_SKIP_REASON, PG_VARIABLE, empty_database, make_app
 
 
 @pytest.fixture
@@ -179,3 +181,30 @@ def test_an_upgrade_that_may_not_create_the_extensions_says_what_to_do(capfd):
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_app(request, tmp_path_factory):
+    """An app on a brand-new, empty database."""
+    with empty_database(request.param, tmp_path_factory) as url:
+        app = make_app(url)
+        with app.app_context():
+            try:
+                yield app
+            finally:
+                db.session.remove()
+                db.engine.dispose()
+
+
+def test_going_back_before_search_keeps_paints_and_their_history(fresh_app):
+    """The downgrade drops the search column in place: copying the table would drop the old
+    one, and its foreign key would take the stock movements with it."""
+    upgrade()
+    paints.create_paint({"name": "Kept", "brand": "B", "stock": 3}, user_id=None)
+    db.session.remove()
+    downgrade(revision="0004")
+    assert db.session.execute(text("SELECT count(*) FROM stock_movements")).scalar() == 1
+    db.session.remove()
+    assert "search_text" not in {c["name"] for c in inspect(db.engine).get_columns("paints")}
+    upgrade()
+    assert db.session.scalar(select(Paint.id).where(*search_conditions("kep"))) is not None

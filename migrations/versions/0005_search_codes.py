@@ -89,8 +89,9 @@ def upgrade():
 
 def downgrade():
     if op.get_bind().dialect.name != "postgresql":
-        with op.batch_alter_table("paints") as batch_op:
-            batch_op.drop_column("search_text")
+        # Not batch mode: copying the table would drop the old one, and with foreign keys on
+        # that deletes every stock movement (ON DELETE CASCADE).
+        op.execute("ALTER TABLE paints DROP COLUMN search_text")
         return
     op.drop_index("ix_paints_search", table_name="paints")
     op.drop_column("paints", "search_text")
