@@ -18,7 +18,7 @@ config.set_main_option(
 
 
 def include_object_for(dialect_name):
-    """Skip objects made for another database (e.g. the PostgreSQL full-text index)."""
+    """Skip objects made for another database (e.g. the PostgreSQL trigram index)."""
 
     def include_object(obj, name, type_, reflected, compare_to):
         dialects = getattr(obj, "info", {}).get("dialects")
