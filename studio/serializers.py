@@ -85,6 +85,7 @@ def stats(figures: InventoryStats, *, currency: str) -> dict[str, Any]:
         "by_color_family": _breakdown(figures.by_color_family, "color_family"),
     }
 
+
 def vocabulary(lists: Vocabulary) -> dict[str, list[str]]:
     """Return the allowed values of each list, in their canonical spellings."""
     return {kind: list(names) for kind, names in lists.names.items()}
