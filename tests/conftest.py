@@ -104,6 +104,21 @@ def migrated_app(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             db.engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
+    """An app on a brand-new, empty database."""
+    with empty_database(request.param, tmp_path_factory) as url:
+        app = make_app(url)
+        with app.app_context():
+            try:
+                yield app
+            finally:
+                db.session.remove()
+                db.engine.dispose()
+
+
 @pytest.fixture
 def app(migrated_app: Flask) -> Iterator[Flask]:
     """The app, with everything the test writes rolled back afterwards."""

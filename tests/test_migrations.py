@@ -12,8 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from studio.extensions import db, migrate
 from studio.services import accounts
 
-from .conftest import empty_database, make_app
-
 EXPECTED_TABLES = {
     "alembic_version",
     "paints",
@@ -30,19 +28,6 @@ EXPECTED_TABLES = {
 
 def alembic_config():
     return migrate.get_config()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_app(request, tmp_path_factory):
-    """An app on a brand-new, empty database."""
-    with empty_database(request.param, tmp_path_factory) as url:
-        app = make_app(url)
-        with app.app_context():
-            try:
-                yield app
-            finally:
-                db.session.remove()
-                db.engine.dispose()
 
 
 def test_upgrade_matches_the_models_and_downgrade_empties(fresh_app):

@@ -15,7 +15,7 @@ from studio.search import fold
 from studio.services import paints
 from studio.services.listing import search_conditions, search_terms
 
-from .conftest import PG_SKIP_REASON, PG_VARIABLE, empty_database, make_app
+from .conftest import PG_SKIP_REASON, PG_VARIABLE, make_app
 
 
 @pytest.fixture
@@ -181,19 +181,6 @@ def test_an_upgrade_that_may_not_create_the_extensions_says_what_to_do(capfd):
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_app(request, tmp_path_factory):
-    """An app on a brand-new, empty database."""
-    with empty_database(request.param, tmp_path_factory) as url:
-        app = make_app(url)
-        with app.app_context():
-            try:
-                yield app
-            finally:
-                db.session.remove()
-                db.engine.dispose()
 
 
 def test_going_back_before_search_keeps_paints_and_their_history(fresh_app):
