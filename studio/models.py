@@ -80,10 +80,9 @@ def _postgresql_only(index: Index) -> Index:
     return index.ddl_if(dialect="postgresql")
 
 
-class Paint(db.Model):
-    __tablename__ = "paints"
+class PaintFields:
+    """The columns an admin fills in: a paint's, and a checked import row's waiting for it."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     brand: Mapped[str] = mapped_column(String(100))
     color_code: Mapped[str | None] = mapped_column(String(50))
@@ -94,6 +93,12 @@ class Paint(db.Model):
     price: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
     description: Mapped[str | None] = mapped_column(Text)
     color_preview: Mapped[str | None] = mapped_column(String(7))
+
+
+class Paint(PaintFields, db.Model):
+    __tablename__ = "paints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -311,7 +316,7 @@ class ImportUpload(db.Model):
     )
 
 
-class ImportRow(db.Model):
+class ImportRow(PaintFields, db.Model):
     """One checked row of an upload, with the paint's columns as it will be inserted."""
 
     __tablename__ = "import_rows"
@@ -321,13 +326,3 @@ class ImportRow(db.Model):
     )
     # The row's place in the file (1 for the first paint), which is the order of import.
     position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    name: Mapped[str] = mapped_column(String(200))
-    brand: Mapped[str] = mapped_column(String(100))
-    color_code: Mapped[str | None] = mapped_column(String(50))
-    color_type: Mapped[str | None] = mapped_column(String(50))
-    color_family: Mapped[str | None] = mapped_column(String(50))
-    image_url: Mapped[str | None] = mapped_column(String(500))
-    stock: Mapped[int] = mapped_column(default=0)
-    price: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
-    description: Mapped[str | None] = mapped_column(Text)
-    color_preview: Mapped[str | None] = mapped_column(String(7))
