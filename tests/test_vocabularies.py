@@ -130,6 +130,16 @@ def test_the_filter_shows_one_blue(admin, make_paint):
     assert shown.count('class="col-name"') == 3
 
 
+@pytest.mark.parametrize("asked", ["blue", " BLUE ", "Blue"])
+def test_a_filter_finds_the_value_however_it_is_written(admin, api, make_paint, asked):
+    make_paint(color_family="Blue", color_type="Layer")
+    make_paint(color_family="Red", color_type="Layer")
+    shown = admin.get("/admin/paints", query_string={"color_family": asked})
+    assert shown.get_data(as_text=True).count('class="col-name"') == 1
+    found = api.get("/api/v1/paints", query_string={"color_family": asked, "color_type": "layer"})
+    assert [paint["color_family"] for paint in found.get_json()["items"]] == ["Blue"]
+
+
 def test_rename_rewrites_the_paints_in_the_same_transaction(make_paint):
     blue = make_paint(color_family="Blue")
     red = make_paint(color_family="Red")

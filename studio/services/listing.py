@@ -106,6 +106,15 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
         raise FieldError("is not a cursor of this listing; start again from page 1.") from None
 
 
+def _canonical_choices(values: dict[str, Any]) -> None:
+    """Spell a type or family asked for as its list does, so `blue` finds the Blue paints."""
+    lists = None
+    for field in vocabularies.VOCABULARY_KINDS:
+        if values.get(field):
+            lists = lists or vocabularies.current()
+            values[field] = lists.canonical(field, values[field]) or values[field]
+
+
 @dataclass(frozen=True)
 class PaintFilter:
     """What a paint listing asks for: search, filters, order, page and cursor."""
@@ -153,6 +162,7 @@ class PaintFilter:
         page, per_page = parse_page(args, errors)
         if errors:
             raise ValidationError(errors)
+        _canonical_choices(values)
         return cls(stock=stock, sort=sort, page=page, per_page=per_page, after=after, **values)
 
     def conditions(self, dialect: str, low_stock_threshold: int) -> list[ColumnElement[bool]]:
