@@ -98,7 +98,10 @@ def test_a_connection_killed_under_a_read_is_retried(committed_app):
     with committed_app.app_context():
         pids = list(
             db.session.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE application_name = 'studio'")
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'studio' "
+                    "AND datname = current_database()"
+                )
             ).scalars()
         )
         db.session.remove()
