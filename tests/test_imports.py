@@ -1,6 +1,7 @@
 """The admin's CSV import: checked once, kept server-side for its admin, imported exactly once."""
 
 import csv
+import html
 import io
 import re
 import threading
@@ -13,8 +14,16 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from studio.extensions import db
-from studio.models import ImportRow, ImportUpload, Paint, StockMovement, User, utcnow
-from studio.services import demo, imports, listing
+from studio.models import (
+    ImportRow,
+    ImportUpload,
+    Paint,
+    StockMovement,
+    User,
+    VocabularyTerm,
+    utcnow,
+)
+from studio.services import demo, imports, listing, vocabularies
 from studio.services.csv_io import CSV_COLUMNS
 from studio.services.validation import PAINT_FIELDS
 
@@ -184,6 +193,25 @@ def test_an_upload_that_now_clashes_with_the_inventory_is_refused(admin, make_pa
     assert refused.status_code == 409
     assert "Nothing was imported" in text and "Vallejo 70.957" in text
     assert paint_count() == 1
+
+
+def test_an_upload_whose_type_was_renamed_since_the_check_is_refused(admin):
+    layered = (
+        GOOD_CSV.replace("color_code,stock", "color_code,color_type,stock")
+        .replace("21-25,5", "21-25,Layer,5")
+        .replace("70.957,0", "70.957,,0")
+    )
+    page = upload(admin, layered).get_data(as_text=True)
+    layer = db.session.scalars(
+        select(VocabularyTerm).where(
+            VocabularyTerm.kind == "color_type", VocabularyTerm.name == "Layer"
+        )
+    ).one()
+    vocabularies.rename_term(layer.id, "Layer paint")
+    refused = confirm(admin, page)
+    assert refused.status_code == 409
+    assert 'color_type "Layer"' in html.unescape(refused.get_data(as_text=True))
+    assert paint_count() == 0
 
 
 def test_expired_uploads_cannot_be_confirmed_and_are_cleaned_up(admin, app):

@@ -38,7 +38,15 @@ from sqlalchemy.orm import undefer
 
 from ..database import limit_transaction, raise_time_limits
 from ..extensions import db
-from ..models import ImportRow, ImportUpload, Paint, StockMovement, utcnow
+from ..models import (
+    VOCABULARY_KINDS,
+    ImportRow,
+    ImportUpload,
+    Paint,
+    StockMovement,
+    VocabularyTerm,
+    utcnow,
+)
 from ..resilience.faults import DatabaseUnavailable, cause
 from . import cache, csv_io, transactions
 from .errors import Conflict, NotFound, ServiceError, ValidationError
@@ -340,6 +348,7 @@ def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Importe
         db.session.rollback()
         raise Conflict("This file has not been checked clean; nothing was imported.")
     _refuse_clashes(upload_id)
+    _refuse_retired_values(upload_id)
     if count <= limits.inline_rows or not _is_postgresql():
         _import_rows(upload, user_id)
         _forget_rows(upload_id)
@@ -488,6 +497,31 @@ def _refuse_clashes(upload_id: int) -> None:
     )
     more = " and more" if len(clashes) > CLASHES_SHOWN else ""
     raise _clash_error(f" ({named}{more})")
+
+
+def _refuse_retired_values(upload_id: int) -> None:
+    """Refuse rows whose type or family left the lists (renamed, merged) since the check."""
+    retired: list[str] = []
+    for kind in VOCABULARY_KINDS:
+        column = ImportRow.__table__.c[kind]
+        listed = select(VocabularyTerm.id).where(
+            VocabularyTerm.kind == kind, VocabularyTerm.name == column
+        )
+        values = db.session.execute(
+            select(column)
+            .where(ImportRow.upload_id == upload_id, column.is_not(None), ~listed.exists())
+            .distinct()
+            .limit(CLASHES_SHOWN)
+        ).scalars()
+        retired.extend(f'{kind} "{value}"' for value in values)
+    if not retired:
+        return
+    db.session.rollback()
+    raise Conflict(
+        "Nothing was imported: since the file was checked, an admin renamed or merged "
+        f"{', '.join(retired)} under Types & families. Check the file again.",
+        {"file": "has types or colour families that are no longer in the lists."},
+    )
 
 
 def _clash_error(named: str) -> Conflict:
