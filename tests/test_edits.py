@@ -5,10 +5,11 @@ from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
+from sqlalchemy import select
 
 from studio.extensions import db
-from studio.models import Paint, StockMovement
-from studio.services import paints, stock
+from studio.models import Paint, StockMovement, VocabularyTerm
+from studio.services import paints, stock, vocabularies
 from studio.services.errors import Conflict, EditConflict, ValidationError
 from studio.services.validation import PAINT_FIELDS
 from tests.conftest import make_api, stored
@@ -220,6 +221,22 @@ def test_the_form_saves_a_price_after_a_sale_made_through_the_api(admin, api, ma
     assert response.status_code == 302
     paint = stored(paint.id)
     assert (paint.price, paint.stock, paint.name) == (Decimal("4.95"), 8, "Renamed")
+
+
+def test_a_price_edit_is_saved_though_the_type_was_renamed_meanwhile(admin, make_paint):
+    paint = make_paint(color_type="Layer", price="4.50")
+    form = open_edit(admin, paint.id)
+    layer = db.session.scalars(
+        select(VocabularyTerm).where(
+            VocabularyTerm.kind == "color_type", VocabularyTerm.name == "Layer"
+        )
+    ).one()
+    vocabularies.rename_term(layer.id, "Layer paint")
+    assert save(admin, paint.id, form, price="4,95").status_code == 302
+    assert (stored(paint.id).price, stored(paint.id).color_type) == (
+        Decimal("4.95"),
+        "Layer paint",
+    )
 
 
 def test_a_conflict_keeps_what_was_typed_and_shows_what_changed(admin, make_paint):

@@ -172,7 +172,7 @@ def merge_edit(
     fields: dict[str, Any] = {}
     try:
         fields = validate_paint(
-            {name: value for name, value in changes.items() if name != "original"},
+            _touched(changes),
             partial=True,
             from_text=from_text,
         )
@@ -196,6 +196,21 @@ def merge_edit(
             raise conflict
     # Changed and changed back between each write and read: let the editor look again.
     raise _version_conflict(get_paint(paint_id))
+
+
+def _touched(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the submitted fields, less those sent back exactly as the edit started.
+
+    A field left as it was is not written, so it is not checked either: a type renamed
+    in the lists since the form was opened must not refuse an edit of the price.
+    """
+    original = changes.get("original")
+    started = original if isinstance(original, Mapping) else {}
+    return {
+        name: value
+        for name, value in changes.items()
+        if name != "original" and not (name in started and value == started[name])
+    }
 
 
 def _clean_original(original: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
