@@ -50,7 +50,8 @@ from ..models import (
 from ..resilience.faults import DatabaseUnavailable, cause
 from . import cache, csv_io, transactions
 from .errors import Conflict, NotFound, ServiceError, ValidationError
-from .paints import ZERO_PRICE, refresh_statistics
+from .paints import ZERO_PRICE
+from .planner import refresh_statistics
 
 logger = logging.getLogger(__name__)
 STAGED_COLUMNS = [

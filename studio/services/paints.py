@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, text, update
+from sqlalchemy import delete, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -15,6 +15,7 @@ from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
 from . import cache, transactions
 from .errors import Conflict, EditConflict, NotFound, ValidationError, VersionConflict
+from .planner import refresh_statistics
 from .validation import (
     MAX_INT,
     PAINT_RULES,
@@ -24,7 +25,6 @@ from .validation import (
 )
 
 BULK_BATCH_SIZE = 2000
-BULK_LOADED_TABLES = ("paints", "stock_movements")
 # A merged edit whose write met a change that was undone before it could be reported.
 MERGE_ATTEMPTS = 3
 ZERO_PRICE = Decimal("0.00")
@@ -345,19 +345,6 @@ def bulk_create_paints(
         refresh_statistics()
         transactions.commit(cache.paints_changed())
     return count
-
-
-def refresh_statistics() -> None:
-    """ANALYZE the tables a bulk load grew, inside the load's transaction.
-
-    Until autovacuum gets round to it the planner would go on believing the tables as
-    they were: the listing's estimated counts ("about 10,001" after 20,000 paints) and
-    its plans. ANALYZE counts and samples the transaction's own new rows, and its
-    statistics commit with them. It reads a sample of 30,000 rows whatever the size of
-    the table: 0.3-0.8 s at 200,000 paints on the benchmark machine.
-    """
-    for table in BULK_LOADED_TABLES:
-        db.session.execute(text(f"ANALYZE {table}"))
 
 
 def _insert_batch(

@@ -21,6 +21,7 @@ from ..extensions import db
 from ..models import VOCABULARY_KINDS, Paint, VocabularyTerm, utcnow
 from . import cache, transactions
 from .errors import Conflict, NotFound, ValidationError
+from .planner import BULK_ROWS, refresh_statistics
 
 CACHE_KEY = "vocabulary"
 MAX_NAME_LENGTH = 50
@@ -292,7 +293,12 @@ def _rewrite_paints(kind: str, old_name: str, new_name: str) -> list[int]:
         .returning(Paint.id)
         .execution_options(synchronize_session=False)
     )
-    return list(db.session.scalars(statement))
+    changed = list(db.session.scalars(statement))
+    if len(changed) >= BULK_ROWS:
+        # Rewritten rows are new row versions: the planner's counts (the listing's
+        # "about N") would be wrong until autovacuum analyzes the table.
+        refresh_statistics()
+    return changed
 
 
 def _retirement(paint_ids: list[int]) -> cache.Retirement:
