@@ -9,6 +9,7 @@ import pytest
 
 from studio.extensions import db
 from studio.models import Paint
+from studio.services.listing import TEXT_FILTERS
 
 from .conftest import make_api, stored, token_from
 
@@ -204,6 +205,12 @@ def test_list_marks_low_and_out_of_stock(admin, make_paint):
     make_paint(name="None left", stock=0)
     page = admin.get("/admin/paints").get_data(as_text=True)
     assert "2 · low" in page and "Out of stock" in page
+
+
+def test_the_search_box_takes_no_more_than_a_search_may_be(admin):
+    page = admin.get("/admin/paints").get_data(as_text=True)
+    box = re.search(r'<input type="search"[^>]*>', page).group(0)
+    assert f'maxlength="{TEXT_FILTERS["q"]}"' in box
 
 
 def test_list_explains_bad_query_values(admin):

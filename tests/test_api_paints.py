@@ -85,6 +85,7 @@ def test_paints_without_code_do_not_clash(api):
         ({"name": "A", "brand": "B", "image_url": "ftp://x/y.png"}, "image_url", "http"),
         ({"name": "A", "brand": "B", "color_preview": "red"}, "color_preview", "#RRGGBB"),
         ({"name": "A", "brand": "B", "color_preview": "#12345G"}, "color_preview", "#RRGGBB"),
+        ({"name": "A", "brand": "B", "color_preview": "notacolour"}, "color_preview", "#RRGGBB"),
         ({"name": "A" * 201, "brand": "B"}, "name", "at most 200"),
         ({"name": "A\x00B", "brand": "B"}, "name", "control"),
         ({"name": 5, "brand": "B"}, "name", "string"),

@@ -121,6 +121,7 @@ def test_huge_figures_are_shortened_with_the_exact_value_kept(admin, make_paint)
         (1_000_000_000, "1\u00a0B"),
         (-25_000, "-25\u00a0k"),
         (Decimal("12345.67"), "12.3\u00a0k"),
+        (Decimal("200000000000000000.00"), "200,000\u00a0T"),
     ],
 )
 def test_numbers_are_shortened_for_a_glance(value, shown):

@@ -29,7 +29,7 @@ def compact(value: Number, *, decimals: int = 0) -> str:
         # 999,950 would round to "1000 k": that is "1 M".
         if abs(scaled) < 999.95 or suffix == SUFFIXES[-1][1]:
             break
-    shown = f"{scaled:.1f}" if abs(scaled) < 100 else f"{scaled:.0f}"
+    shown = f"{scaled:.1f}" if abs(scaled) < 100 else f"{scaled:,.0f}"
     return f"{shown.removesuffix('.0')}{NBSP}{suffix}"
 
 

@@ -134,12 +134,7 @@ class PaintFilter:
         """Return the filter described by query arguments, or raise ValidationError."""
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
-        for field, max_length in (
-            ("q", 200),
-            ("brand", 100),
-            ("color_family", 50),
-            ("color_type", 50),
-        ):
+        for field, max_length in TEXT_FILTERS.items():
             try:
                 values[field] = clean_text(args.get(field), max_length=max_length)
             except FieldError as exc:

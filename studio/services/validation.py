@@ -135,9 +135,13 @@ def clean_image_url(value: Any) -> str | None:
     return url
 
 
+MAX_COLOR_TEXT = 5000
+
+
 def clean_color_preview(value: Any) -> str | None:
     """Return the colour as #RRGGBB in upper case, or None."""
-    color = clean_text(value, max_length=7)
+    # Any length is read, so that a word gets the message saying how a colour is written.
+    color = clean_text(value, max_length=MAX_COLOR_TEXT)
     if color is None:
         return None
     if not COLOR_PREVIEW.fullmatch(color):
