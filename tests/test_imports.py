@@ -382,6 +382,22 @@ def test_a_large_file_with_a_bad_row_is_refused_by_the_background_check(
     assert 'action="/admin/paints/import/' not in page and paint_count() == 0
 
 
+def test_a_large_file_over_the_row_limit_is_refused_in_the_background_without_a_traceback(
+    committed_app, monkeypatch, backend, caplog
+):
+    if backend != "postgresql":
+        pytest.skip("SQLite checks every file within the request")
+    monkeypatch.setitem(committed_app.config, "IMPORT_INLINE_ROWS", 1_000)
+    monkeypatch.setitem(committed_app.config, "IMPORT_MAX_ROWS", 2_000)
+    (admin,) = signed_in_clients(committed_app, 1)
+    sent = upload(admin, demo_csv(3_000))
+    assert sent.status_code == 303
+    page = wait_for(admin, sent.headers["Location"], ("problem",))
+    assert "the most one import takes" in page and paint_count() == 0
+    # A refused file is the admin's business, not an operator's: no stack trace logged.
+    assert not [record for record in caplog.records if record.exc_info], caplog.text
+
+
 def test_a_background_import_that_stopped_can_be_imported_again(
     committed_app, monkeypatch, backend
 ):

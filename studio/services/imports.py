@@ -212,6 +212,9 @@ def background_check(app: Flask, upload_id: int) -> None:
                 upload.status, upload.problem_count = "refused", len(check.errors)
                 upload.problems = json.dumps(check.errors[:PROBLEMS_KEPT])
             transactions.commit()
+        except ServiceError as exc:  # the file refused as a whole: its page says why
+            logger.info("upload %s refused: %s", upload_id, exc.fields or exc.message)
+            _note_failure(upload_id, exc, "checking")
         except Exception as exc:  # the job must say why it stopped, whatever stopped it
             logger.warning("the check of upload %s failed: %s", upload_id, exc, exc_info=True)
             _note_failure(upload_id, exc, "checking")
