@@ -85,6 +85,11 @@ def make_app(database_url: str, **overrides: Any) -> Flask:
     return app
 
 
+# For tests of what only PostgreSQL does (planner estimates, background jobs): the
+# SQLite case is not made at all, rather than made and skipped.
+ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param

@@ -9,10 +9,9 @@ from sqlalchemy import func, select, update
 from studio.extensions import db
 from studio.models import IdempotencyKey, Paint, StockMovement
 
-from .conftest import make_api, stored
+from .conftest import ON_POSTGRESQL, make_api, stored
 
 STOCK = "/api/v1/paints/{id}/stock"
-ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
 
 def with_key(key: str) -> dict:

@@ -27,7 +27,7 @@ from studio.services import demo, imports, listing, vocabularies
 from studio.services.csv_io import CSV_COLUMNS
 from studio.services.validation import PAINT_FIELDS
 
-from .conftest import Admin, make_api, token_from
+from .conftest import ON_POSTGRESQL, Admin, make_api, token_from
 from .test_resilience import server_error
 
 GOOD_CSV = (
@@ -130,10 +130,9 @@ def test_a_file_larger_than_the_old_2_mb_limit_imports_end_to_end(admin, app, ba
     assert 21_000 <= total <= 23_000, total
 
 
+@ON_POSTGRESQL
 @pytest.mark.parametrize("count", [20_000])
 def test_seeding_refreshes_the_statistics_the_counts_come_from(app, backend, count):
-    if backend != "postgresql":
-        pytest.skip("only PostgreSQL estimates counts from its statistics")
     demo.seed_demo(count)
     total, exact = listing.count_matching([], backend)
     assert not exact
@@ -333,11 +332,10 @@ def wait_for(admin, path: str, texts: tuple[str, ...], seconds: float = 60) -> s
     raise AssertionError(f"{path} still busy after {seconds} s")
 
 
+@ON_POSTGRESQL
 def test_a_large_file_is_checked_and_imported_in_the_background_with_progress(
     committed_app, monkeypatch, backend
 ):
-    if backend != "postgresql":
-        pytest.skip("SQLite checks and imports every file within the request (one writer)")
     monkeypatch.setitem(committed_app.config, "IMPORT_INLINE_ROWS", 1_000)
     monkeypatch.setattr(imports, "IMPORT_CHUNK_ROWS", 1_000)
     monkeypatch.setattr(imports, "PROGRESS_EVERY_ROWS", 1_000)
@@ -365,11 +363,10 @@ def test_a_large_file_is_checked_and_imported_in_the_background_with_progress(
     assert again.status_code == 302 and paint_count() == 5_000
 
 
+@ON_POSTGRESQL
 def test_a_large_file_with_a_bad_row_is_refused_by_the_background_check(
     committed_app, monkeypatch, backend
 ):
-    if backend != "postgresql":
-        pytest.skip("SQLite checks every file within the request")
     monkeypatch.setitem(committed_app.config, "IMPORT_INLINE_ROWS", 1_000)
     (admin,) = signed_in_clients(committed_app, 1)
     content = demo_csv(3_000).decode().replace("\n", "\nBroken,,,,\n", 1)
@@ -382,11 +379,10 @@ def test_a_large_file_with_a_bad_row_is_refused_by_the_background_check(
     assert 'action="/admin/paints/import/' not in page and paint_count() == 0
 
 
+@ON_POSTGRESQL
 def test_a_large_file_over_the_row_limit_is_refused_in_the_background_without_a_traceback(
     committed_app, monkeypatch, backend, caplog
 ):
-    if backend != "postgresql":
-        pytest.skip("SQLite checks every file within the request")
     monkeypatch.setitem(committed_app.config, "IMPORT_INLINE_ROWS", 1_000)
     monkeypatch.setitem(committed_app.config, "IMPORT_MAX_ROWS", 2_000)
     (admin,) = signed_in_clients(committed_app, 1)
@@ -398,11 +394,10 @@ def test_a_large_file_over_the_row_limit_is_refused_in_the_background_without_a_
     assert not [record for record in caplog.records if record.exc_info], caplog.text
 
 
+@ON_POSTGRESQL
 def test_a_background_import_that_stopped_can_be_imported_again(
     committed_app, monkeypatch, backend
 ):
-    if backend != "postgresql":
-        pytest.skip("SQLite imports every file within the request")
     real_job = imports.background_import
     monkeypatch.setattr(imports, "background_import", lambda *args: None)  # the worker died
     (admin,) = signed_in_clients(committed_app, 1)

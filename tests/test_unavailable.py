@@ -12,10 +12,8 @@ from studio.observability import metrics
 from studio.resilience import database_breaker
 from studio.services import listing
 
-from .conftest import free_port, make_api, make_app
+from .conftest import ON_POSTGRESQL, free_port, make_api, make_app
 from .test_openapi import PREFIX, Contract, operations
-
-ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from studio.models import Paint, VocabularyTerm
 from studio.services import csv_io, demo, listing, paints, planner, vocabularies
 from studio.services.errors import Conflict, ValidationError
 
-from .conftest import stored, token_from
+from .conftest import ON_POSTGRESQL, stored, token_from
 from .test_edits import form_on
 
 
@@ -297,9 +297,8 @@ def test_the_edit_form_shows_the_paints_value_and_never_drops_one_the_list_lost(
     )
 
 
+@ON_POSTGRESQL
 def test_a_large_rename_refreshes_the_statistics_the_counts_come_from(app, backend):
-    if backend != "postgresql":
-        pytest.skip("only PostgreSQL estimates counts (beyond 10,000) from its statistics")
     demo.seed_demo(20_000)
     db.session.execute(update(Paint).where(Paint.id % 5 != 0).values(color_family="Blue"))
     planner.refresh_statistics()
