@@ -11,9 +11,7 @@ Timings belong here, not in the tests.
 """
 
 import argparse
-import csv
 import http.cookiejar
-import io
 import json
 import re
 import secrets
@@ -29,7 +27,6 @@ from pathlib import Path
 from sqlalchemy import text
 
 from studio.services import demo
-from studio.services.csv_io import CSV_COLUMNS
 
 from . import database, run
 from .processes import REPO, Gunicorn
@@ -53,16 +50,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     return parser.parse_args(argv)
-
-
-def demo_file(rows: int) -> bytes:
-    """Return a CSV file of `rows` demo paints with every column an export has."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for paint in demo.demo_paints(rows, start=FIRST_CODE):
-        writer.writerow(["" if paint[column] is None else paint[column] for column in CSV_COLUMNS])
-    return buffer.getvalue().encode()
 
 
 class Browser:
@@ -178,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     database.flask(env, "db", "upgrade")
     database.flask(env, "create-admin", database.ADMIN, "--password-stdin", stdin=PASSWORD + "\n")
     database.flask(env, "seed-demo", "--paints", str(args.paints))
-    content = demo_file(args.rows)
+    content = demo.demo_csv(args.rows, start=FIRST_CODE)
     print(f"A file of {args.rows:,} paints, {len(content) / 2**20:.1f} MB; importing ...")
     with tempfile.TemporaryDirectory(prefix="studio-import-bench-") as workdir:
         log = Path(workdir) / "gunicorn.log"

@@ -4,13 +4,14 @@ import colorsys
 import random
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Paint
-from . import transactions, vocabularies
+from . import csv_io, transactions, vocabularies
 from .paints import bulk_create_paints
 
 # brand: (code prefix, usual price, paint types it sells)
@@ -119,3 +120,9 @@ def seed_demo(count: int, *, on_batch: Callable[[int], None] | None = None) -> i
         return bulk_create_paints(
             paints, kind="import", reason="Demo data", user_id=None, on_batch=on_batch
         )
+
+
+def demo_csv(count: int, *, start: int = 1) -> bytes:
+    """Return `count` demo paints as the export writes them: a file to import."""
+    paints = (SimpleNamespace(**paint) for paint in demo_paints(count, start=start))
+    return "".join(csv_io.export_csv(paints)).encode()

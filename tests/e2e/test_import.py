@@ -1,13 +1,10 @@
 """A large CSV import in Chromium: the limits shown first, checked, kept, confirmed once."""
 
-import csv
-import io
 import re
 
 from playwright.sync_api import Page, expect
 
 from studio.services import demo
-from studio.services.csv_io import CSV_COLUMNS
 
 from .test_browser import SignIn, Snap, go, nav_link
 
@@ -16,20 +13,10 @@ ROWS = 22_000
 FIRST_CODE = 5_000_000
 
 
-def big_csv() -> bytes:
-    """Return an export-shaped file of ROWS demo paints: more than the old 2 MB limit."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for paint in demo.demo_paints(ROWS, start=FIRST_CODE):
-        writer.writerow(["" if paint[column] is None else paint[column] for column in CSV_COLUMNS])
-    return buffer.getvalue().encode()
-
-
 def test_a_file_over_the_old_limit_is_checked_kept_and_imported_once(
     page: Page, sign_in: SignIn, snap: Snap
 ) -> None:
-    content = big_csv()
+    content = demo.demo_csv(ROWS, start=FIRST_CODE)
     assert len(content) > 2 * 2**20
     page.goto("/admin/paints/import")
     sign_in(page)
