@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from flask import render_template
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Route, expect
 from werkzeug.exceptions import InternalServerError, TooManyRequests
 
@@ -37,6 +38,13 @@ def axe_source() -> str:
     return AXE.read_text("utf-8")
 
 
+# Playwright's evaluate has no timeout of its own: a run that never settles fails the page.
+AXE_RUN = """async () => await Promise.race([
+    axe.run(document),
+    new Promise((_, reject) => setTimeout(() => reject(new Error("axe ran over 60 s")), 60000)),
+])"""
+
+
 class Audit:
     """Runs axe on the page the browser shows and keeps what it found, per page."""
 
@@ -45,10 +53,17 @@ class Audit:
         self.found: dict[str, list[dict]] = {}
 
     def check(self, name: str) -> None:
-        self.page.wait_for_load_state("load")
-        # Evaluated through the DevTools protocol, so the page's CSP (no inline script) allows it.
-        self.page.evaluate(self.source)
-        result = self.page.evaluate("async () => await axe.run(document)")
+        # A page still navigating (after a click) can lose the script or the run: once more.
+        for attempt in range(2):
+            self.page.wait_for_load_state("load")
+            try:
+                # Through the DevTools protocol, so the page's CSP (no inline script) allows it.
+                self.page.evaluate(self.source)
+                result = self.page.evaluate(AXE_RUN)
+                break
+            except PlaywrightError:
+                if attempt:
+                    raise
         self.found[name] = [
             {
                 "impact": violation["impact"],
