@@ -8,6 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin, api, auth, cli, health, metrics
+from .auth.sessions import load_user
 from .config import load_settings
 from .database import IdConverter, register_engine_events, register_request_deadline
 from .errors import register_error_handlers
@@ -15,7 +16,6 @@ from .extensions import cache, csrf, db, limiter, login_manager, migrate
 from .logs import configure_logging, log_startup
 from .observability import register_observability, use_measured_pool
 from .security import register_security
-from .services.accounts import load_user
 from .services.cache import register_cache_epochs
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"

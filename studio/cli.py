@@ -24,6 +24,7 @@ def register_commands(app: Flask) -> None:
     """Add studio's commands to `flask`."""
     commands = (
         create_admin,
+        change_password,
         deactivate_admin,
         create_token,
         revoke_token,
@@ -60,6 +61,26 @@ def create_admin(username: str, password_stdin: bool) -> None:
     except ServiceError as exc:
         raise _fail(exc) from None
     click.echo(f"Created admin {username}.")
+
+
+@click.command("change-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@with_appcontext
+def change_password(username: str, password_stdin: bool) -> None:
+    """Set an admin's password; every session they have ends (their API tokens stay)."""
+    user = accounts.find_user(username)
+    if user is None:
+        raise click.ClickException(f"User {username} does not exist.")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        accounts.set_password(user, password)
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    click.echo(f"Changed the password of {username}; their sessions have ended.")
 
 
 @click.command("deactivate-admin")

@@ -4,6 +4,7 @@ import math
 import os
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,19 @@ class Config:
             "REMEMBER_COOKIE_HTTPONLY": True,
             "REMEMBER_COOKIE_SAMESITE": "Lax",
             "REMEMBER_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES),
+            **self.session_limits(),
+        }
+
+    def session_limits(self) -> dict[str, Any]:
+        """Return how long a browser session may stay unused, and live at all."""
+        idle = _positive(self.environ, "SESSION_IDLE_MINUTES", 30.0)
+        lifetime = _positive(self.environ, "SESSION_LIFETIME_HOURS", 12.0)
+        return {
+            "SESSION_IDLE_MINUTES": idle,
+            "SESSION_LIFETIME_HOURS": lifetime,
+            # Flask refuses a cookie not signed again for this long (studio.auth.sessions
+            # checks the session's own start, which signing again does not move).
+            "PERMANENT_SESSION_LIFETIME": timedelta(hours=lifetime),
         }
 
     def import_settings(self) -> dict[str, Any]:
@@ -222,7 +236,8 @@ class Config:
         cache_type = env.get("CACHE_TYPE", "").strip() or default_type
         timeout = _positive(env, "CACHE_REDIS_TIMEOUT", 0.25)
         # Per-process caches cannot see other workers' writes: keep what they hold young.
-        stale_risk = cache_type == "SimpleCache" and self.workers() > 1
+        processes = self.workers() * max(_int(env, "STUDIO_INSTANCES", 1), 1)
+        stale_risk = cache_type == "SimpleCache" and processes > 1
         cap = 5 if stale_risk else None
 
         def ttl(name: str, default: int) -> int:

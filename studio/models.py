@@ -190,9 +190,26 @@ class User(UserMixin, db.Model):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Carried in every session signed in since it last moved on; moving it on (sign out
+    # everywhere, a new password, deactivation) ends every one of them at once.
+    session_generation: Mapped[int] = mapped_column(default=1, server_default="1")
 
     def __repr__(self) -> str:
         return f"<User {self.username}>"
+
+
+class EndedSession(db.Model):
+    """A signed-out browser session: a copy of its cookie is refused until it expires."""
+
+    __tablename__ = "ended_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The random id the session carried (studio.auth.sessions), not the cookie itself.
+    session_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_ended_sessions_user_id_expires_at", "user_id", "expires_at"),)
 
 
 class ApiToken(db.Model):

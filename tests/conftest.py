@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 
 from studio import create_app
+from studio.auth import sessions
 from studio.caching import counters
 from studio.config import normalize_database_url
 from studio.extensions import cache, db, limiter
@@ -294,10 +295,16 @@ class Admin:
 def admin(app):
     api = make_api(app, "admin")
     client = app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = str(api.user.id)
-        session["_fresh"] = True
+    sign_in_as(client, api.user.id)
     return Admin(client)
+
+
+def sign_in_as(client, user_id: int, generation: int = 1) -> None:
+    """Make the client's session a signed-in one of the user, as /login does (without scrypt)."""
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user_id)
+        session["_fresh"] = True
+        sessions.start(session, accounts.SignedInUser(user_id, "", session_generation=generation))
 
 
 def free_port() -> int:

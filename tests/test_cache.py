@@ -19,7 +19,7 @@ from studio.extensions import cache, db
 from studio.services import cache as inventory_cache
 from studio.services import paints
 
-from .conftest import Admin, free_port, make_api, make_app
+from .conftest import Admin, free_port, make_api, make_app, sign_in_as
 
 READ_PATHS = [
     "/api/v1/paints/{id}",
@@ -61,8 +61,7 @@ def test_warm_reads_send_no_sql(api, make_paint, path):
 def test_warm_admin_pages_send_no_sql_for_the_user(app, make_paint):
     api = make_api(app, "admin")
     client = app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = str(api.user.id)
+    sign_in_as(client, api.user.id)
     paint = make_paint()
     for path in ("/admin/", "/admin/paints", f"/admin/paints/{paint.id}"):
         Admin(client).get(path)

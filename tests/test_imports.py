@@ -27,7 +27,7 @@ from studio.services import demo, imports, listing, vocabularies
 from studio.services.csv_io import CSV_COLUMNS
 from studio.services.validation import PAINT_FIELDS
 
-from .conftest import ON_POSTGRESQL, Admin, make_api, token_from
+from .conftest import ON_POSTGRESQL, Admin, make_api, sign_in_as, token_from
 from .test_resilience import server_error
 
 GOOD_CSV = (
@@ -152,9 +152,7 @@ def test_the_staged_rows_hold_every_column_a_file_may_have():
 def second_admin(app, username="bob"):
     other = make_api(app, username)
     client = app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = str(other.user.id)
-        session["_fresh"] = True
+    sign_in_as(client, other.user.id)
     return Admin(client)
 
 
@@ -281,9 +279,7 @@ def signed_in_clients(app, count: int) -> list[Admin]:
     clients = []
     for _ in range(count):
         client = app.test_client()
-        with client.session_transaction() as session:
-            session["_user_id"] = str(user_id)
-            session["_fresh"] = True
+        sign_in_as(client, user_id)
         clients.append(Admin(client))
     return clients
 

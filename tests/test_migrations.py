@@ -23,6 +23,7 @@ EXPECTED_TABLES = {
     "import_uploads",
     "import_rows",
     "vocabulary_terms",
+    "ended_sessions",
 }
 
 

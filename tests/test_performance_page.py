@@ -17,7 +17,7 @@ from studio.extensions import db
 from studio.observability import metrics, observatory
 from studio.observability.sampling import PoolFigures, Sample
 
-from .conftest import Admin, make_api
+from .conftest import Admin, make_api, sign_in_as
 
 REFRESH = '<meta http-equiv="refresh" content="5">'
 NUMERIC_ATTRIBUTES = re.compile(
@@ -54,9 +54,7 @@ def admin_of(extra_apps):
             db.engines[None] = connection
             user_id = make_api(other, "admin").user.id
         client = other.test_client()
-        with client.session_transaction() as session:
-            session["_user_id"] = str(user_id)
-            session["_fresh"] = True
+        sign_in_as(client, user_id)
         return other, Admin(client)
 
     yield sign_in

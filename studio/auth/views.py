@@ -7,18 +7,21 @@ from flask import (
     Response,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import limiter
 from ..resilience.retry import retry_transient
 from ..services import accounts
-from .forms import LoginForm
+from ..services.errors import ValidationError
+from . import sessions
+from .forms import LoginForm, PasswordForm
 
 bp = Blueprint("auth", __name__)
 
@@ -29,6 +32,14 @@ def username_key() -> str:
 
 def failed(response: Response) -> bool:
     return response.status_code == 401
+
+
+def password_user_key() -> str:
+    return f"password-user:{current_user.get_id()}"
+
+
+def wrong_password(response: Response) -> bool:
+    return g.get("wrong_password", False)
 
 
 def safe_next(target: str | None) -> str:
@@ -64,6 +75,7 @@ def login():
             # A fresh session on sign-in, so a planted session id is worth nothing.
             session.clear()
             login_user(user)
+            sessions.start(session, user)
             return redirect(safe_next(request.args.get("next")))
         flash("Invalid username or password.", "error")
         status = 401
@@ -73,8 +85,52 @@ def login():
 
 
 @bp.post("/logout")
+@retry_transient
 def logout():
+    sessions.end()
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/logout/everywhere")
+@login_required
+@retry_transient
+def logout_everywhere():
+    accounts.end_all_sessions(current_user.id)
+    logout_user()
+    session.clear()
+    flash("You are signed out everywhere: every session of yours has ended.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+# Someone at an unattended browser must not get to guess the password here instead.
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_USERNAME"],
+    methods=["POST"],
+    key_func=password_user_key,
+    deduct_when=wrong_password,
+)
+@retry_transient
+def change_password():
+    form = PasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            generation = accounts.change_password(
+                current_user.id, form.current_password.data, form.new_password.data
+            )
+        except ValidationError as exc:
+            g.wrong_password = "current_password" in exc.fields
+            form.show_errors(exc)
+            status = exc.status
+        else:
+            sessions.keep(generation)
+            flash("Your password is changed; every other session of yours has ended.", "success")
+            return redirect(url_for("auth.change_password"))
+    elif form.is_submitted():
+        status = 422
+    return render_template("auth/password.html", form=form), status

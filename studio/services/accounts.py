@@ -5,14 +5,16 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache as once
 
+from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
-from ..models import ApiToken, User, utcnow
+from ..models import ApiToken, EndedSession, User, utcnow
 from ..resilience.retry import retry_transient
 from . import cache, transactions
 from .errors import Conflict, NotFound, ValidationError
@@ -36,10 +38,13 @@ class SignedInUser(UserMixin):
     id: int
     username: str
     is_active: bool = True
+    # What a browser session is checked against (studio.auth.sessions); tokens ignore them.
+    session_generation: int = 1
+    ended_sessions: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, user: User) -> "SignedInUser":
-        return cls(user.id, user.username, user.is_active)
+    def of(cls, user: User, ended_sessions: frozenset[str] = frozenset()) -> "SignedInUser":
+        return cls(user.id, user.username, user.is_active, user.session_generation, ended_sessions)
 
 
 def hash_token(token: str) -> str:
@@ -71,11 +76,56 @@ def create_user(username: str, password: str) -> User:
     return user
 
 
-def set_password(user: User, password: str) -> None:
-    """Replace the user's password."""
+def set_password(user: User, password: str) -> int:
+    """Replace the user's password and end all their sessions; return the new generation."""
     validate_credentials(user.username, password)
-    user.password_hash = generate_password_hash(password, method="scrypt")
-    transactions.commit()
+    password_hash = generate_password_hash(password, method="scrypt")
+    return _next_generation(user.id, password_hash=password_hash)
+
+
+def change_password(user_id: int, current: str, new: str) -> int:
+    """Replace a signed-in user's password, given the current one; return the new generation.
+
+    Every session of the user ends; the caller keeps its own by carrying the new generation.
+    """
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise NotFound("This account does not exist any more.")
+    if not check_password_hash(user.password_hash, current or ""):
+        raise ValidationError({"current_password": "is not your current password."})
+    if new == current:
+        raise ValidationError({"password": "must differ from the current one."})
+    return set_password(user, new)
+
+
+def end_all_sessions(user_id: int) -> int:
+    """End every browser session of the user at once; return the new generation."""
+    return _next_generation(user_id)
+
+
+def _next_generation(user_id: int, **changes: str) -> int:
+    # One UPDATE: two changes at once each move the generation on; neither is lost.
+    generation = db.session.scalar(
+        update(User)
+        .where(User.id == user_id)
+        .values(session_generation=User.session_generation + 1, **changes)
+        .returning(User.session_generation)
+    )
+    if generation is None:
+        raise NotFound("This account does not exist any more.")
+    transactions.commit(cache.forget(cache.user_key(user_id)))
+    return generation
+
+
+def end_session(user_id: int, session_id: str, expires_at: datetime) -> None:
+    """End one browser session: copies of its cookie are refused until `expires_at`."""
+    db.session.execute(
+        delete(EndedSession).where(
+            EndedSession.user_id == user_id, EndedSession.expires_at <= utcnow()
+        )
+    )
+    db.session.add(EndedSession(user_id=user_id, session_id=session_id, expires_at=expires_at))
+    transactions.commit(cache.forget(cache.user_key(user_id)))
 
 
 def find_user(username: str) -> User | None:
@@ -85,14 +135,27 @@ def find_user(username: str) -> User | None:
 
 @retry_transient
 def load_user(user_id: str) -> SignedInUser | None:
-    """Return the active user with this id, or None (Flask-Login's session loader)."""
-    if not user_id.isdigit() or len(user_id) > 9:
+    """Return the active user with this id and their ended sessions, or None.
+
+    Cached, so a warm request reads nothing; but not in a cache of one process's own
+    when several serve: it could not learn that a session ended in another.
+    """
+    if not isinstance(user_id, str) or not user_id.isdigit() or len(user_id) > 9:
         return None
 
     def load() -> SignedInUser | None:
         user = db.session.get(User, int(user_id))
-        return SignedInUser.of(user) if user is not None and user.is_active else None
+        if user is None or not user.is_active:
+            return None
+        ended = db.session.scalars(
+            select(EndedSession.session_id).where(
+                EndedSession.user_id == user.id, EndedSession.expires_at > utcnow()
+            )
+        )
+        return SignedInUser.of(user, frozenset(ended))
 
+    if current_app.config["CACHE_STALE_RISK"]:
+        return load()
     return cache.remember(cache.user_key(int(user_id)), "AUTH_CACHE_TTL", load)
 
 
@@ -102,6 +165,8 @@ def deactivate_user(username: str) -> None:
     if user is None:
         raise NotFound(f"User {username} does not exist.")
     user.is_active = False
+    # Should the user come back, the sessions they had do not.
+    user.session_generation = User.session_generation + 1
     hashes = db.session.scalars(select(ApiToken.token_hash).where(ApiToken.user_id == user.id))
     keys = [cache.user_key(user.id), *(cache.token_key(value) for value in hashes)]
     transactions.commit(cache.forget(*keys))
