@@ -295,9 +295,13 @@ def test_a_warm_request_reads_nothing_for_the_session(app, api, make_paint):
 # --- Several instances sharing the database ------------------------------------------
 
 
-@pytest.fixture(params=["redis", "per-process cache"])
+@pytest.fixture(params=["redis", "WEB_CONCURRENCY", "STUDIO_INSTANCES"])
 def instances(request, committed_app, extra_apps, monkeypatch):
-    """Two app instances (or workers) on one database: the same user cached in each."""
+    """Two app instances (or workers) on one database: the same user cached in each.
+
+    Shared through Redis, or each in its own in-process cache, told how many processes
+    serve (two workers of one instance, or two instances).
+    """
     settings = {"SECRET_KEY": "shared-" + "k" * 32}
     prefix = None
     if request.param == "redis":
@@ -305,9 +309,8 @@ def instances(request, committed_app, extra_apps, monkeypatch):
         prefix = f"studio-test-{uuid.uuid4().hex[:8]}:"
         settings.update(REDIS_URL=redis_url, CACHE_KEY_PREFIX=prefix)
     else:
-        # Each worker has its own SimpleCache; studio knows there are two.
         monkeypatch.delenv("REDIS_URL", raising=False)
-        monkeypatch.setenv("WEB_CONCURRENCY", "2")
+        monkeypatch.setenv(request.param, "2")
     pair = [extra_apps(**settings) for _ in range(2)]
     make_api(committed_app)
     db.session.remove()
@@ -346,3 +349,16 @@ def test_a_session_ended_on_one_instance_is_refused_at_once_by_the_other(instanc
         assert signed_in(copy)
     end_on(first, browser, how)
     assert not signed_in(copy)
+
+
+def test_an_ended_session_can_sign_in_again_at_the_first_try(app, api, clock):
+    browser = signed_in_client(app)
+    clock.advance(hours=1)
+    # The page that finds the session ended shows a sign-in form whose token still works.
+    page = browser.get("/login?next=/admin/paints").get_data(as_text=True)
+    data = {"username": "alice", "password": "wrong password", "csrf_token": token_from(page)}
+    refused = browser.post("/login", data=data)
+    assert refused.status_code == 401
+    data = {"username": "alice", "password": PASSWORD, "csrf_token": token_from(refused.text)}
+    assert browser.post("/login", data=data).status_code == 302
+    assert signed_in(browser)

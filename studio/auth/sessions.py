@@ -23,6 +23,8 @@ from ..services import accounts
 from ..services.accounts import SignedInUser
 
 SESSION_ID, GENERATION, STARTED, SEEN = "_sid", "_generation", "_started", "_seen"
+# What an ended session loses: who it was, never the CSRF token of a form being shown.
+SIGNED_IN_KEYS = ("_user_id", "_fresh", "_id", SESSION_ID, GENERATION, STARTED, SEEN)
 # The last use is written into the cookie at most this often, not on every request.
 SEEN_GRANULARITY_SECONDS = 60
 
@@ -45,7 +47,8 @@ def load_user(user_id: str) -> SignedInUser | None:
     user = accounts.load_user(user_id)
     moment = int(now())
     if user is None or not is_current(session, user, moment):
-        session.clear()
+        for key in SIGNED_IN_KEYS:
+            session.pop(key, None)
         return None
     if moment - session[SEEN] >= min(SEEN_GRANULARITY_SECONDS, idle_seconds() / 10):
         session[SEEN] = moment
