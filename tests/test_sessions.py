@@ -222,6 +222,8 @@ def test_a_new_password_ends_other_sessions_and_keeps_this_one(app, api):
         (PASSWORD, "short", None, "New password must be at least"),
         (PASSWORD, PASSWORD, None, "New password must differ from the current one."),
         ("", NEW_PASSWORD, None, "Current password is required."),
+        ("x" * 1025, NEW_PASSWORD, None, "Current password is too long."),
+        (PASSWORD, "x" * 1025, None, "New password must be at most 1024 characters."),
     ],
 )
 def test_a_refused_password_change_says_why_and_changes_nothing(

@@ -14,7 +14,8 @@ class LoginForm(FlaskForm):
 
 class PasswordForm(FlaskForm):
     current_password = PasswordField(
-        "Current password", validators=[DataRequired("is required."), Length(max=1024)]
+        "Current password",
+        validators=[DataRequired("is required."), Length(max=1024, message="is too long.")],
     )
     new_password = PasswordField("New password", validators=[DataRequired("is required.")])
     confirmation = PasswordField(
