@@ -190,6 +190,7 @@ class Config:
             **self.cache_settings(redis_url),
             "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP", "20 per minute"),
             "LOGIN_LIMIT_PER_USERNAME": env.get("LOGIN_LIMIT_PER_USERNAME", "5 per minute"),
+            "PASSWORD_MIN_LENGTH": _at_least(env, "PASSWORD_MIN_LENGTH", 12, 8),
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
