@@ -14,6 +14,7 @@ from . import metrics
 from .alerts import MIN_REQUESTS_FOR_ERROR_RATE, AlertBook
 from .pool import MeasuredPool
 from .queries import SlowQueries
+from .sign_ins import FailedSignIns
 from .timing import RequestTimes
 
 HISTORY = 120  # samples kept for the performance page's charts
@@ -78,8 +79,10 @@ class Sampler:
         slow_queries: SlowQueries,
         alerts: AlertBook,
         interval_seconds: float,
+        failed_sign_ins: FailedSignIns | None = None,
     ) -> None:
         self.engine = engine
+        self.failed_sign_ins = failed_sign_ins
         self.requests = requests
         self.slow_queries = slow_queries
         self.alerts = alerts
@@ -125,13 +128,14 @@ class Sampler:
     def readings(self, sample: Sample) -> dict[str, float | None]:
         total, failed = self.requests.outcomes_within(self.window)
         error_rate = 100.0 * failed / total if total >= MIN_REQUESTS_FOR_ERROR_RATE else None
-        pool = sample.pool
+        pool, signed = sample.pool, self.failed_sign_ins
         return {
             "slow_query": sample.slowest_query_seconds,
             "pool_utilisation": pool.utilisation_percent if pool else None,
             "memory": sample.memory_percent,
             "error_rate": error_rate,
             "pool_timeouts": pool.timeouts_in_window if pool else None,
+            "failed_sign_ins": signed.within_window() if signed else None,
         }
 
     def process(self) -> psutil.Process:
