@@ -1,8 +1,13 @@
-"""New passwords: at least PASSWORD_MIN_LENGTH (12) characters, and not easy to guess."""
+"""Passwords: new ones at least PASSWORD_MIN_LENGTH (12) characters and not easy to guess;
+any composition allowed, typed into a masked field and checked exactly as typed."""
+
+import re
 
 import pytest
 
 from studio.services import accounts
+
+from .conftest import token_from
 
 
 def refusal(username: str, password: str) -> str:
@@ -63,3 +68,22 @@ def test_only_the_first_72_characters_are_estimated(app):
     accounts.create_user("bob", "walnut ink tuesday " * 50)
     with pytest.raises(accounts.ValidationError):
         accounts.create_user("carol", "a" * 72 + "xK9#mQ2vLp8z")
+
+
+def test_the_sign_in_form_masks_the_password_and_lets_password_managers_fill_it(client):
+    page = client.get("/login").get_data(as_text=True)
+    field = re.search(r"<input[^>]*\bname=\"password\"[^>]*>", page).group(0)
+    assert 'type="password"' in field and 'autocomplete="current-password"' in field
+    assert "paste" not in page.lower()
+
+
+def test_a_password_is_checked_exactly_as_typed(app):
+    typed = "  Walnut Ink Tuesday  "
+    accounts.create_user("bob", typed)
+    assert accounts.authenticate("bob", typed) is not None
+    for altered in (typed.strip(), typed.lower(), typed[:12]):
+        assert accounts.authenticate("bob", altered) is None
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    data = {"username": "bob", "password": typed, "csrf_token": token_from(page)}
+    assert client.post("/login", data=data).status_code == 302
