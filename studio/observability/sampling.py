@@ -79,7 +79,7 @@ class Sampler:
         slow_queries: SlowQueries,
         alerts: AlertBook,
         interval_seconds: float,
-        failed_sign_ins: FailedSignIns | None = None,
+        failed_sign_ins: FailedSignIns,
     ) -> None:
         self.engine = engine
         self.failed_sign_ins = failed_sign_ins
@@ -128,14 +128,14 @@ class Sampler:
     def readings(self, sample: Sample) -> dict[str, float | None]:
         total, failed = self.requests.outcomes_within(self.window)
         error_rate = 100.0 * failed / total if total >= MIN_REQUESTS_FOR_ERROR_RATE else None
-        pool, signed = sample.pool, self.failed_sign_ins
+        pool = sample.pool
         return {
             "slow_query": sample.slowest_query_seconds,
             "pool_utilisation": pool.utilisation_percent if pool else None,
             "memory": sample.memory_percent,
             "error_rate": error_rate,
             "pool_timeouts": pool.timeouts_in_window if pool else None,
-            "failed_sign_ins": signed.within_window() if signed else None,
+            "failed_sign_ins": self.failed_sign_ins.within_window(),
         }
 
     def process(self) -> psutil.Process:
