@@ -133,7 +133,7 @@ def test_the_throttle_is_shared_by_instances_on_one_redis(committed_app, redis_u
             sign_in(instances[0].test_client(), username, PASSWORD, BOB_AT_HOME).status_code == 302
         )
     finally:
-        for key in redis.keys(f"*{run}*"):
+        for key in redis.keys(f"*{run}*") + redis.keys(f"*{address}/*"):
             redis.delete(key)
 
 
