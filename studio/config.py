@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from limits import parse_many
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -119,6 +120,18 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, not {value!r}.")
 
 
+def _limits(environ: Mapping[str, str], name: str, default: str) -> str:
+    """Return rate limits as Flask-Limiter reads them ("5/minute;10/hour"), checked now."""
+    value = environ.get(name, "").strip() or default
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be limits such as 5/minute;10/hour, not {value!r}."
+        ) from None
+    return value
+
+
 TIMEOUT_SCOPES = ("connection", "transaction")
 
 
@@ -189,8 +202,14 @@ class Config:
             "RATELIMIT_SWALLOW_ERRORS": True,
             "RATELIMIT_KEY_PREFIX": "studio-limits",
             **self.cache_settings(redis_url),
-            "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP", "20 per minute"),
-            "LOGIN_LIMIT_PER_USERNAME": env.get("LOGIN_LIMIT_PER_USERNAME", "5 per minute"),
+            # Failed sign-ins only, each tier a longer wait: see studio/throttle.py.
+            "LOGIN_LIMIT_PER_IP": _limits(env, "LOGIN_LIMIT_PER_IP", "20/minute;100/hour;300/day"),
+            "LOGIN_LIMIT_PER_USERNAME_AND_IP": _limits(
+                env, "LOGIN_LIMIT_PER_USERNAME_AND_IP", "5/minute;10/hour;20/day"
+            ),
+            # Check every tier, so that Retry-After names the wait of the longest one hit.
+            "RATELIMIT_FAIL_ON_FIRST_BREACH": False,
+            "PASSWORD_MIN_LENGTH": _at_least(env, "PASSWORD_MIN_LENGTH", 12, 8),
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
@@ -309,6 +328,7 @@ class Config:
             "ALERT_MEMORY_PERCENT": _float(env, "ALERT_MEMORY_PERCENT", 85.0),
             "ALERT_ERROR_RATE_PERCENT": _float(env, "ALERT_ERROR_RATE_PERCENT", 5.0),
             "ALERT_POOL_TIMEOUTS": _int(env, "ALERT_POOL_TIMEOUTS", 3),
+            "ALERT_FAILED_SIGN_INS": _int(env, "ALERT_FAILED_SIGN_INS", 50),
         }
 
     def pre_ping_idle_seconds(self) -> int:

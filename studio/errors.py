@@ -5,9 +5,9 @@ import logging
 from flask import Flask, current_app, render_template, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, TooManyRequests
 
-from . import signals
+from . import signals, throttle
 from .api.errors import error_response, handle_http_error
 from .extensions import db
 from .logs import burst_log
@@ -30,6 +30,7 @@ def register_error_handlers(app: Flask) -> None:
     """Install the handlers for HTTP errors, an unavailable database and unexpected failures."""
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(InternalServerError, handle_internal_error)
+    app.register_error_handler(TooManyRequests, handle_too_many_requests)
     for unavailable in UNAVAILABLE:
         app.register_error_handler(unavailable, handle_database_error)
 
@@ -39,6 +40,17 @@ def handle_http_exception(exc: HTTPException):
     if request.path.startswith(API_PREFIX):
         return handle_http_error(exc)
     return render_error_page("error.html", error=exc), exc.code or 500
+
+
+def handle_too_many_requests(exc: TooManyRequests):
+    """Answer 429 as any HTTP error, always saying when to try again (`Retry-After`)."""
+    seconds = throttle.retry_after(exc)
+    headers = {"Retry-After": str(seconds)}
+    if request.path.startswith(API_PREFIX):
+        body, status, _ = handle_http_error(exc)
+        return body, status, headers
+    page = render_error_page("error.html", error=exc, wait=throttle.describe_wait(seconds))
+    return page, 429, headers
 
 
 def render_error_page(template: str, **context: object) -> str:

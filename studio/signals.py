@@ -20,3 +20,6 @@ database_unavailable = _signals.signal("database-unavailable")
 cache_invalidation_missed = _signals.signal("cache-invalidation-missed")
 # An idempotent request was answered from its first answer.
 idempotent_replay = _signals.signal("idempotent-replay")
+# A sign-in was refused: `throttled` False for a wrong username or password (401), True
+# when the limiter refused it before the password was checked (429).
+sign_in_failed = _signals.signal("sign-in-failed")

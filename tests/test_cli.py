@@ -17,14 +17,20 @@ def test_create_admin_reads_the_password_from_stdin(runner):
 
 
 def test_create_admin_prompts_twice(runner):
-    result = runner.invoke(args=["create-admin", "dave"], input="long enough\nlong enough\n")
+    result = runner.invoke(
+        args=["create-admin", "dave"], input="long enough, surely\nlong enough, surely\n"
+    )
     assert result.exit_code == 0, result.output
-    assert accounts.authenticate("dave", "long enough") is not None
+    assert accounts.authenticate("dave", "long enough, surely") is not None
 
 
 @pytest.mark.parametrize(
     ("username", "password", "message"),
-    [("erin", "short", "at least 8 characters"), ("x", "long enough", "username")],
+    [
+        ("erin", "short", "at least 12 characters"),
+        ("erin", "password1234", "password is too easy to guess"),
+        ("x", "long enough, surely", "username"),
+    ],
 )
 def test_create_admin_refuses_bad_input(runner, username, password, message):
     result = runner.invoke(
@@ -36,13 +42,15 @@ def test_create_admin_refuses_bad_input(runner, username, password, message):
 
 
 def test_create_admin_refuses_a_taken_name(runner):
-    runner.invoke(args=["create-admin", "frank", "--password-stdin"], input="long enough\n")
-    result = runner.invoke(args=["create-admin", "frank", "--password-stdin"], input="other one!\n")
+    runner.invoke(args=["create-admin", "frank", "--password-stdin"], input="long enough, surely\n")
+    result = runner.invoke(
+        args=["create-admin", "frank", "--password-stdin"], input="another one, surely\n"
+    )
     assert result.exit_code != 0 and "already exists" in result.output
 
 
 def test_token_from_the_cli_drives_the_api(app, runner):
-    runner.invoke(args=["create-admin", "grace", "--password-stdin"], input="long enough\n")
+    runner.invoke(args=["create-admin", "grace", "--password-stdin"], input="long enough, surely\n")
     result = runner.invoke(args=["create-token", "grace", "--name", "nightly import"])
     assert result.exit_code == 0, result.output
     token = result.stdout.strip().splitlines()[-1]
@@ -54,7 +62,7 @@ def test_token_from_the_cli_drives_the_api(app, runner):
 
 
 def test_revoke_token_by_id_and_all(app, runner):
-    runner.invoke(args=["create-admin", "heidi", "--password-stdin"], input="long enough\n")
+    runner.invoke(args=["create-admin", "heidi", "--password-stdin"], input="long enough, surely\n")
     tokens = [runner.invoke(args=["create-token", "heidi"]).stdout.split()[-1] for _ in range(3)]
     first_id = db.session.scalars(select(ApiToken.id).order_by(ApiToken.id)).first()
     assert runner.invoke(args=["revoke-token", "heidi", str(first_id)]).exit_code == 0

@@ -352,6 +352,10 @@ LIMITS = ("statement_timeout", "lock_timeout")
         ("CACHE_REDIS_TIMEOUT", "0"),
         ("PROXY_HOPS", "one"),
         ("CURRENCY", "euro dollars"),
+        # ASVS 6.2.1: never fewer than 8 characters; limits the limiter could not read.
+        ("PASSWORD_MIN_LENGTH", "6"),
+        ("LOGIN_LIMIT_PER_IP", "lots"),
+        ("LOGIN_LIMIT_PER_USERNAME_AND_IP", "5 per fortnight"),
     ],
 )
 def test_malformed_setting_is_refused_by_name(monkeypatch, variable, value):

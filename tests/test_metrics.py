@@ -110,6 +110,7 @@ def test_exposition_has_latency_pool_process_cache_and_alert_figures(app, api, m
         "memory",
         "error_rate",
         "pool_timeouts",
+        "failed_sign_ins",
     }
 
 

@@ -29,6 +29,8 @@ def test_sign_in_throttle_is_shared_by_every_worker_through_redis(
     """Two app instances (two workers) on one Redis count the same failed sign-ins."""
     # Limiter keys outlive the test in Redis: a name of its own keeps runs apart.
     username = f"target-{uuid.uuid4().hex[:8]}"
+    # Failures count per address as well: one of its own, for the same reason.
+    address = {"REMOTE_ADDR": f"2001:db8::{uuid.uuid4().hex[:4]}"}
     make_api(committed_app, username)
     settings = {"REDIS_URL": redis_url, "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
     workers = [extra_apps(**settings), extra_apps(**settings)]
@@ -39,5 +41,5 @@ def test_sign_in_throttle_is_shared_by_every_worker_through_redis(
         page = client.get("/login").get_data(as_text=True)
         token = re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', page).group(1)
         data = {"username": username, "password": "not the password", "csrf_token": token}
-        statuses.append(client.post("/login", data=data).status_code)
+        statuses.append(client.post("/login", data=data, environ_base=address).status_code)
     assert statuses == [401] * 5 + [429] * 2

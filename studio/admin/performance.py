@@ -33,6 +33,7 @@ READINGS = {
     "memory": ("System memory used", "%", 0),
     "error_rate": ("Requests failed (5xx)", "%", 1),
     "pool_timeouts": ("Pool timeouts", "", 0),
+    "failed_sign_ins": ("Failed sign-ins", "", 0),
 }
 
 

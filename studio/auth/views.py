@@ -16,6 +16,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
+from .. import signals, throttle
 from ..extensions import limiter
 from ..resilience.retry import retry_transient
 from ..services import accounts
@@ -24,14 +25,6 @@ from . import sessions
 from .forms import LoginForm, PasswordForm
 
 bp = Blueprint("auth", __name__)
-
-
-def username_key() -> str:
-    return "login-user:" + request.form.get("username", "").strip().lower()[:80]
-
-
-def failed(response: Response) -> bool:
-    return response.status_code == 401
 
 
 def password_user_key() -> str:
@@ -58,12 +51,17 @@ def index():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"])
 @limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_USERNAME"],
+    lambda: current_app.config["LOGIN_LIMIT_PER_IP"],
     methods=["POST"],
-    key_func=username_key,
-    deduct_when=failed,
+    key_func=throttle.address_key,
+    deduct_when=throttle.failed,
+)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_USERNAME_AND_IP"],
+    methods=["POST"],
+    key_func=throttle.username_and_address_key,
+    deduct_when=throttle.failed,
 )
 @retry_transient
 def login():
@@ -82,6 +80,14 @@ def login():
     elif current_user.is_authenticated and request.method == "GET":
         return redirect(safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), status
+
+
+@bp.after_request
+def count_refused_sign_in(response: Response) -> Response:
+    # Refused by the limiter (429) or for the credentials (401): both count as a failure.
+    if request.endpoint == "auth.login" and response.status_code in (401, 429):
+        signals.sign_in_failed.send(request.endpoint, throttled=response.status_code == 429)
+    return response
 
 
 @bp.post("/logout")
@@ -109,7 +115,7 @@ def logout_everywhere():
 @login_required
 # Someone at an unattended browser must not get to guess the password here instead.
 @limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_USERNAME"],
+    lambda: current_app.config["LOGIN_LIMIT_PER_USERNAME_AND_IP"],
     methods=["POST"],
     key_func=password_user_key,
     deduct_when=wrong_password,

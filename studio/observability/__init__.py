@@ -11,6 +11,7 @@ from .fault_counts import count_faults
 from .pool import MeasuredPool
 from .queries import SlowQueries, register_query_timing
 from .sampling import Sampler
+from .sign_ins import FailedSignIns, count_failed_sign_ins
 from .timing import RequestTimes, register_request_timing
 
 EXTENSION_KEY = "studio.observability"
@@ -24,6 +25,7 @@ class Observatory:
     slow_queries: SlowQueries
     alerts: AlertBook
     sampler: Sampler
+    failed_sign_ins: FailedSignIns
 
 
 def use_measured_pool(app: Flask) -> None:
@@ -39,15 +41,20 @@ def register_observability(app: Flask) -> None:
     config = app.config
     window = config["ALERT_WINDOW_SECONDS"]
     requests, slow_queries = RequestTimes(window), SlowQueries()
-    alerts = AlertBook(config, window)
+    alerts, failed_sign_ins = AlertBook(config, window), FailedSignIns(window)
     with app.app_context():
         engine = db.engine
-    sampler = Sampler(engine, requests, slow_queries, alerts, config["METRICS_SAMPLE_SECONDS"])
-    app.extensions[EXTENSION_KEY] = Observatory(requests, slow_queries, alerts, sampler)
+    sampler = Sampler(
+        engine, requests, slow_queries, alerts, config["METRICS_SAMPLE_SECONDS"], failed_sign_ins
+    )
+    app.extensions[EXTENSION_KEY] = Observatory(
+        requests, slow_queries, alerts, sampler, failed_sign_ins
+    )
     if config["OBSERVABILITY"]:
         register_request_timing(app, requests, after=sampler.maybe_sample)
         register_query_timing(app, slow_queries)
         count_faults()
+        count_failed_sign_ins()
     check_connection_budget(app)
 
 

@@ -50,6 +50,11 @@ THRESHOLDS = (
         "ALERT_POOL_TIMEOUTS",
         lambda value, limit: f"{value:.0f} pool timeouts (alert at {limit:g})",
     ),
+    Threshold(
+        "failed_sign_ins",
+        "ALERT_FAILED_SIGN_INS",
+        lambda value, limit: f"{value:.0f} failed sign-ins (alert at {limit:g})",
+    ),
 )
 BY_NAME = {threshold.name: threshold for threshold in THRESHOLDS}
 

@@ -325,3 +325,10 @@ CACHE_INVALIDATIONS_MISSED = Counter(
 IDEMPOTENT_REPLAYS = Counter(
     "studio_idempotent_replays", "Writes answered with the first answer to their Idempotency-Key."
 )
+
+# Sign-ins, counted from the product's signal (studio.signals).
+SIGN_INS_FAILED = Counter(
+    "studio_sign_ins_failed",
+    "Refused sign-ins: wrong credentials, or throttled before the password was checked.",
+    ["reason"],
+)

@@ -14,6 +14,7 @@ from . import metrics
 from .alerts import MIN_REQUESTS_FOR_ERROR_RATE, AlertBook
 from .pool import MeasuredPool
 from .queries import SlowQueries
+from .sign_ins import FailedSignIns
 from .timing import RequestTimes
 
 HISTORY = 120  # samples kept for the performance page's charts
@@ -78,8 +79,10 @@ class Sampler:
         slow_queries: SlowQueries,
         alerts: AlertBook,
         interval_seconds: float,
+        failed_sign_ins: FailedSignIns,
     ) -> None:
         self.engine = engine
+        self.failed_sign_ins = failed_sign_ins
         self.requests = requests
         self.slow_queries = slow_queries
         self.alerts = alerts
@@ -132,6 +135,7 @@ class Sampler:
             "memory": sample.memory_percent,
             "error_rate": error_rate,
             "pool_timeouts": pool.timeouts_in_window if pool else None,
+            "failed_sign_ins": self.failed_sign_ins.within_window(),
         }
 
     def process(self) -> psutil.Process:

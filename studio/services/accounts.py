@@ -16,10 +16,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..extensions import db
 from ..models import ApiToken, EndedSession, User, utcnow
 from ..resilience.retry import retry_transient
-from . import cache, transactions
+from . import cache, passwords, transactions
 from .errors import Conflict, NotFound, ValidationError
 
-MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]{3,80}")
 TOKEN_PREFIX = "stu_"
@@ -57,10 +56,13 @@ def validate_credentials(username: str, password: str) -> None:
     errors = {}
     if not USERNAME.fullmatch(username or ""):
         errors["username"] = "must be 3 to 80 letters, digits or . _ @ -"
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        errors["password"] = f"must be at least {MIN_PASSWORD_LENGTH} characters."
+    shortest = passwords.min_length()
+    if len(password or "") < shortest:
+        errors["password"] = f"must be at least {shortest} characters."
     elif len(password) > MAX_PASSWORD_LENGTH:
         errors["password"] = f"must be at most {MAX_PASSWORD_LENGTH} characters."
+    elif weakness := passwords.weakness(password, username or ""):
+        errors["password"] = weakness
     if errors:
         raise ValidationError(errors)
 
