@@ -20,3 +20,5 @@ database_unavailable = _signals.signal("database-unavailable")
 cache_invalidation_missed = _signals.signal("cache-invalidation-missed")
 # An idempotent request was answered from its first answer.
 idempotent_replay = _signals.signal("idempotent-replay")
+# A request was recognised as a signed-in admin's: sender is how ("session" or "token").
+admin_identified = _signals.signal("admin-identified")
