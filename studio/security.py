@@ -1,5 +1,7 @@
 """Security headers, known hosts only, HTTPS where the platform does not force it, no caching."""
 
+from collections.abc import Callable
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, redirect, request
@@ -47,12 +49,25 @@ def register_security(app: Flask) -> None:
             "which must be one of the site's names (e.g. ALLOWED_HOSTS=shop.example.com)."
         )
 
-    @app.before_request
-    def known_host_over_https():
+    if allowed_hosts or force_https:
+        app.before_request(known_host_over_https(allowed_hosts, force_https))
+    register_headers(app)
+    app.add_template_test(shown_image)
+
+
+def known_host_over_https(allowed_hosts: tuple[str, ...], force_https: bool) -> Callable:
+    """Return the hook refusing unknown hosts (400) and redirecting plain HTTP to HTTPS."""
+
+    # The verdict per Host value, kept: host_is_trusted IDNA-encodes every entry each time.
+    @lru_cache(maxsize=64)
+    def trusted(host: str) -> bool:
+        return host_is_trusted(host, allowed_hosts)
+
+    def refuse_or_redirect():
         if request.blueprint in ANY_HOST_BLUEPRINTS:
             return None
         # request.host is "" when the header is malformed, which no list trusts.
-        if allowed_hosts and not host_is_trusted(request.host, allowed_hosts):
+        if allowed_hosts and not trusted(request.host):
             abort(400, "This site does not answer to that host name.")
         if force_https and not request.is_secure:
             if request.blueprint == "api":
@@ -62,8 +77,7 @@ def register_security(app: Flask) -> None:
             return redirect(request.url.replace("http://", "https://", 1), code=308)
         return None
 
-    register_headers(app)
-    app.add_template_test(shown_image)
+    return refuse_or_redirect
 
 
 def register_headers(app: Flask) -> None:
@@ -80,7 +94,9 @@ def register_headers(app: Flask) -> None:
         if hsts and request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", hsts)
         if request.blueprint in PRIVATE_BLUEPRINTS:
-            response.headers["Cache-Control"] = "no-store"
+            # add() rather than setting it, which compares every header's name; a view's own
+            # directives, were there any, would join no-store, which overrides them all.
+            response.headers.add("Cache-Control", "no-store")
         return response
 
 
