@@ -239,10 +239,10 @@ class Config:
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": secure_cookies,
             "SESSION_COOKIE_NAME": f"{cookie_prefix}session",
+            "REMEMBER_COOKIE_NAME": f"{cookie_prefix}remember_token",
             "REMEMBER_COOKIE_HTTPONLY": True,
             "REMEMBER_COOKIE_SAMESITE": "Lax",
-            "REMEMBER_COOKIE_SECURE": secure_cookies,
-            "REMEMBER_COOKIE_NAME": f"{cookie_prefix}remember_token",
+            "REMEMBER_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES),
         }
 
     def import_settings(self) -> dict[str, Any]:
