@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from datetime import timedelta
@@ -48,8 +49,11 @@ def normalize_database_url(raw: str) -> str:
 
 
 def mask_database_url(raw: str) -> str:
-    """Return the URL with its password hidden, for logs."""
-    return make_url(raw).render_as_string(hide_password=True)
+    """Return the URL with its password hidden, for logs, also one given as `?password=`."""
+    url = make_url(raw)
+    hidden = {key: "***" for key in url.query if "password" in key.lower()}
+    masked = url.update_query_dict(hidden).render_as_string(hide_password=True)
+    return masked.replace("%2A%2A%2A", "***")  # as the password is shown, not %-encoded
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -105,6 +109,38 @@ def _decimal_separator(environ: Mapping[str, str]) -> str:
     value = environ.get("DECIMAL_SEPARATOR", "").strip()
     if value not in ("", ".", ","):
         raise ConfigError(f'DECIMAL_SEPARATOR must be "." or "," (or unset), not {value!r}.')
+    return value
+
+
+HOST_NAME = re.compile(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)*(:\d{1,5})?")
+IMAGE_SOURCE = re.compile(r"(https?://)?(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:\d{1,5})?")
+
+
+def _names(environ: Mapping[str, str], name: str, pattern: re.Pattern, example: str) -> tuple:
+    """Return a comma-separated list of host names, each checked against `pattern`."""
+    entries = [entry.strip().lower() for entry in environ.get(name, "").split(",")]
+    for entry in filter(None, entries):
+        if not pattern.fullmatch(entry):
+            raise ConfigError(f"{name} must list host names such as {example}, not {entry!r}.")
+    return tuple(filter(None, entries))
+
+
+def _allowed_hosts(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Return the host names studio answers to (a leading dot: any subdomain), or () for any."""
+    return _names(environ, "ALLOWED_HOSTS", HOST_NAME, "shop.example.com or .example.com")
+
+
+def _image_sources(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Return the origins paint photos may come from, as CSP sources (https:// unless given)."""
+    hosts = _names(environ, "IMAGE_HOSTS", IMAGE_SOURCE, "images.example.com or *.example.com")
+    return tuple(host if "://" in host else f"https://{host}" for host in hosts)
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """Return one of `choices` (the first is the default)."""
+    value = environ.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
     return value
 
 
@@ -168,6 +204,10 @@ class Config:
         env = self.environ
         max_body = _int(env, "MAX_CONTENT_LENGTH", 2 * 1024 * 1024)
         redis_url = env.get("REDIS_URL", "").strip() or None
+        force_https = _bool(env, "FORCE_HTTPS", False)
+        secure_cookies = _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES)
+        # A browser keeps a __Host- cookie only if it is Secure, for Path=/ and no Domain.
+        cookie_prefix = "__Host-" if secure_cookies else ""
         return {
             "STUDIO_ENV": self.NAME,
             "SECRET_KEY": self.secret_key(),
@@ -181,7 +221,11 @@ class Config:
             "CURRENCY": _currency(env),
             "MAX_CONTENT_LENGTH": max_body,
             **self.import_settings(),
-            "FORCE_HTTPS": _bool(env, "FORCE_HTTPS", False),
+            "FORCE_HTTPS": force_https,
+            "HSTS": _bool(env, "HSTS", self.NAME == "production" or force_https),
+            "ALLOWED_HOSTS": _allowed_hosts(env),
+            "IMAGE_HOSTS": _image_sources(env),
+            "SERVER_TIMING": _choice(env, "SERVER_TIMING", ("admins", "everyone", "off")),
             "READINESS_TIMEOUT_MS": _int(env, "READINESS_TIMEOUT_MS", 2000),
             "SLOW_REQUEST_MS": _int(env, "SLOW_REQUEST_MS", 500),
             "STUDIO_INSTANCES": max(_int(env, "STUDIO_INSTANCES", 1), 1),
@@ -213,7 +257,9 @@ class Config:
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
-            "SESSION_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES),
+            "SESSION_COOKIE_SECURE": secure_cookies,
+            "SESSION_COOKIE_NAME": f"{cookie_prefix}session",
+            "REMEMBER_COOKIE_NAME": f"{cookie_prefix}remember_token",
             "REMEMBER_COOKIE_HTTPONLY": True,
             "REMEMBER_COOKIE_SAMESITE": "Lax",
             "REMEMBER_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES),

@@ -46,6 +46,11 @@ def log_startup(app: Flask) -> None:
         app.config["CACHE_TYPE"].rsplit(".", 1)[-1],
         f" ({mask_database_url(cache_url)})" if cache_url else "",
     )
+    if app.config["STUDIO_ENV"] == "production" and not app.config["ALLOWED_HOSTS"]:
+        logger.warning(
+            "ALLOWED_HOSTS is not set: studio answers to any Host header. Set it to the site's "
+            "names (e.g. ALLOWED_HOSTS=shop.example.com; on Railway ${{RAILWAY_PUBLIC_DOMAIN}})."
+        )
     if app.config.get("CACHE_STALE_RISK"):
         logger.warning(
             "Several workers and no Redis: each worker keeps its own cache, which can be stale "

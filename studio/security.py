@@ -1,44 +1,134 @@
-"""Security headers on every response, and HTTPS where the platform does not force it."""
+"""Security headers, known hosts only, HTTPS where the platform does not force it, no caching."""
 
-from flask import Flask, Response, redirect, request
+from collections.abc import Callable
+from functools import lru_cache
+from urllib.parse import urlsplit
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        # Paint photos live on suppliers' sites.
-        "img-src 'self' data: https: http:",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+from flask import Flask, Response, abort, current_app, redirect, request
+from werkzeug.sansio.utils import host_is_trusted
+
+from .config import ConfigError
+
 HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+HSTS_SECONDS = 365 * 24 * 3600  # ASVS 3.4.1: at least a year
+# Pages and answers for a signed-in admin or a token, which no browser or proxy may keep.
+PRIVATE_BLUEPRINTS = frozenset({"admin", "auth", "api", "metrics"})
+# The platform's health checks come from inside, over plain HTTP and under a Host of their
+# own (Railway's is healthcheck.railway.app, Kubernetes' the pod's address); they build no URL.
+ANY_HOST_BLUEPRINTS = frozenset({"health"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def content_security_policy(image_sources: tuple[str, ...]) -> str:
+    """Return the policy: everything from this site only, photos also from `image_sources`."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            " ".join(["img-src 'self' data:", *image_sources]),
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def register_security(app: Flask) -> None:
-    """Send the security headers, and redirect to HTTPS when FORCE_HTTPS is set."""
-    force_https = app.config.get("FORCE_HTTPS", False)
+    """Refuse unknown hosts, redirect to HTTPS if asked, and send the security headers."""
+    allowed_hosts, force_https = app.config["ALLOWED_HOSTS"], app.config["FORCE_HTTPS"]
+    if force_https and not allowed_hosts:
+        raise ConfigError(
+            "FORCE_HTTPS needs ALLOWED_HOSTS: the redirect is built from the request's Host, "
+            "which must be one of the site's names (e.g. ALLOWED_HOSTS=shop.example.com)."
+        )
 
-    @app.before_request
-    def redirect_to_https():
-        # The platform's health checks come from inside, over plain HTTP.
-        if force_https and not request.is_secure and request.blueprint != "health":
+    if allowed_hosts or force_https:
+        app.before_request(known_host_over_https(allowed_hosts, force_https))
+    register_headers(app)
+    app.add_template_test(shown_image)
+
+
+def known_host_over_https(allowed_hosts: tuple[str, ...], force_https: bool) -> Callable:
+    """Return the hook refusing unknown hosts (400) and redirecting plain HTTP to HTTPS."""
+
+    # The verdict per Host value, kept: host_is_trusted IDNA-encodes every entry each time.
+    @lru_cache(maxsize=64)
+    def trusted(host: str) -> bool:
+        return host_is_trusted(host, allowed_hosts)
+
+    def refuse_or_redirect():
+        if request.blueprint in ANY_HOST_BLUEPRINTS:
+            return None
+        # request.host is "" when the header is malformed, which no list trusts.
+        if allowed_hosts and not trusted(request.host):
+            abort(400, "This site does not answer to that host name.")
+        if force_https and not request.is_secure:
+            if request.blueprint == "api":
+                # A script that followed a redirect would have sent its token in clear already
+                # and go on doing so unnoticed (ASVS 4.1.2): it is told instead.
+                abort(403, "The API answers over HTTPS only; nothing was done.")
             return redirect(request.url.replace("http://", "https://", 1), code=308)
         return None
 
+    return refuse_or_redirect
+
+
+def register_headers(app: Flask) -> None:
+    """Send the security headers; HSTS over HTTPS; no-store on private pages and answers."""
+    headers = {"Content-Security-Policy": content_security_policy(app.config["IMAGE_HOSTS"])}
+    headers.update(HEADERS)
+    hsts = f"max-age={HSTS_SECONDS}" if app.config["HSTS"] else None
+
     @app.after_request
     def add_security_headers(response: Response) -> Response:
-        for name, value in HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
-        if force_https:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        # Browsers ignore HSTS over plain HTTP, and RFC 6797 forbids sending it there.
+        if hsts and request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", hsts)
+        if request.blueprint in PRIVATE_BLUEPRINTS:
+            # add() rather than setting it, which compares every header's name; a view's own
+            # directives, were there any, would join no-store, which overrides them all.
+            response.headers.add("Cache-Control", "no-store")
         return response
+
+
+def shown_image(url: str | None) -> bool:
+    """Whether the CSP lets the admin's browser load this photo (this site or IMAGE_HOSTS)."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    if parts.netloc == request.host and parts.scheme == request.scheme:
+        return True
+    return any(
+        source_matches(source, parts.scheme, parts.hostname or "", port(parts))
+        for source in current_app.config["IMAGE_HOSTS"]
+    )
+
+
+def port(parts) -> int | None:
+    try:
+        return parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:  # a port out of range: no source matches it
+        return None
+
+
+def source_matches(source: str, scheme: str, hostname: str, url_port: int | None) -> bool:
+    """Match a URL against a CSP host source such as https://*.example.com:8443 (CSP 3)."""
+    source_scheme, _, host = source.partition("://")
+    host, _, source_port = host.partition(":")
+    # An http: source also allows https:, never the other way round.
+    if scheme != source_scheme and (source_scheme, scheme) != ("http", "https"):
+        return False
+    if url_port != (int(source_port) if source_port else DEFAULT_PORTS.get(scheme)):
+        return False
+    if host.startswith("*."):
+        return hostname.endswith(host[1:])
+    return hostname == host

@@ -16,6 +16,8 @@ database_retry = _signals.signal("database-retry")
 breaker_changed = _signals.signal("breaker-changed")
 # A request was answered 503 because the database was unavailable: `cause` as above.
 database_unavailable = _signals.signal("database-unavailable")
+# A request was recognised as a signed-in admin's: sender is how ("session" or "token").
+admin_identified = _signals.signal("admin-identified")
 # The cache could not be told what a write changed (healed by a new cache epoch): `keys`.
 cache_invalidation_missed = _signals.signal("cache-invalidation-missed")
 # An idempotent request was answered from its first answer.

@@ -27,6 +27,11 @@ SETTINGS_VARIABLES = {
     "PROXY_HOPS",
     "SESSION_COOKIE_SECURE",
     "LOG_LEVEL",
+    "FORCE_HTTPS",
+    "HSTS",
+    "ALLOWED_HOSTS",
+    "IMAGE_HOSTS",
+    "SERVER_TIMING",
 }
 # SQLAlchemy's own pre-ping is always off: studio.database pings on checkout (DB_POOL_PRE_PING).
 PRODUCTION_POOL = {
@@ -415,13 +420,75 @@ def test_development_keeps_its_generated_secret_key(tmp_path):
     assert DevelopmentConfig({}, str(tmp_path / "other")).settings()["SECRET_KEY"] != first
 
 
-@pytest.mark.parametrize(("environment", "secure"), [("production", True), ("development", False)])
-def test_session_cookie_flags(environment, secure):
-    cookie = probe_app(environment).test_client().get("/_probe").headers["Set-Cookie"]
+@pytest.mark.parametrize(
+    ("environment", "secure", "name"),
+    [("production", True, "__Host-session"), ("development", False, "session")],
+)
+def test_session_cookie_flags(environment, secure, name):
+    app = probe_app(environment)
+    cookie = app.test_client().get("/_probe").headers["Set-Cookie"]
     attributes = [part.strip() for part in cookie.split(";")]
+    assert attributes[0].startswith(f"{name}=")
     assert "HttpOnly" in attributes
     assert "SameSite=Lax" in attributes
     assert ("Secure" in attributes) is secure
+    # What a browser demands of a __Host- cookie: Secure, Path=/ and no Domain.
+    assert "Path=/" in attributes
+    assert not any(part.lower().startswith("domain=") for part in attributes)
+    assert app.config["REMEMBER_COOKIE_NAME"] == name.replace("session", "remember_token")
+
+
+def test_a_session_cookie_without_secure_keeps_its_plain_name(monkeypatch):
+    monkeypatch.setenv("SESSION_COOKIE_SECURE", "false")
+    cookie = probe_app("production").test_client().get("/_probe").headers["Set-Cookie"]
+    assert cookie.startswith("session=")  # a browser would drop a __Host- cookie without Secure
+
+
+@pytest.mark.parametrize(
+    ("environment", "variables", "sent"),
+    [
+        ("production", {}, True),
+        ("production", {"HSTS": "false"}, False),
+        ("development", {}, False),
+        ("development", {"FORCE_HTTPS": "true", "ALLOWED_HOSTS": "localhost"}, True),
+    ],
+)
+def test_hsts_is_on_by_default_in_production(monkeypatch, environment, variables, sent):
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    response = probe_app(environment).test_client().get("/_probe", base_url="https://localhost")
+    assert response.headers.get("Strict-Transport-Security") == (
+        "max-age=31536000" if sent else None
+    )
+
+
+def test_host_lists_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ALLOWED_HOSTS", " Shop.Example.com, .studio.example ,")
+    monkeypatch.setenv("IMAGE_HOSTS", "images.example.com, *.cdn.example, http://old.example:8080")
+    config = build("production").config
+    assert config["ALLOWED_HOSTS"] == ("shop.example.com", ".studio.example")
+    assert config["IMAGE_HOSTS"] == (
+        "https://images.example.com",
+        "https://*.cdn.example",
+        "http://old.example:8080",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ALLOWED_HOSTS", "shop.example/admin"),
+        ("ALLOWED_HOSTS", "*"),
+        ("IMAGE_HOSTS", "images.example.com; script-src *"),
+        ("IMAGE_HOSTS", "https:"),
+        ("IMAGE_HOSTS", "'unsafe-inline'"),
+        ("SERVER_TIMING", "sometimes"),
+    ],
+)
+def test_malformed_host_lists_are_refused_by_name(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    message = refusal({"STUDIO_ENV": "production", "DATABASE_URL": PG_URL, "SECRET_KEY": SECRET})
+    assert variable in message
 
 
 @pytest.mark.parametrize(
@@ -469,15 +536,38 @@ def test_forwarded_headers_are_trusted_per_proxy_hop(
 
 
 @pytest.mark.parametrize("environment", ["production", "development"])
-def test_startup_log_masks_the_password(caplog, environment):
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (PG_URL, "postgresql+psycopg2://user:***@db.example.com:5432/shop"),
+        (
+            "postgres://user@db.example.com:5432/shop?password=s3cret&sslmode=require",
+            "postgresql+psycopg2://user@db.example.com:5432/shop?password=***&sslmode=require",
+        ),
+    ],
+    ids=["in-url", "query"],
+)
+def test_startup_log_masks_the_password(caplog, environment, url, shown):
     with caplog.at_level(logging.INFO, logger="studio"):
-        build(environment)
-    [line] = [record.getMessage() for record in caplog.records if record.name == "studio"]
+        build(environment, url)
+    lines = [record.getMessage() for record in caplog.records]
+    [line] = [line for line in lines if line.startswith("studio starting")]
     assert environment in line
-    assert "postgresql+psycopg2://user:***@db.example.com:5432/shop" in line
+    assert shown in line
     assert "pool_size" in line
     assert "s3cret" not in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_startup_warns_when_production_answers_to_any_host(caplog, monkeypatch):
+    with caplog.at_level(logging.INFO, logger="studio"):
+        build("production")
+    assert "ALLOWED_HOSTS is not set" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("ALLOWED_HOSTS", "shop.example.com")
+    with caplog.at_level(logging.INFO, logger="studio"):
+        build("production")
+    assert "ALLOWED_HOSTS" not in caplog.text
 
 
 def test_unparseable_database_url_is_refused_in_one_line(monkeypatch):

@@ -36,6 +36,6 @@ def test_ready_but_degraded_without_redis(extra_apps):
 
 
 def test_health_is_not_redirected_to_https(extra_apps):
-    app = extra_apps(FORCE_HTTPS=True)
+    app = extra_apps(FORCE_HTTPS=True, ALLOWED_HOSTS=("localhost",))
     assert app.test_client().get("/health").status_code == 200
     assert app.test_client().get("/login").status_code == 308

@@ -7,7 +7,7 @@ from .conftest import make_api
 
 
 def test_force_https_redirects_and_sends_hsts(extra_apps):
-    app = extra_apps(FORCE_HTTPS=True)
+    app = extra_apps(FORCE_HTTPS=True, HSTS=True, ALLOWED_HOSTS=("localhost",))
     client = app.test_client()
     response = client.get("/login?next=/admin/")
     assert response.status_code == 308

@@ -17,6 +17,7 @@ from flask import (
 from flask_login import current_user
 from werkzeug.exceptions import default_exceptions
 
+from .. import signals
 from ..extensions import login_manager
 from ..resilience.deadline import paced
 from ..resilience.retry import retry_transient
@@ -41,6 +42,7 @@ REFRESH_SECONDS = 5
 def require_login():
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
+    signals.admin_identified.send("session")
     return None
 
 

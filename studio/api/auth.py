@@ -5,6 +5,7 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 
+from .. import signals
 from ..services import accounts
 from .errors import error_response
 
@@ -39,4 +40,5 @@ def require_token() -> tuple[Response, int, dict[str, str]] | None:
             headers={"WWW-Authenticate": 'Bearer realm="studio"'},
         )
     g.api_user = user
+    signals.admin_identified.send("token")
     return None

@@ -10,6 +10,7 @@ from statistics import quantiles
 
 from flask import Flask, Response, request
 
+from .. import signals
 from ..logs import burst_log
 from . import metrics
 
@@ -20,12 +21,13 @@ WINDOW = 1000  # latest requests kept per endpoint
 class RequestClock:
     """When the current request started, and its time in the database and the cache so far."""
 
-    __slots__ = ("started", "db", "cache")
+    __slots__ = ("started", "db", "cache", "for_admin")
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.db = 0.0
         self.cache = 0.0
+        self.for_admin = False
 
 
 # A context variable rather than `g`: every SQL statement and cache call adds to it, and a
@@ -41,6 +43,13 @@ def add_time(kind: str, seconds: float) -> None:
             clock.db += seconds
         else:
             clock.cache += seconds
+
+
+def note_admin(sender: str) -> None:
+    """Mark the current request as a signed-in admin's, who may see its Server-Timing."""
+    clock = current_clock.get()
+    if clock is not None:
+        clock.for_admin = True
 
 
 class EndpointTimes:
@@ -130,6 +139,9 @@ def register_request_timing(
 ) -> None:
     """Time every request of the app, whatever blueprint serves it; call `after` for each."""
     slow_ms = app.config["SLOW_REQUEST_MS"]
+    # Timings tell anyone which lookups hit the database: shown to admins only, unless set.
+    shown_to = app.config["SERVER_TIMING"]
+    signals.admin_identified.connect(note_admin)
 
     @app.before_request
     def start_clock() -> None:
@@ -145,11 +157,13 @@ def register_request_timing(
         current_clock.set(None)
         total = time.perf_counter() - clock.started
         db, cached = clock.db, clock.cache
-        # add() rather than item assignment, which compares every header's name to replace one.
-        response.headers.add(
-            "Server-Timing",
-            f"db;dur={db * 1000:.1f}, cache;dur={cached * 1000:.1f}, total;dur={total * 1000:.1f}",
-        )
+        if shown_to == "everyone" or (clock.for_admin and shown_to == "admins"):
+            # add() rather than item assignment, which compares every header's name.
+            response.headers.add(
+                "Server-Timing",
+                f"db;dur={db * 1000:.1f}, cache;dur={cached * 1000:.1f}, "
+                f"total;dur={total * 1000:.1f}",
+            )
         request_times.record(
             request.endpoint or "unmatched", total, response.status_code, db, cached
         )
