@@ -8,6 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin, api, auth, cli, health, metrics
+from .bodies import guard_request_bodies
 from .config import load_settings
 from .database import IdConverter, register_engine_events, register_request_deadline
 from .errors import register_error_handlers
@@ -34,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_observability(app)
     register_security(app)
     cli.register_commands(app)
+    guard_request_bodies(app)
     register_proxy_fix(app)
     log_startup(app)
     return app

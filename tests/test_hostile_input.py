@@ -1,0 +1,76 @@
+"""No input is a 500: broken bodies, strings, cursors, ids and `next` get clear 4xx answers.
+
+Chunked bodies are decoded by the server: these tests hand the app a stream that fails
+as gunicorn's does (tests/faults/test_hostile_requests.py sends the real bytes).
+"""
+
+import base64
+import io
+import json
+
+import pytest
+from gunicorn.http.errors import InvalidChunkSize
+
+from studio.observability import observatory
+
+from .conftest import token_from
+
+
+class BrokenChunks:
+    """What gunicorn hands the app for a body whose chunk-size line is not hex."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise InvalidChunkSize(b"zz")
+
+
+def chunked(stream: object) -> dict:
+    """The request options of a body sent in chunks, as a server that decodes them passes it."""
+    environ = {"wsgi.input": stream, "wsgi.input_terminated": True, "CONTENT_LENGTH": ""}
+    return {"headers": {"Transfer-Encoding": "chunked"}, "environ_overrides": environ}
+
+
+def requests_of(app, endpoint: str) -> int:
+    return observatory(app).requests.snapshot().get(endpoint, {}).get("count", 0)
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint"),
+    [("/login", "auth.login"), ("/logout", "auth.logout"), ("/admin/paints/new", "admin.new_paint")],
+)
+def test_a_malformed_chunked_form_is_a_400_and_counted(app, client, path, endpoint):
+    before = requests_of(app, endpoint)
+    response = client.post(
+        path, content_type="application/x-www-form-urlencoded", **chunked(BrokenChunks())
+    )
+    assert response.status_code == 400
+    assert "not valid chunked encoding" in response.get_data(as_text=True)
+    assert requests_of(app, endpoint) == before + 1
+
+
+def test_a_malformed_chunked_api_body_is_a_json_400(app, api):
+    response = api.post("/api/v1/paints", content_type="application/json", **chunked(BrokenChunks()))
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "bad_request"
+    assert "chunked" in response.json["error"]["message"]
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_not_cut_short(app, api):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    # Valid JSON if cut at the limit: the spaces after the object are what goes over.
+    body = json.dumps({"name": "Cut short", "brand": "Citadel"}).encode()
+    body += b" " * (limit - len(body)) + b" " * 10
+    response = api.post(
+        "/api/v1/paints", content_type="application/json", **chunked(io.BytesIO(body))
+    )
+    assert response.status_code == 413
+    assert api.get("/api/v1/paints?q=Cut").json["pagination"]["total"] == 0
+
+
+def test_a_chunked_body_at_the_limit_is_taken(app, api):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    body = json.dumps({"name": "Just fits", "brand": "Citadel"}).encode()
+    body += b" " * (limit - len(body))
+    response = api.post(
+        "/api/v1/paints", content_type="application/json", **chunked(io.BytesIO(body))
+    )
+    assert response.status_code == 201
