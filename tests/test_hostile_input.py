@@ -35,7 +35,11 @@ def requests_of(app, endpoint: str) -> int:
 
 @pytest.mark.parametrize(
     ("path", "endpoint"),
-    [("/login", "auth.login"), ("/logout", "auth.logout"), ("/admin/paints/new", "admin.new_paint")],
+    [
+        ("/login", "auth.login"),
+        ("/logout", "auth.logout"),
+        ("/admin/paints/new", "admin.new_paint"),
+    ],
 )
 def test_a_malformed_chunked_form_is_a_400_and_counted(app, client, path, endpoint):
     before = requests_of(app, endpoint)
@@ -48,7 +52,9 @@ def test_a_malformed_chunked_form_is_a_400_and_counted(app, client, path, endpoi
 
 
 def test_a_malformed_chunked_api_body_is_a_json_400(app, api):
-    response = api.post("/api/v1/paints", content_type="application/json", **chunked(BrokenChunks()))
+    response = api.post(
+        "/api/v1/paints", content_type="application/json", **chunked(BrokenChunks())
+    )
     assert response.status_code == 400
     assert response.json["error"]["code"] == "bad_request"
     assert "chunked" in response.json["error"]["message"]
@@ -74,3 +80,46 @@ def test_a_chunked_body_at_the_limit_is_taken(app, api):
         "/api/v1/paints", content_type="application/json", **chunked(io.BytesIO(body))
     )
     assert response.status_code == 201
+
+
+@pytest.fixture
+def paint_id(api) -> int:
+    body = {"name": "Mephiston Red", "brand": "Citadel", "price": "4.50", "stock": 5}
+    return api.post("/api/v1/paints", json=body).json["id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/api/v1/paints", b'{"name": "Red \\ud800", "brand": "Citadel"}', "name"),
+        ("patch", "/api/v1/paints/{id}", b'{"version": 1, "brand": "\\udfff"}', "brand"),
+        ("patch", "/api/v1/paints/{id}", b'{"original": {"name": "\\ud800"}}', "original"),
+        ("post", "/api/v1/paints/{id}/stock", b'{"delta": 1, "reason": "\\ud83d"}', "reason"),
+        ("post", "/api/v1/paints", b'{"name": "x", "brand": "y", "\\ud800": 1}', "\\ud800"),
+    ],
+)
+def test_a_lone_surrogate_is_a_422_naming_the_field(api, paint_id, method, path, body, field):
+    response = getattr(api, method)(
+        path.format(id=paint_id), data=body, content_type="application/json"
+    )
+    assert response.status_code == 422
+    assert "surrogate" in response.json["error"]["fields"][field]
+    assert api.get(f"/api/v1/paints/{paint_id}").json["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "said", "internal"),
+    [
+        (b'{"price": ' + b"1" * 5000 + b"}", "too many digits", "sys.set_int_max_str_digits"),
+        (b"[" * 100_000, "nested too deeply", "recursion"),
+        (b'{"name": "\xff"}', "not UTF-8", "codec"),
+        (b'{"name": NaN}', "NaN is not a number JSON allows", "Traceback"),
+        (b'{"name": }', "expecting value at line 1, column 10", "char"),
+    ],
+)
+def test_a_body_that_is_not_json_is_a_400_in_plain_words(api, body, said, internal):
+    response = api.post("/api/v1/paints", data=body, content_type="application/json")
+    assert response.status_code == 400
+    message = response.json["error"]["message"]
+    assert said in message
+    assert internal not in message
