@@ -123,3 +123,41 @@ def test_a_body_that_is_not_json_is_a_400_in_plain_words(api, body, said, intern
     message = response.json["error"]["message"]
     assert said in message
     assert internal not in message
+
+
+def forged(text: str) -> str:
+    """A cursor as studio writes them (URL-safe base64 of JSON), holding what an attacker chose."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("sort", "cursor"),
+    [
+        ("name", '["name", "a\\u0000b", 1]'),
+        ("name", '["name", "\\ud800", 1]'),
+        ("brand", '["brand", "Citadel", 99999999999999999999]'),
+        ("price", '["price", 1e999999999, 1]'),
+        ("price", '["price", "1e999999999", 1]'),
+        ("price", '["price", "NaN", 1]'),
+        ("price", '["price", "4.50", true]'),
+        ("stock", '["stock", 99999999999999999999, 1]'),
+        ("created_at", '["created_at", "2026-01-01\\u0000", 1]'),
+        ("name", "[" * 900),
+    ],
+)
+def test_a_forged_cursor_is_a_422(api, paint_id, sort, cursor):
+    response = api.get("/api/v1/paints", query_string={"sort": sort, "after": forged(cursor)})
+    assert response.status_code == 422
+    assert "start again from page 1" in response.json["error"]["fields"]["after"]
+
+
+def test_a_cursor_studio_wrote_still_works(api, paint_id, make_paint):
+    api.post("/api/v1/paints", json={"name": "Zandri Dust", "brand": "Citadel", "price": "9.99"})
+    for sort in ("name", "-price", "stock", "-created_at", "brand"):
+        first = api.get("/api/v1/paints", query_string={"sort": sort, "per_page": 1}).json
+        after = first["pagination"]["next_cursor"]
+        second = api.get(
+            "/api/v1/paints", query_string={"sort": sort, "per_page": 1, "after": after}
+        )
+        assert second.status_code == 200
+        assert second.json["items"][0]["id"] != first["items"][0]["id"]
