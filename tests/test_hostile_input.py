@@ -161,3 +161,25 @@ def test_a_cursor_studio_wrote_still_works(api, paint_id, make_paint):
         )
         assert second.status_code == 200
         assert second.json["items"][0]["id"] != first["items"][0]["id"]
+
+
+@pytest.mark.parametrize("paint", ["0", "2147483648", "9" * 5000])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/paints/{}"),
+        ("patch", "/api/v1/paints/{}"),
+        ("delete", "/api/v1/paints/{}"),
+        ("post", "/api/v1/paints/{}/stock"),
+        ("get", "/api/v1/paints/{}/movements"),
+    ],
+)
+def test_an_id_outside_the_column_is_a_404_on_every_method(api, method, path, paint):
+    response = getattr(api, method)(path.format(paint), json={"delta": 1, "reason": "x"})
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/admin/paints/0", "/admin/paints/2147483648/edit"])
+def test_an_admin_page_for_an_id_outside_the_column_is_a_404(admin, path):
+    assert admin.get(path).status_code == 404
