@@ -13,7 +13,7 @@ from gunicorn.http.errors import InvalidChunkSize
 
 from studio.observability import observatory
 
-from .conftest import token_from
+from .conftest import PASSWORD, token_from
 
 
 class BrokenChunks:
@@ -183,3 +183,18 @@ def test_an_id_outside_the_column_is_a_404_on_every_method(api, method, path, pa
 @pytest.mark.parametrize("path", ["/admin/paints/0", "/admin/paints/2147483648/edit"])
 def test_an_admin_page_for_an_id_outside_the_column_is_a_404(admin, path):
     assert admin.get(path).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "target", ["/admin/%0d%0aSet-Cookie:%20a=b", "/admin/paints%0a", "/%09/evil.example", "/%00"]
+)
+def test_a_next_with_control_characters_leads_home(app, client, api, target):
+    page = client.get("/login").get_data(as_text=True)
+    form = {"username": "alice", "password": PASSWORD, "csrf_token": token_from(page)}
+    signed_in = client.post(f"/login?next={target}", data=form)
+    assert signed_in.status_code == 302
+    assert signed_in.headers["Location"] == "/admin/"
+    assert "Set-Cookie: a" not in str(signed_in.headers)
+    # Signed in already: the page sends the admin on at once, to the same place.
+    again = client.get(f"/login?next={target}")
+    assert (again.status_code, again.headers["Location"]) == (302, "/admin/")
