@@ -10,10 +10,15 @@ import json
 
 import pytest
 from gunicorn.http.errors import InvalidChunkSize
+from sqlalchemy import create_engine, delete, event
 
+from studio.extensions import db
+from studio.limits import MAX_URL_LENGTH
+from studio.models import Paint
 from studio.observability import observatory
+from studio.services.listing import TEXT_FILTERS
 
-from .conftest import PASSWORD, token_from
+from .conftest import ON_POSTGRESQL, PASSWORD, make_api, token_from
 
 
 class BrokenChunks:
@@ -198,3 +203,62 @@ def test_a_next_with_control_characters_leads_home(app, client, api, target):
     # Signed in already: the page sends the admin on at once, to the same place.
     again = client.get(f"/login?next={target}")
     assert (again.status_code, again.headers["Location"]) == (302, "/admin/")
+
+
+@pytest.fixture
+def deleted_before_update(committed_app):
+    """Delete a paint from another connection just before the next UPDATE of paints runs.
+
+    The request has read the paint by then; on PostgreSQL the other connection's DELETE
+    commits without waiting (SQLite's BEGIN IMMEDIATE would make it wait for the request).
+    """
+    engine = db.engine
+    other = create_engine(committed_app.config["SQLALCHEMY_DATABASE_URI"])
+    armed: list[int] = []
+
+    def delete_first(connection, cursor, statement, parameters, context, executemany):
+        if armed and statement.lstrip().upper().startswith("UPDATE PAINTS"):
+            with other.begin() as deleting:
+                deleting.execute(delete(Paint).where(Paint.id == armed.pop()))
+
+    event.listen(engine, "before_cursor_execute", delete_first)
+    yield armed.append
+    event.remove(engine, "before_cursor_execute", delete_first)
+    other.dispose()
+
+
+@ON_POSTGRESQL
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("patch", "/api/v1/paints/{}", {"version": 1, "name": "Renamed"}),
+        ("patch", "/api/v1/paints/{}", {"version": 1, "stock": 9}),
+        ("patch", "/api/v1/paints/{}", {"original": {"name": "Abaddon Black"}, "name": "X"}),
+        ("post", "/api/v1/paints/{}/stock", {"delta": -1, "reason": "sold"}),
+    ],
+)
+def test_an_edit_racing_a_delete_is_a_404(committed_app, deleted_before_update, method, path, body):
+    api = make_api(committed_app)
+    paint = {"name": "Abaddon Black", "brand": "Citadel", "price": "4.50", "stock": 3}
+    paint_id = api.post("/api/v1/paints", json=paint).json["id"]
+    deleted_before_update(paint_id)
+    response = getattr(api, method)(path.format(paint_id), json=body)
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+
+
+def test_an_over_long_url_is_a_414_in_json_under_the_api(api):
+    response = api.get("/api/v1/paints", query_string={"q": "a" * (MAX_URL_LENGTH + 1)})
+    assert response.status_code == 414
+    assert response.json["error"]["code"] == "uri_too_long"
+    assert api.get("/login?q=" + "a" * (MAX_URL_LENGTH + 1)).status_code == 414
+
+
+def test_the_longest_url_studio_makes_is_taken(api, paint_id):
+    # Every text filter at its longest, each character 4 UTF-8 bytes, and a cursor.
+    cursor = api.get("/api/v1/paints?per_page=1").json["pagination"]["next_cursor"] or ""
+    filters = {field: "🎨" * length for field, length in TEXT_FILTERS.items()}
+    query = {**filters, "after": cursor + "A" * (1000 - len(cursor)), "sort": "-created_at"}
+    response = api.get("/api/v1/paints", query_string=query)
+    assert response.status_code == 422  # the forged cursor, not the length
+    assert set(response.json["error"]["fields"]) == {"after"}

@@ -1,4 +1,7 @@
-"""Request bodies without a length: a broken one is a 400, one over the limit a 413.
+"""What a request may send: a URL of MAX_URL_LENGTH at most, a body within its limit.
+
+A URL longer than any studio makes is a 414 (JSON under /api); gunicorn refuses longer
+request lines still (limit_request_line in gunicorn.conf.py) with a short page of its own.
 
 A body sent with `Transfer-Encoding: chunked` has no Content-Length; the server
 (gunicorn) decodes the chunks as the app reads them. A malformed chunk then raises the
@@ -12,9 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, request
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, RequestURITooLarge
 
 logger = logging.getLogger(__name__)
+# The longest URL studio makes: every text filter at its longest, each character
+# percent-encoded as 4 UTF-8 bytes (about 4,800), a cursor (1,000) and the rest. gunicorn's
+# limit_request_line (8,190) leaves room above it for this JSON answer.
+MAX_URL_LENGTH = 6144
 MALFORMED = "The request body is not valid chunked encoding (Transfer-Encoding: chunked)."
 
 
@@ -78,6 +85,14 @@ def request_limit() -> int | None:
     return request.max_content_length
 
 
-def guard_request_bodies(app: Flask) -> None:
-    """Answer 400 to a malformed body without a length, and 413 to one over the limit."""
+def register_request_limits(app: Flask) -> None:
+    """Refuse an over-long URL (414), a malformed body (400) and one over its limit (413)."""
     app.wsgi_app = GuardUnsizedBodies(app.wsgi_app)
+
+    @app.before_request
+    def refuse_long_urls() -> None:
+        if len(request.environ.get("PATH_INFO", "")) + len(request.query_string) > MAX_URL_LENGTH:
+            raise RequestURITooLarge(
+                f"The address is longer than {MAX_URL_LENGTH} characters, "
+                "longer than any studio makes."
+            )
