@@ -64,7 +64,10 @@ class UnsizedBody:
         if self.read_so_far > limit or (
             self.read_so_far == limit and self._call(self.stream.read, 1)
         ):
-            raise RequestEntityTooLarge()
+            raise RequestEntityTooLarge(
+                f"The body is over {limit:,} bytes, the most this address takes; "
+                "nothing was changed."
+            )
 
 
 class GuardUnsizedBodies:

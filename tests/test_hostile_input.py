@@ -74,6 +74,7 @@ def test_a_chunked_body_over_the_limit_is_a_413_not_cut_short(app, api):
         "/api/v1/paints", content_type="application/json", **chunked(io.BytesIO(body))
     )
     assert response.status_code == 413
+    assert "the most this address takes" in response.json["error"]["message"]
     assert api.get("/api/v1/paints?q=Cut").json["pagination"]["total"] == 0
 
 
