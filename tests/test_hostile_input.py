@@ -16,9 +16,11 @@ from studio.extensions import db
 from studio.limits import MAX_URL_LENGTH
 from studio.models import Paint
 from studio.observability import observatory
+from studio.services import paints
 from studio.services.listing import TEXT_FILTERS
 
 from .conftest import ON_POSTGRESQL, PASSWORD, make_api, token_from
+from .test_edits import form_on
 
 
 class BrokenChunks:
@@ -263,3 +265,32 @@ def test_the_longest_url_studio_makes_is_taken(api, paint_id):
     response = api.get("/api/v1/paints", query_string=query)
     assert response.status_code == 422  # the forged cursor, not the length
     assert set(response.json["error"]["fields"]) == {"after"}
+
+
+def admin_client(flask_app):
+    client = flask_app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = str(make_api(flask_app, "admin").user.id)
+        session["_fresh"] = True
+    return client
+
+
+@ON_POSTGRESQL
+def test_an_admin_edit_racing_a_delete_is_a_404(committed_app, deleted_before_update):
+    paint = paints.create_paint({"name": "Abaddon Black", "brand": "Citadel"}, user_id=None)
+    client = admin_client(committed_app)
+    form = form_on(client.get(f"/admin/paints/{paint.id}/edit").get_data(as_text=True))
+    deleted_before_update(paint.id)
+    response = client.post(f"/admin/paints/{paint.id}/edit", data={**form, "name": "Renamed"})
+    assert response.status_code == 404
+    assert "does not exist" in response.get_data(as_text=True)
+
+
+@ON_POSTGRESQL
+def test_an_admin_stock_change_racing_a_delete_is_a_404(committed_app, deleted_before_update):
+    paint = paints.create_paint({"name": "Abaddon Black", "brand": "Citadel"}, user_id=None)
+    client = admin_client(committed_app)
+    form = form_on(client.get(f"/admin/paints/{paint.id}").get_data(as_text=True))
+    deleted_before_update(paint.id)
+    response = client.post(f"/admin/paints/{paint.id}", data={**form, "delta": "3", "reason": "x"})
+    assert response.status_code == 404
