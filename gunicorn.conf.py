@@ -2,10 +2,9 @@
 
 Workers come from WEB_CONCURRENCY, which gunicorn reads itself. What is set here:
 the worker timeout, above studio's own request deadline; the limits on a request's
-head, so an over-long one gets gunicorn's short 400/414 before the app sees it; and
+head, so an over-long one gets gunicorn's short 414 or 431 before the app sees it; and
 what makes /metrics count every worker: prometheus_client keeps each worker's figures in
-files under
-PROMETHEUS_MULTIPROC_DIR, which must be set before the app (and with it
+files under PROMETHEUS_MULTIPROC_DIR, which must be set before the app (and with it
 prometheus_client) is imported, and cleared of a previous run's files.
 """
 
