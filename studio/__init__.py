@@ -13,6 +13,7 @@ from .config import load_settings
 from .database import IdConverter, register_engine_events, register_request_deadline
 from .errors import register_error_handlers
 from .extensions import cache, csrf, db, limiter, login_manager, migrate
+from .limits import register_request_limits
 from .logs import configure_logging, log_startup
 from .observability import register_observability, use_measured_pool
 from .security import register_security
@@ -34,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_observability(app)
     register_security(app)
     cli.register_commands(app)
+    register_request_limits(app)
     register_proxy_fix(app)
     log_startup(app)
     return app

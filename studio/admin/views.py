@@ -22,7 +22,7 @@ from ..extensions import login_manager
 from ..resilience.deadline import paced
 from ..resilience.retry import retry_transient
 from ..services import csv_io, listing, paints, stats, stock
-from ..services.errors import EditConflict, ServiceError, ValidationError
+from ..services.errors import EditConflict, NotFound, ServiceError, ValidationError
 from ..services.listing import PaintFilter
 from .charts import bar_chart
 from .formatting import money, short_figure
@@ -161,6 +161,9 @@ def edit_paint(paint_id: int):
             except EditConflict as exc:
                 form.show_conflict(exc)
                 paint, status, notice = exc.current, exc.status, "conflict"
+            except NotFound:
+                # Deleted meanwhile: the form's paint is gone with its row, so no form again.
+                raise
             except ServiceError as exc:
                 form.show_errors(exc)
                 status = exc.status

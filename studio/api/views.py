@@ -22,12 +22,20 @@ bp.register_error_handler(ServiceError, handle_service_error)
 bp.register_error_handler(HTTPException, handle_http_error)
 
 
+class ForbiddenConstant(ValueError):
+    """NaN or Infinity, which Python's json reads but JSON does not have."""
+
+
 def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")
+    raise ForbiddenConstant(f"{name} is not a number JSON allows")
 
 
 def json_body() -> dict[str, Any]:
-    """Return the request's JSON object; 415, 400 or 413 when it is not one."""
+    """Return the request's JSON object; 415, 400 or 413 when it is not one.
+
+    422 names a field whose text holds a lone surrogate (`"\\ud800"`): JSON may escape
+    one, but it is no character, and neither the database nor a page could store it.
+    """
     if not request.is_json:
         abort(415, "Send the body as JSON, with 'Content-Type: application/json'.")
     # Kept (cache=True): a retried view and the idempotency key's fingerprint read it again.
@@ -35,10 +43,60 @@ def json_body() -> dict[str, Any]:
     try:
         data = json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
-        abort(400, f"The body is not valid JSON: {exc}.")
+        abort(400, f"The body is not valid JSON: {_json_problem(exc)}.")
     if not isinstance(data, dict):
         abort(400, "The body must be a JSON object.")
+    _refuse_surrogates(data)
     return data
+
+
+def _json_problem(exc: Exception) -> str:
+    """Say what is wrong with a body json.loads refused, without Python's words for it."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg.lower()} at line {exc.lineno}, column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if isinstance(exc, ForbiddenConstant):
+        return str(exc)
+    if "digits" in str(exc):  # int(): more digits than Python converts
+        return "a number in it has too many digits"
+    return "it could not be read"
+
+
+def _refuse_surrogates(data: dict[str, Any]) -> None:
+    fields = {
+        _printable(key): "must not contain lone surrogates (\\ud800 to \\udfff), "
+        "which are not characters."
+        for key, value in data.items()
+        if not _encodable(key) or not _encodable(value)
+    }
+    if fields:
+        raise ValidationError(fields)
+
+
+def _encodable(value: Any) -> bool:
+    """Whether every string in a JSON value is text UTF-8 can write."""
+    # A loop, not recursion: the body may nest as deep as json.loads allows.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
+
+
+def _printable(key: str) -> str:
+    return key.encode("utf-8", "backslashreplace").decode()
 
 
 def low_stock_threshold() -> int:

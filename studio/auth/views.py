@@ -21,6 +21,7 @@ from ..extensions import limiter
 from ..resilience.retry import retry_transient
 from ..services import accounts
 from ..services.errors import ValidationError
+from ..services.validation import CONTROL_CHARS
 from . import sessions
 from .forms import LoginForm, PasswordForm
 
@@ -36,8 +37,12 @@ def wrong_password(response: Response) -> bool:
 
 
 def safe_next(target: str | None) -> str:
-    """Return `target` if it is a path on this site, else the home page."""
-    if target:
+    """Return `target` if it is a path on this site, else the home page.
+
+    A control character (CR/LF would split the Location header; browsers drop a tab
+    from a URL) is never part of a path studio links to: such a target is ignored.
+    """
+    if target and not CONTROL_CHARS.search(target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") and "\\" not in target:
             if not target.startswith("//"):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from statistics import quantiles
 
-from flask import Flask, Response, request
+from flask import Flask, Response, request, request_started
 
 from .. import signals
 from ..logs import burst_log
@@ -143,9 +143,13 @@ def register_request_timing(
     shown_to = app.config["SERVER_TIMING"]
     signals.admin_identified.connect(note_admin)
 
-    @app.before_request
-    def start_clock() -> None:
+    # On request_started, which Flask sends before any before_request hook: CSRFProtect's
+    # and the limiter's hooks, registered with the extensions, read the body, and a
+    # request they refuse is timed and counted too.
+    def start_clock(sender: Flask, **extra: object) -> None:
         current_clock.set(RequestClock())
+
+    request_started.connect(start_clock, app, weak=False)
 
     @app.after_request
     def stop_clock(response: Response) -> Response:

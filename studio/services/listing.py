@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +27,7 @@ from ..search import word_parts
 from . import cache, vocabularies
 from .errors import ValidationError
 from .paints import PaintRecord
-from .validation import FieldError, clean_int, clean_text
+from .validation import MAX_INT, MAX_PRICE, FieldError, clean_int, clean_text
 
 SORT_COLUMNS = {
     "name": Paint.name,
@@ -86,24 +86,42 @@ def encode_cursor(sort: str, record: PaintRecord) -> str:
 
 
 def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
-    """Return the (sort value, id) a cursor points after; FieldError if it is not one of ours."""
+    """Return the (sort value, id) a cursor points after; FieldError if it is not one of ours.
+
+    A cursor comes back from the client, so it is checked as any input is: each value of
+    the type, range and encoding of its column, before a query binds it.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, value, paint_id = json.loads(raw)
-        column = sort.removeprefix("-")
-        if cursor_sort != sort or not isinstance(paint_id, int) or isinstance(paint_id, bool):
+        if cursor_sort != sort or not _is_int_within(paint_id, MAX_INT):
             raise ValueError("another listing's cursor")
-        if column == "price":
-            value = Decimal(value)
-        elif column == "created_at":
-            value = datetime.fromisoformat(value)
-        elif column == "stock" and (not isinstance(value, int) or isinstance(value, bool)):
-            raise ValueError("stock is a whole number")
-        elif column in ("name", "brand") and not isinstance(value, str):
-            raise ValueError("text expected")
-        return value, paint_id
-    except (ValueError, TypeError, InvalidOperation, binascii.Error, UnicodeDecodeError):
+        return _cursor_value(sort.removeprefix("-"), value), paint_id
+    except (ValueError, TypeError, DecimalException, binascii.Error, RecursionError):
         raise FieldError("is not a cursor of this listing; start again from page 1.") from None
+
+
+def _cursor_value(column: str, value: Any) -> Any:
+    """Return a cursor's sort value as its column holds it; ValueError if it cannot be one."""
+    if column == "stock":
+        if not _is_int_within(value, MAX_INT):
+            raise ValueError("stock is a whole number of the column's range")
+        return value
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError("text expected")
+    value.encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate
+    if column == "price":
+        price = Decimal(value)
+        if not price.is_finite() or not -MAX_PRICE <= price <= MAX_PRICE:
+            raise ValueError("a price within the column's range")
+        return price
+    if column == "created_at":
+        return datetime.fromisoformat(value)
+    return value
+
+
+def _is_int_within(value: Any, bound: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -bound <= value <= bound
 
 
 def _canonical_choices(values: dict[str, Any]) -> None:

@@ -1,0 +1,101 @@
+"""What a request may send: a URL of MAX_URL_LENGTH at most, a body within its limit.
+
+A URL longer than any studio makes is a 414 (JSON under /api); gunicorn refuses longer
+request lines still (limit_request_line in gunicorn.conf.py) with a short page of its own.
+
+A body sent with `Transfer-Encoding: chunked` has no Content-Length; the server
+(gunicorn) decodes the chunks as the app reads them. A malformed chunk then raises the
+server's own exception from inside whatever read the body (CSRFProtect, the limiter, a
+view), which would be a 500; and werkzeug reads such a body only up to
+MAX_CONTENT_LENGTH and stops there, so a longer one was cut short and accepted.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, request
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, RequestURITooLarge
+
+logger = logging.getLogger(__name__)
+# The longest URL studio makes: every text filter at its longest, each character
+# percent-encoded as 4 UTF-8 bytes (about 4,800), a cursor (1,000) and the rest. gunicorn's
+# limit_request_line (8,190) leaves room above it for this JSON answer.
+MAX_URL_LENGTH = 6144
+MALFORMED = "The request body is not valid chunked encoding (Transfer-Encoding: chunked)."
+
+
+class MalformedBody(BadRequest):
+    description = MALFORMED
+
+
+class UnsizedBody:
+    """The body of a request without Content-Length, read within the request's limit."""
+
+    def __init__(self, stream: Any, limit: Callable[[], int | None]) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.read_so_far = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._call(self.stream.read, -1 if size is None else size)
+        self._count(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        data = self._call(self.stream.readline, -1 if size is None else size)
+        self._count(data)
+        return data
+
+    def _call(self, read: Callable[[int], bytes], size: int) -> bytes:
+        try:
+            return read(size) if size >= 0 else read()
+        except Exception as exc:
+            # Only the client decides what a body holds: its failure is a bad request.
+            logger.info("refused a malformed request body: %s", exc)
+            raise MalformedBody() from None
+
+    def _count(self, data: bytes) -> None:
+        limit = self.limit()
+        if not data or limit is None:
+            return
+        self.read_so_far += len(data)
+        # werkzeug stops reading at the limit; one byte more tells a body that goes on.
+        if self.read_so_far > limit or (
+            self.read_so_far == limit and self._call(self.stream.read, 1)
+        ):
+            raise RequestEntityTooLarge(
+                f"The body is over {limit:,} bytes, the most this address takes; "
+                "nothing was changed."
+            )
+
+
+class GuardUnsizedBodies:
+    """WSGI middleware: give a body without Content-Length the guard above."""
+
+    def __init__(self, wsgi_app: Callable) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        # Only a server that ends the body itself (wsgi.input_terminated) lets it be read.
+        if not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
+            environ["wsgi.input"] = UnsizedBody(environ["wsgi.input"], request_limit)
+        return self.wsgi_app(environ, start_response)
+
+
+def request_limit() -> int | None:
+    # The request's own limit: the import page takes more than MAX_CONTENT_LENGTH.
+    return request.max_content_length
+
+
+def register_request_limits(app: Flask) -> None:
+    """Refuse an over-long URL (414), a malformed body (400) and one over its limit (413)."""
+    app.wsgi_app = GuardUnsizedBodies(app.wsgi_app)
+
+    @app.before_request
+    def refuse_long_urls() -> None:
+        if len(request.environ.get("PATH_INFO", "")) + len(request.query_string) > MAX_URL_LENGTH:
+            raise RequestURITooLarge(
+                f"The address is longer than {MAX_URL_LENGTH} characters, "
+                "longer than any studio makes."
+            )
