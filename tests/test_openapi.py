@@ -457,6 +457,7 @@ EDGE_REQUESTS = [
         for price in ["1e3", "1_000", "\u0661\u0662", "-0"]
     ),
     ("PATCH", PAINT, {"original": {"price": "1e3"}, "price": "5"}, False),
+    ("PATCH", PAINT, {"version": 1, "stock": "1e3"}, False),
     ("POST", STOCK, {"delta": "1e3", "reason": "Found"}, False),
     ("POST", STOCK, {"delta": "\u0661", "reason": "Found"}, False),
     ("POST", "/paints", {"name": "A", "brand": "B", "price": "00000001.5"}, True),
