@@ -12,7 +12,7 @@ from studio.extensions import db
 from studio.models import Paint
 from studio.services import csv_io, listing, vocabularies
 from studio.services.errors import ValidationError
-from studio.services.validation import MAX_PRICE, MAX_STOCK
+from studio.services.validation import MAX_PRICE, MAX_STOCK, SPACES
 
 # Starts a spreadsheet would run as a formula, with and without quotes the admin typed.
 STARTS = ["", "'", "''", "' ", "=", "'=", "''=", "+", "'+", "-", "'-", "@", "'@"]
@@ -26,7 +26,7 @@ def texts(codec: str, max_size: int, multiline: bool = False) -> st.SearchStrate
     specials = st.sampled_from(SPECIALS + (["\n", "\r\n", "\r", "\t"] if multiline else []))
     body = st.lists(st.one_of(letters, specials), max_size=max_size).map("".join)
     return st.builds(
-        lambda start, rest: (start + rest).strip(), st.sampled_from(STARTS), body
+        lambda start, rest: (start + rest).strip(SPACES), st.sampled_from(STARTS), body
     ).filter(bool)
 
 

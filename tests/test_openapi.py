@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 import pytest
 from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.validators import extend
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from openapi_schema_validator import validate as validate_instance
 from openapi_spec_validator import validate as validate_document
@@ -47,6 +48,19 @@ def query_value(raw: Any, schema: dict[str, Any]) -> Any:
     return text
 
 
+def ecma_pattern(validator, pattern, instance, schema):
+    """Check `pattern` as ECMAScript reads it: `$` ends the text, not a last line break."""
+    if validator.is_type(instance, "string") and not re.search(
+        pattern.replace("$", r"\Z"), instance
+    ):
+        yield SchemaError(f"{instance!r} does not match {pattern!r}")
+
+
+# The document's patterns are ECMAScript's, as OpenAPI says; Python's `$` also matches
+# before a trailing "\n", so "Citadel\n" would pass for a text without control characters.
+DocumentValidator = extend(OAS30Validator, {"pattern": ecma_pattern})
+
+
 class Contract:
     """The served document, checking requests and responses against it."""
 
@@ -66,7 +80,7 @@ class Contract:
         validate_instance(
             instance,
             reference,
-            cls=OAS30Validator,
+            cls=DocumentValidator,
             registry=self.registry,
             format_checker=oas30_format_checker,
         )
@@ -107,6 +121,8 @@ class Contract:
             segments = self._query_parameter(method, template, name)
             if segments is None:
                 errors.append(f"query parameter {name} is not documented")
+                continue
+            if raw == "" and self._at(segments[:-1]).get("allowEmptyValue"):
                 continue
             schema = self._at(segments)
             errors += self._errors(query_value(raw, schema), *segments)
@@ -398,6 +414,12 @@ EDGE_REQUESTS = [
     ("PATCH", PAINT, {"original": "4.55", "price": "5"}, False),
     ("PATCH", PAINT, {"original": {"colour": "red"}}, False),
     ("PATCH", PAINT, {"original": {"stock": -1}, "stock": 5}, False),
+    # A field sent back as it started is not written, but still has to be a value it takes.
+    ("PATCH", PAINT, {"original": {"stock": 0}, "stock": False}, False),
+    ("PATCH", PAINT, {"original": {"name": 1}, "name": 1}, False),
+    ("PATCH", PAINT, {"original": {"name": "Abaddon Black"}, "name": "Abaddon Black"}, True),
+    ("PATCH", PAINT, {"original": {"stock": {}}}, False),
+    ("PATCH", PAINT, {"original": {"name": "A\x01", "stock": 3}, "stock": 4}, False),
     ("POST", STOCK, {"delta": -3, "reason": "Sold"}, True),
     ("POST", STOCK, {"delta": 1, "reason": "x" * 200}, True),
     ("POST", STOCK, {"delta": 1}, False),
@@ -405,6 +427,43 @@ EDGE_REQUESTS = [
     ("POST", STOCK, {"delta": 1, "reason": "x" * 201}, False),
     ("POST", STOCK, {"delta": 1.5, "reason": "Sold"}, False),
     ("POST", STOCK, {"delta": MAX_STOCK + 1, "reason": "Sold"}, False),
+    # Empty means none for every optional text, the image and the colour too.
+    ("POST", "/paints", {"name": "A", "brand": "B", "image_url": "", "color_preview": ""}, True),
+    ("POST", "/paints", {"name": "A", "brand": "B", "image_url": " ", "color_preview": " "}, True),
+    (
+        "POST",
+        "/paints",
+        {"name": "A", "brand": "B", "image_url": "HTTPS://EXAMPLE.COM/a.png"},
+        True,
+    ),
+    ("POST", "/paints", {"name": "A", "brand": "B", "image_url": "http://[x"}, False),
+    ("POST", "/paints", {"name": "A", "brand": "B", "image_url": "http://a.b/\x01"}, False),
+    # Control characters anywhere, also where trimming would have taken them off; lengths
+    # count what is sent.
+    ("POST", "/paints", {"name": "A\x01B", "brand": "B"}, False),
+    ("POST", "/paints", {"name": "A\t", "brand": "B"}, False),
+    ("POST", "/paints", {"name": "A", "brand": "B", "color_code": "\x85"}, False),
+    ("POST", "/paints", {"name": "A", "brand": "B", "description": "One\r\n\tTwo"}, True),
+    ("POST", "/paints", {"name": "A", "brand": "B", "description": "One\x0bTwo"}, False),
+    ("POST", "/paints", {"name": " " * 5 + "x" * 200, "brand": "B"}, False),
+    ("POST", STOCK, {"delta": 1, "reason": "Sold\x1f"}, False),
+    # Prices in a string: plain digits 0-9, at most eight before and two after the point.
+    *(
+        ("POST", "/paints", {"name": "A", "brand": "B", "price": price}, False)
+        for price in ["1e3", "1_000", "\u0661\u0662", "12\u0660", " 4.50", "-0", "000000001", "4."]
+    ),
+    *(
+        ("PATCH", PAINT, {"version": 1, "price": price}, False)
+        for price in ["1e3", "1_000", "\u0661\u0662", "-0"]
+    ),
+    ("PATCH", PAINT, {"original": {"price": "1e3"}, "price": "5"}, False),
+    ("PATCH", PAINT, {"version": 1, "stock": "1e3"}, False),
+    ("POST", STOCK, {"delta": "1e3", "reason": "Found"}, False),
+    ("POST", STOCK, {"delta": "\u0661", "reason": "Found"}, False),
+    ("POST", "/paints", {"name": "A", "brand": "B", "price": "00000001.5"}, True),
+    ("POST", "/paints", {"name": "A", "brand": "B", "price": 67210401.07034123}, False),
+    ("POST", "/paints", {"name": "A", "brand": "B", "price": 1e3}, True),
+    ("PATCH", PAINT, {"version": MAX_INT + 1}, False),
 ]
 EDGE_QUERIES = [
     ("/paints", {"page": 10_000_000, "per_page": 1}, True),
@@ -419,6 +478,11 @@ EDGE_QUERIES = [
     ("/paints", {"color_family": "x" * 51}, False),
     (MOVEMENTS, {"page": 2, "per_page": 100}, True),
     (MOVEMENTS, {"page": -1}, False),
+    # An empty parameter is taken as left out, as an HTML form sends it.
+    ("/paints", {"sort": "", "per_page": "", "page": "", "stock": "", "q": "", "after": ""}, True),
+    (MOVEMENTS, {"page": "", "per_page": ""}, True),
+    ("/paints", {"q": "a\x01"}, False),
+    ("/paints", {"brand": "Citadel\n"}, False),
 ]
 
 

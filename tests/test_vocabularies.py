@@ -198,7 +198,13 @@ def test_a_used_value_cannot_be_deleted_and_an_unused_one_can(make_paint):
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("", "is required."), ("BLUE", "is already in the list as Blue."), ("x" * 51, "at most 50")],
+    [
+        ("", "is required."),
+        ("BLUE", "is already in the list as Blue."),
+        ("x" * 51, "at most 50"),
+        # A value a paint's field would refuse (Unicode's control characters, C1 too).
+        ("Blue\x80", "control characters"),
+    ],
 )
 def test_adding_a_bad_or_duplicate_value_is_refused(app, name, message):
     with pytest.raises(ValidationError) as refused:

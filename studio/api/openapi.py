@@ -5,20 +5,54 @@ from typing import Any
 
 from ..models import VOCABULARY_KINDS
 from ..services.listing import MAX_PAGE, MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
-from ..services.validation import MAX_PRICE, MAX_STOCK
+from ..services.validation import (
+    CONTROL_CHARS,
+    CONTROL_CHARS_MULTILINE,
+    MAX_INT,
+    MAX_PRICE,
+    MAX_PRICE_DIGITS,
+    MAX_STOCK,
+    SPACES,
+)
 
 NULLABLE_STRING = {"type": "string", "nullable": True}
 TIMESTAMP = {"type": "string", "format": "date-time"}
-PRICE = {"type": "string", "pattern": r"^\d{1,8}\.\d{2}$", "example": "12.99"}
-# Blank text counts as missing, so a required text needs something besides spaces.
-REQUIRED_TEXT = {"type": "string", "minLength": 1, "pattern": r"\S"}
-# An http(s) address with a host; the API refuses any other scheme.
-HTTP_URL = {"type": "string", "format": "uri", "pattern": r"^https?://[^\s/?#]\S*$"}
+PRICE = {"type": "string", "pattern": r"^[0-9]{1,8}\.[0-9]{2}$", "example": "12.99"}
+# Text is refused with control characters in it (Unicode's Cc; a multi-line text may hold
+# tabs and line breaks); white space (\s) around it is trimmed, and blank text counts as
+# missing, so a required text needs something besides spaces. Lengths count what is sent.
+# The character classes are validation's own, so that document and API cannot drift apart.
+CONTROL = CONTROL_CHARS.pattern.removeprefix("[").removesuffix("]")
+MULTILINE_CONTROL = CONTROL_CHARS_MULTILINE.pattern.removeprefix("[").removesuffix("]")
+# \s without the control characters among it (tab, line breaks), which text may not hold.
+SPACE = "[" + "".join(rf"\u{ord(c):04x}" for c in SPACES if not CONTROL_CHARS.match(c)) + "]"
+TEXT = {"type": "string", "pattern": rf"^[^{CONTROL}]*$"}
+MULTILINE_TEXT = {"type": "string", "pattern": rf"^[^{MULTILINE_CONTROL}]*$"}
+REQUIRED_TEXT = {
+    "type": "string",
+    "minLength": 1,
+    "pattern": rf"^[^{CONTROL}]*[^\s{CONTROL}][^{CONTROL}]*$",
+}
+# An http(s) address with a host (the scheme in any case); empty or blank for none.
+URL_CHAR = rf"[^\s{CONTROL}]"
+HOST = rf"[^\s/?#\[\]{CONTROL}]"
+HTTP_URL = {
+    "type": "string",
+    "pattern": rf"^{SPACE}*(?:[Hh][Tt][Tt][Pp][Ss]?://{HOST}+(?:[/?#]{URL_CHAR}*)?)?{SPACE}*$",
+    "description": "An http:// or https:// address with a host name; empty for none.",
+}
+COLOR = {
+    "type": "string",
+    "pattern": rf"^{SPACE}*(?:#[0-9A-Fa-f]{{6}})?{SPACE}*$",
+    "description": "A colour written #RRGGBB (saved in upper case); empty for none.",
+}
+# A query parameter sent empty (`?sort=`) is taken as left out, as HTML forms send them.
+EMPTY_IS_DEFAULT = {"allowEmptyValue": True}
 
 
 # The type and colour family come from lists the admins keep (GET /vocabularies).
 LISTED_VALUE = {
-    "type": "string",
+    **TEXT,
     "maxLength": 50,
     "nullable": True,
     "description": "One of the values GET /vocabularies lists for this field, in any case "
@@ -57,20 +91,30 @@ def _paint_input(required: list[str], **extra: dict[str, Any]) -> dict[str, Any]
         "properties": {
             "name": {**REQUIRED_TEXT, "maxLength": 200},
             "brand": {**REQUIRED_TEXT, "maxLength": 100},
-            "color_code": {"type": "string", "maxLength": 50, "nullable": True},
+            "color_code": {**TEXT, "maxLength": 50, "nullable": True},
             "color_type": LISTED_VALUE,
             "color_family": LISTED_VALUE,
             "image_url": {**HTTP_URL, "maxLength": 500, "nullable": True},
             "stock": {"type": "integer", "minimum": 0, "maximum": MAX_STOCK},
             "price": {
                 "oneOf": [
-                    {"type": "string", "pattern": r"^\d{1,8}(\.\d{1,2})?$", "example": "12.99"},
-                    {"type": "number", "minimum": 0, "maximum": float(MAX_PRICE)},
+                    {
+                        "type": "string",
+                        "pattern": rf"^[0-9]{{1,{MAX_PRICE_DIGITS}}}(\.[0-9]{{1,2}})?$",
+                        "example": "12.99",
+                    },
+                    {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": float(MAX_PRICE),
+                        "multipleOf": 0.01,
+                    },
                 ],
-                "description": "A decimal with at most two places, as a string or a number.",
+                "description": "A decimal with at most two places, as a string of plain digits "
+                "0-9 with an optional `.` (no sign, exponent or spaces) or as a number.",
             },
-            "description": {"type": "string", "maxLength": 5000, "nullable": True},
-            "color_preview": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$", "nullable": True},
+            "description": {**MULTILINE_TEXT, "maxLength": 5000, "nullable": True},
+            "color_preview": {**COLOR, "nullable": True},
             **extra,
         },
     }
@@ -124,6 +168,7 @@ SCHEMAS: dict[str, Any] = {
             version={
                 "type": "integer",
                 "minimum": 1,
+                "maximum": MAX_INT,
                 "description": "The version the edit was made on; any change since, a stock "
                 "movement included, refuses it (409 version_conflict).",
             },
@@ -132,9 +177,10 @@ SCHEMAS: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": _paint_input([])["properties"],
                 "description": "Instead of `version`: the value each sent field had when the "
-                "edit began. Only the sent fields whose value differs from it are written, and "
-                "the edit is refused (409 edit_conflict) only if one of them was changed since "
-                "to another value; for stock, any movement since is a conflict.",
+                "edit began; a field sent without its value here is refused (422). Only the "
+                "sent fields whose value differs from it are written, and the edit is refused "
+                "(409 edit_conflict) only if one of them was changed since to another value; "
+                "for stock, any movement since is a conflict.",
             },
         ),
         "oneOf": [{"required": ["version"]}, {"required": ["original"]}],
@@ -318,11 +364,13 @@ PAGE_PARAMETERS = [
     {
         "name": "page",
         "in": "query",
+        **EMPTY_IS_DEFAULT,
         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
     },
     {
         "name": "per_page",
         "in": "query",
+        **EMPTY_IS_DEFAULT,
         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 20},
     },
 ]
@@ -332,7 +380,8 @@ LIST_PARAMETERS = [
     {
         "name": "q",
         "in": "query",
-        "schema": {"type": "string", "maxLength": 200},
+        **EMPTY_IS_DEFAULT,
+        "schema": {**TEXT, "maxLength": 200},
         "description": (
             "Search: every word must be found, in any case and with or without accents. A word"
             " of 3 or more letters or digits matches anywhere in the name, brand, colour code or"
@@ -341,14 +390,26 @@ LIST_PARAMETERS = [
             " letters match any one character: dark-bone finds Dark Bone and Dark-Bone."
         ),
     },
-    {"name": "brand", "in": "query", "schema": {"type": "string", "maxLength": 100}},
-    {"name": "color_family", "in": "query", "schema": {"type": "string", "maxLength": 50}},
-    {"name": "color_type", "in": "query", "schema": {"type": "string", "maxLength": 50}},
-    {"name": "stock", "in": "query", "schema": {"type": "string", "enum": list(STOCK_STATUSES)}},
-    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": SORTS, "default": "name"}},
+    *(
+        {"name": name, "in": "query", **EMPTY_IS_DEFAULT, "schema": {**TEXT, "maxLength": length}}
+        for name, length in (("brand", 100), ("color_family", 50), ("color_type", 50))
+    ),
+    {
+        "name": "stock",
+        "in": "query",
+        **EMPTY_IS_DEFAULT,
+        "schema": {"type": "string", "enum": list(STOCK_STATUSES)},
+    },
+    {
+        "name": "sort",
+        "in": "query",
+        **EMPTY_IS_DEFAULT,
+        "schema": {"type": "string", "enum": SORTS, "default": "name"},
+    },
     {
         "name": "after",
         "in": "query",
+        **EMPTY_IS_DEFAULT,
         "schema": {"type": "string", "maxLength": 1000},
         "description": "The `next_cursor` of the previous page; `page` is then only a label.",
     },

@@ -170,16 +170,17 @@ def merge_edit(
         errors["version"] = "must not be sent with original; send one of them."
         changes.pop("version")
     fields: dict[str, Any] = {}
+    touched = _touched(changes)
     try:
-        fields = validate_paint(
-            _touched(changes),
-            partial=True,
-            from_text=from_text,
-        )
+        fields = validate_paint(touched, partial=True, from_text=from_text)
     except ValidationError as exc:
         errors.update(exc.fields)
+    if not from_text:
+        # JSON holds to the OpenAPI document: every value sent takes its field's form, also
+        # one sent back unchanged. A form's started-from values are studio's own, signed.
+        errors.update(_untouched_errors(changes, touched))
     try:
-        original = _clean_original(changes["original"], fields)
+        original = _clean_original(changes["original"], fields, every=not from_text)
     except FieldError as exc:
         errors["original"] = str(exc)
     if errors:
@@ -213,8 +214,30 @@ def _touched(changes: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _clean_original(original: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the original values of the edited fields, cleaned as the fields are."""
+def _untouched_errors(changes: Mapping[str, Any], touched: Mapping[str, Any]) -> dict[str, str]:
+    """Return what is wrong with the JSON fields sent back as they started, by their own rules.
+
+    They are not checked against the lists, but a value no field takes (`"stock": false`,
+    equal to 0 in Python) is refused as it would be if it had changed.
+    """
+    errors = {}
+    for name in changes.keys() - touched.keys() - {"original"}:
+        rule = PAINT_RULES.get(name)
+        try:
+            if rule is not None:
+                rule(changes[name], False)
+        except FieldError as exc:
+            errors[name] = str(exc)
+    return errors
+
+
+def _clean_original(
+    original: Any, fields: Mapping[str, Any], *, every: bool = False
+) -> dict[str, Any]:
+    """Return the original values of the edited fields, cleaned as the fields are.
+
+    `every` checks the values of the fields not edited too (by their rules, not the lists).
+    """
     if not isinstance(original, Mapping):
         raise FieldError("must be an object of the values the edit started from.")
     unknown = sorted(str(name) for name in original if name not in PAINT_RULES)
@@ -224,12 +247,12 @@ def _clean_original(original: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
     if missing:
         raise FieldError(f"must give the value the edit started from of: {', '.join(missing)}.")
     cleaned = {}
-    for name in fields:
+    for name in original if every else fields:
         try:
             cleaned[name] = PAINT_RULES[name](original[name], False)
         except FieldError as exc:
             raise FieldError(f"{name} {exc}") from None
-    return cleaned
+    return {name: cleaned[name] for name in fields}
 
 
 def _write_edited(

@@ -4,7 +4,6 @@ import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
 
@@ -21,11 +20,20 @@ MAX_TEXT_INT = 10**15
 TEXT_PRICE_EXAMPLE = "4.50 or 4,50"
 JSON_PRICE_EXAMPLE = '4.50 (a JSON number, or a string of digits with "." and at most two decimals)'
 # What JSON may send as a price in a string: plain digits, at most two decimals, no
-# exponent, underscore or non-ASCII digit (all of which Decimal() would take).
-PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.([0-9]+))?")
+# exponent, underscore, sign or non-ASCII digit (all of which Decimal() would take).
+PLAIN_DECIMAL = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
+MAX_PRICE_DIGITS = len(str(int(MAX_PRICE)))
 COLOR_PREVIEW = re.compile(r"#[0-9A-Fa-f]{6}")
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-CONTROL_CHARS_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Unicode's control characters (Cc); a multi-line text may hold tabs and line breaks.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARS_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# What a text's ends are trimmed of: exactly the white space of \s in the OpenAPI document's
+# patterns (ECMAScript's), so that the document and the API read text alike.
+SPACES = "\t\n\x0b\x0c\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+SPACES += "\u2028\u2029\u202f\u205f\u3000\ufeff"
+# An http(s) address with a host and no white space, the scheme in any case; no brackets
+# in the host (an IPv6 literal), which urlsplit() and browsers would have to make sense of.
+HTTP_URL = re.compile(rf"[Hh][Tt][Tt][Pp][Ss]?://[^{SPACES}/?#\[\]]+(?:[/?#][^{SPACES}]*)?")
 
 
 class FieldError(ValueError):
@@ -42,15 +50,16 @@ def clean_text(
         return None
     if not isinstance(value, str):
         raise FieldError("must be a string.")
-    value = value.strip()
-    if not value:
-        if required:
-            raise FieldError("is required.")
-        return None
+    # Checked as sent, before trimming, as the OpenAPI document's maxLength and pattern are.
     if (CONTROL_CHARS_MULTILINE if multiline else CONTROL_CHARS).search(value):
         raise FieldError("must not contain control characters.")
     if len(value) > max_length:
         raise FieldError(f"must be at most {max_length} characters.")
+    value = value.strip(SPACES)
+    if not value:
+        if required:
+            raise FieldError("is required.")
+        return None
     return value
 
 
@@ -102,12 +111,15 @@ def _read_json_price(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
         raise FieldError(f"must be a number such as {JSON_PRICE_EXAMPLE}.")
     if isinstance(value, str):
-        plain = PLAIN_DECIMAL.fullmatch(value.strip())
+        plain = PLAIN_DECIMAL.fullmatch(value)
         if not plain:
             raise FieldError(f"must be a number such as {JSON_PRICE_EXAMPLE}.")
-        if len(plain.group(1) or "") > 2:
+        sign, whole, decimals = plain.groups()
+        if len(decimals or "") > 2:
             raise FieldError("must have at most two decimal places.")
-        return Decimal(value.strip())
+        if sign or len(whole) > MAX_PRICE_DIGITS:
+            raise FieldError(f"must be between 0.00 and {MAX_PRICE}.")
+        return Decimal(value)
     # A JSON number, which the API reads as a Decimal.
     price = Decimal(repr(value) if isinstance(value, float) else value)
     if not price.is_finite():
@@ -129,8 +141,7 @@ def clean_image_url(value: Any) -> str | None:
     url = clean_text(value, max_length=500)
     if url is None:
         return None
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or " " in url:
+    if not HTTP_URL.fullmatch(url):
         raise FieldError("must be an http:// or https:// address.")
     return url
 

@@ -31,7 +31,7 @@ KIND_NAMES = {
     "color_type": ("type", "types"),
     "color_family": ("colour family", "colour families"),
 }
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # as validation.CONTROL_CHARS
 
 
 def match_key(value: str) -> str:
