@@ -80,6 +80,16 @@ def test_sign_in_and_out(client, api):
     assert client.get("/admin/").status_code == 302
 
 
+@pytest.mark.parametrize("path", ["/logout", "/logout/everywhere"])
+def test_signing_out_tells_the_browser_to_drop_what_it_kept(client, api, path):
+    sign_in(client)
+    response = client.post(path, data={"csrf_token": csrf_token(client, "/admin/")})
+    assert response.status_code == 302
+    assert response.headers["Clear-Site-Data"] == '"cache", "storage"'
+    # The page it leads to still says why.
+    assert "signed out" in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
 @pytest.mark.parametrize(
     ("username", "password"), [("alice", "wrong password"), ("nobody", PASSWORD)]
 )

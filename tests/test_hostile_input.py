@@ -19,7 +19,7 @@ from studio.observability import observatory
 from studio.services import paints
 from studio.services.listing import TEXT_FILTERS
 
-from .conftest import ON_POSTGRESQL, PASSWORD, make_api, token_from
+from .conftest import ON_POSTGRESQL, PASSWORD, make_api, sign_in_as, token_from
 from .test_edits import form_on
 
 
@@ -269,9 +269,7 @@ def test_the_longest_url_studio_makes_is_taken(api, paint_id):
 
 def admin_client(flask_app):
     client = flask_app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = str(make_api(flask_app, "admin").user.id)
-        session["_fresh"] = True
+    sign_in_as(client, make_api(flask_app, "admin").user.id)
     return client
 
 

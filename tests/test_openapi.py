@@ -372,9 +372,40 @@ def test_every_documented_answer_is_exercised():
     }
     exercised = {(case.method, case.template, str(case.status)) for case in CASES}
     exercised |= {(method, template, "401") for method, template in operations(document)}
-    # test_every_operation_answers_503_while_the_database_is_away covers these.
-    exercised |= {(method, template, "503") for method, template in operations(document)}
+    # test_every_operation_answers_503_while_the_database_is_away covers these, and
+    # test_every_operation_refuses_what_the_server_refuses_before_the_api the others.
+    for status in ("503", *REFUSED_BEFORE_THE_API):
+        exercised |= {(method, template, status) for method, template in operations(document)}
     assert documented == exercised
+
+
+SHOP = "shop.example"
+# What the server refuses before any view: an unknown Host, plain HTTP under FORCE_HTTPS, a
+# URL over the limit.
+REFUSED_BEFORE_THE_API = {
+    "400": {"base_url": "https://evil.example"},
+    "403": {"base_url": f"http://{SHOP}"},
+    "414": {"base_url": f"https://{SHOP}", "query_string": {"q": "a" * 7000}},
+}
+
+
+@pytest.mark.parametrize(("method", "template"), operations(openapi_document()))
+def test_every_operation_refuses_what_the_server_refuses_before_the_api(
+    extra_apps, method, template
+):
+    client = extra_apps(FORCE_HTTPS=True, ALLOWED_HOSTS=(SHOP,)).test_client()
+    contract = Contract(openapi_document())
+    body = {"json": {"name": "x", "brand": "y"}} if method in ("POST", "PATCH") else {}
+    for status, request in REFUSED_BEFORE_THE_API.items():
+        response = client.open(
+            PREFIX + template.format(paint_id=1),
+            method=method,
+            headers={"Authorization": "Bearer stu_any-token-is-refused-before-it-is-read"},
+            **body,
+            **request,
+        )
+        assert response.status_code == int(status), (status, response.get_data(as_text=True))
+        contract.check_response(response, method, template)
 
 
 # Requests near the edges of the rules: the document must accept exactly those the API accepts.

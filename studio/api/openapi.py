@@ -415,10 +415,16 @@ LIST_PARAMETERS = [
     },
 ]
 COMMON_ERRORS = {
+    "400": _error(
+        "The request's Host is not one this site answers to (`ALLOWED_HOSTS`), or its chunked "
+        "body is malformed."
+    ),
     "401": {
         **_error("No valid API token."),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
     },
+    "403": _error("Sent over plain HTTP to a server that answers over HTTPS only (`FORCE_HTTPS`)."),
+    "414": _error("The URL is longer than the server accepts (6,144 characters)."),
     "503": {
         **_error(
             "The database is unavailable (down, restarting, locked or too slow): code "
@@ -440,7 +446,10 @@ IDEMPOTENCY_KEY = {
     "(`idempotency_key_reused`). Makes retrying after a lost answer safe.",
 }
 BODY_ERRORS = {
-    "400": _error("The body is not valid JSON, or not an object."),
+    "400": _error(
+        "The body is not valid JSON, or not an object; its chunked encoding is malformed; or "
+        "the request's Host is not one this site answers to (`ALLOWED_HOSTS`)."
+    ),
     "413": _error("The body is larger than the server accepts."),
     "415": _error("The body is not sent as application/json."),
     "422": _error("Valid JSON with invalid or unknown fields; each is named in `fields`."),

@@ -14,10 +14,6 @@ What the document cannot say, and the run would otherwise count against the API:
   that they test the rest; a "valid data rejected" failure that is still refused for one of
   these alone (its answer naming nothing else) is dropped. Any other status, field or
   failure fails the run.
-
-TEMPORARY, until the input lane's fix of ids outside the column's range is merged: PATCH and
-DELETE of `/paints/0` or `/paints/2147483648` and beyond answer 405 instead of 404 (issue 12,
-item 9); those failures are dropped too, by `out_of_range_405`. Remove it with that merge.
 """
 
 import json
@@ -33,7 +29,6 @@ KEY_REUSED = "idempotency_key_reused"
 VALID_DATA_REJECTED = "ST202"
 VOCABULARY = {"color_type", "color_family"}
 MISSING_ORIGINAL = "must give the value the edit started from of:"
-MAX_INT = 2**31 - 1
 
 
 def data_dependent(operation: str, fields: dict[str, str]) -> bool:
@@ -72,18 +67,9 @@ def map_case(context, case):
     return case
 
 
-def out_of_range_405(case, response) -> bool:
-    """Tell whether this is the 405 that a paint id outside 1..2**31-1 gets today (TEMPORARY)."""
-    # Drawn as a number while fuzzing, as the text it is sent as in the coverage phase.
-    paint_id = str((case.path_parameters or {}).get("paint_id"))
-    return response.status_code == 405 and paint_id.isdigit() and not 1 <= int(paint_id) <= MAX_INT
-
-
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
     """Keep every failure but a 422 for what only the data decides (see the module's doc)."""
-    if out_of_range_405(case, response):
-        return False
     if failure.code != VALID_DATA_REJECTED or response.status_code != 422:
         return True
     try:
