@@ -117,6 +117,23 @@ def test_search_terms_are_folded_patterns_of_letters_and_digits(q, terms):
     assert search_terms(q) == terms
 
 
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "' OR '1'='1",
+        "x'; DELETE FROM paints; --",
+        'Citadel" OR 1=1 --',
+        "%' UNION SELECT password_hash, NULL FROM users --",
+    ],
+)
+@pytest.mark.parametrize("parameter", ["q", "brand", "color_family", "color_type"])
+def test_sql_in_a_search_or_filter_is_only_text(api, labels, parameter, attack):
+    response = api.get("/api/v1/paints", query_string={parameter: attack, "per_page": 100})
+    assert response.status_code in (200, 422), response.get_json()
+    assert response.status_code == 422 or response.get_json()["items"] == []
+    assert len(names(api, "")) == 8
+
+
 def test_search_pages_through_cursors_in_order(api, make_paint):
     for number in range(5):
         make_paint(name=f"Shade {number}", color_code=f"SH-00{number}")
