@@ -52,15 +52,19 @@ def _fail(exc: ServiceError) -> click.ClickException:
 @with_appcontext
 def create_admin(username: str, password_stdin: bool) -> None:
     """Create an admin who can sign in and own API tokens."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password("Password", password_stdin)
     try:
         accounts.create_user(username, password)
     except ServiceError as exc:
         raise _fail(exc) from None
     click.echo(f"Created admin {username}.")
+
+
+def _read_password(prompt: str, from_stdin: bool) -> str:
+    """Return a password read from standard input's first line, or asked for twice, hidden."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
 
 
 @click.command("change-password")
@@ -72,10 +76,7 @@ def change_password(username: str, password_stdin: bool) -> None:
     user = accounts.find_user(username)
     if user is None:
         raise click.ClickException(f"User {username} does not exist.")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    password = _read_password("New password", password_stdin)
     try:
         accounts.set_password(user, password)
     except ServiceError as exc:

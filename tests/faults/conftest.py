@@ -53,6 +53,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
 @pytest.fixture(autouse=True)
 def fault_tests_can_run() -> None:
     """Skip the fault tests where they cannot run; on CI, fail them instead."""
+    require_fault_programs()
+
+
+def require_fault_programs() -> None:
+    """Skip the calling test where the fault tests cannot run; on CI, fail it instead."""
     if not os.environ.get(PG_VARIABLE):
         pytest.skip(f"the fault tests run with the PostgreSQL tests: {PG_SKIP_REASON}")
     missing = missing_programs()

@@ -6,7 +6,6 @@ settings, on a PostgreSQL of the module's own (tests/test_hostile_input.py has t
 """
 
 import json
-import os
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -14,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import PG_SKIP_REASON, PG_VARIABLE
-from .conftest import missing_programs
+from .conftest import require_fault_programs
 from .servers import OwnPostgres, StudioServer, prepare_database
 
 MAX_BODY = 2 * 1024 * 1024  # MAX_CONTENT_LENGTH's default
@@ -73,14 +71,7 @@ def in_chunks(data: bytes, size: int = 65536) -> bytes:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
-    if not os.environ.get(PG_VARIABLE):
-        pytest.skip(f"the fault tests run with the PostgreSQL tests: {PG_SKIP_REASON}")
-    missing = missing_programs()
-    if missing:
-        # As the other fault tests: a CI run must not pass by skipping what it cannot run.
-        if os.environ.get("CI"):
-            pytest.fail(missing, pytrace=False)
-        pytest.skip(missing)
+    require_fault_programs()
     directory = Path(tmp_path_factory.mktemp("hostile"))
     postgres = OwnPostgres(directory)
     postgres.start()
