@@ -112,6 +112,7 @@ def _decimal_separator(environ: Mapping[str, str]) -> str:
     return value
 
 
+MAX_SESSION_HOURS = 24 * 366
 HOST_NAME = re.compile(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)*(:\d{1,5})?")
 IMAGE_SOURCE = re.compile(r"(https?://)?(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:\d{1,5})?")
 
@@ -214,7 +215,8 @@ class Config:
             "SQLALCHEMY_DATABASE_URI": url,
             "SQLALCHEMY_ENGINE_OPTIONS": self.engine_options(make_url(url)),
             "SQLALCHEMY_TRACK_MODIFICATIONS": False,
-            "PROXY_HOPS": _int(env, "PROXY_HOPS", self.PROXY_HOPS),
+            # Below 0 ProxyFix would believe addresses the client wrote itself.
+            "PROXY_HOPS": _at_least(env, "PROXY_HOPS", self.PROXY_HOPS, 0),
             "LOW_STOCK_THRESHOLD": _int(env, "LOW_STOCK_THRESHOLD", 5),
             # Settles numbers typed as `4,500` or `1.234`; unset, they are refused as ambiguous.
             "DECIMAL_SEPARATOR": _decimal_separator(env),
@@ -270,6 +272,13 @@ class Config:
         """Return how long a browser session may stay unused, and live at all."""
         idle = _positive(self.environ, "SESSION_IDLE_MINUTES", 30.0)
         lifetime = _positive(self.environ, "SESSION_LIFETIME_HOURS", 12.0)
+        # A session's end must be a date (a year is more than any admin needs).
+        for name, value, most in (
+            ("SESSION_LIFETIME_HOURS", lifetime, MAX_SESSION_HOURS),
+            ("SESSION_IDLE_MINUTES", idle, MAX_SESSION_HOURS * 60),
+        ):
+            if value > most:
+                raise ConfigError(f"{name} must be at most {most:,}, not {value:g}.")
         return {
             "SESSION_IDLE_MINUTES": idle,
             "SESSION_LIFETIME_HOURS": lifetime,

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
-from .extensions import db
+from .extensions import READS_ONLY, db
 from .logs import burst_log
 from .resilience import BREAKER_KEY
 from .resilience.breaker import CLOSED, CircuitBreaker
@@ -226,6 +226,8 @@ def configure_sqlite(engine: Engine) -> None:
     It is BEGIN IMMEDIATE: a transaction that read first and writes later would
     otherwise fail at once with "database is locked" when another connection wrote
     in between, while IMMEDIATE makes it wait (up to the busy timeout) for its turn.
+    A connection given the READS_ONLY execution option begins a plain (deferred)
+    transaction instead, so it never waits for a writer.
     """
 
     @event.listens_for(engine, "connect")
@@ -239,7 +241,9 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read that must not wait for a writer (WAL lets it read the last commit) says so.
+        reads_only = connection.get_execution_options().get(READS_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
 
 def raise_time_limits(seconds: float) -> None:

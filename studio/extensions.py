@@ -25,6 +25,9 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# A connection's execution option: it only reads, so on SQLite it begins a plain transaction
+# and never queues behind a writer (see database.configure_sqlite).
+READS_ONLY = "studio_reads_only"
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -1,4 +1,8 @@
-"""What a request may send: a URL of MAX_URL_LENGTH at most, a body within its limit.
+"""What a request may send: a host name, a URL of MAX_URL_LENGTH at most, a body within its limit.
+
+A Host header that is no host name (an empty label, a label over 63 characters, punycode
+that does not decode) is a 400 before the app sees it: werkzeug cannot build URLs for such
+a host, so every page that links anywhere, error pages included, would fail with a 500.
 
 A URL longer than any studio makes is a 414 (JSON under /api); gunicorn refuses longer
 request lines still (limit_request_line in gunicorn.conf.py) with a short page of its own.
@@ -10,7 +14,9 @@ view), which would be a 500; and werkzeug reads such a body only up to
 MAX_CONTENT_LENGTH and stops there, so a longer one was cut short and accepted.
 """
 
+import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +29,23 @@ logger = logging.getLogger(__name__)
 # limit_request_line (8,190) leaves room above it for this JSON answer.
 MAX_URL_LENGTH = 6144
 MALFORMED = "The request body is not valid chunked encoding (Transfer-Encoding: chunked)."
+
+
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST = re.compile(rf"((?:{LABEL}\.)*{LABEL}\.?|\[[0-9A-Fa-f:.]+\])(?::\d{{1,5}})?")
+BAD_HOST = "The Host header is not a host name."
+
+
+def is_host_name(host: str) -> bool:
+    """Tell whether a Host header names a host (letters, digits, hyphens; valid punycode)."""
+    match = HOST.fullmatch(host)
+    if match is None:
+        return False
+    try:
+        match.group(1).encode("ascii").decode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 class MalformedBody(BadRequest):
@@ -70,17 +93,39 @@ class UnsizedBody:
             )
 
 
-class GuardUnsizedBodies:
-    """WSGI middleware: give a body without Content-Length the guard above."""
+class GuardRequests:
+    """WSGI middleware: refuse a Host that is no host name; guard a body without a length."""
 
     def __init__(self, wsgi_app: Callable) -> None:
         self.wsgi_app = wsgi_app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        host = environ.get("HTTP_HOST")
+        if host is not None and not is_host_name(host):
+            return refuse_host(environ, start_response)
         # Only a server that ends the body itself (wsgi.input_terminated) lets it be read.
         if not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
             environ["wsgi.input"] = UnsizedBody(environ["wsgi.input"], request_limit)
         return self.wsgi_app(environ, start_response)
+
+
+def refuse_host(environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+    """Answer 400 without the app, in JSON under /api, in plain text elsewhere."""
+    if environ.get("PATH_INFO", "").startswith("/api/"):
+        error = {"code": "bad_request", "message": BAD_HOST, "fields": {}}
+        body, kind = json.dumps({"error": error}).encode(), "application/json"
+    else:
+        body, kind = BAD_HOST.encode(), "text/plain; charset=utf-8"
+    start_response(
+        "400 Bad Request",
+        [
+            ("Content-Type", kind),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+        ],
+    )
+    return [body]
 
 
 def request_limit() -> int | None:
@@ -90,7 +135,7 @@ def request_limit() -> int | None:
 
 def register_request_limits(app: Flask) -> None:
     """Refuse an over-long URL (414), a malformed body (400) and one over its limit (413)."""
-    app.wsgi_app = GuardUnsizedBodies(app.wsgi_app)
+    app.wsgi_app = GuardRequests(app.wsgi_app)
 
     @app.before_request
     def refuse_long_urls() -> None:

@@ -1,5 +1,6 @@
 """Security headers, known hosts only, HTTPS where the platform does not force it, no caching."""
 
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -55,13 +56,17 @@ def register_security(app: Flask) -> None:
     app.add_template_test(shown_image)
 
 
+FULLY_QUALIFIED = re.compile(r"\.(?=(:\d+)?$)")
+
+
 def known_host_over_https(allowed_hosts: tuple[str, ...], force_https: bool) -> Callable:
     """Return the hook refusing unknown hosts (400) and redirecting plain HTTP to HTTPS."""
 
     # The verdict per Host value, kept: host_is_trusted IDNA-encodes every entry each time.
     @lru_cache(maxsize=64)
     def trusted(host: str) -> bool:
-        return host_is_trusted(host, allowed_hosts)
+        # Host names are case-insensitive, and "shop.example." is the same name fully qualified.
+        return host_is_trusted(FULLY_QUALIFIED.sub("", host.lower()), allowed_hosts)
 
     def refuse_or_redirect():
         if request.blueprint in ANY_HOST_BLUEPRINTS:

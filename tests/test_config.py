@@ -356,6 +356,8 @@ LIMITS = ("statement_timeout", "lock_timeout")
         ("CACHE_EPOCH_POLL_SECONDS", "-1"),
         ("CACHE_REDIS_TIMEOUT", "0"),
         ("PROXY_HOPS", "one"),
+        # Below 0, ProxyFix takes a forwarded address the client wrote.
+        ("PROXY_HOPS", "-1"),
         ("CURRENCY", "euro dollars"),
         # ASVS 6.2.1: never fewer than 8 characters; limits the limiter could not read.
         ("PASSWORD_MIN_LENGTH", "6"),

@@ -11,6 +11,7 @@ import json
 import pytest
 from gunicorn.http.errors import InvalidChunkSize
 from sqlalchemy import create_engine, delete, event
+from werkzeug.test import EnvironBuilder
 
 from studio.extensions import db
 from studio.limits import MAX_URL_LENGTH
@@ -255,6 +256,35 @@ def test_an_over_long_url_is_a_414_in_json_under_the_api(api):
     assert response.status_code == 414
     assert response.json["error"]["code"] == "uri_too_long"
     assert api.get("/login?q=" + "a" * (MAX_URL_LENGTH + 1)).status_code == 414
+
+
+def served(flask_app, path: str, host: str) -> tuple[int, bytes]:
+    """Return the status and body of a GET as a WSGI server would get them.
+
+    Not through the test client, which cannot itself read back some of these hosts.
+    """
+    environ = EnvironBuilder(path=path, headers={"Host": host}).get_environ()
+    statuses = []
+    body = b"".join(flask_app(environ, lambda status, headers: statuses.append(status)))
+    return int(statuses[0].split()[0]), body
+
+
+@pytest.mark.parametrize(
+    "host", ["shop.example..", "..", "xn--", "xn--abc", "a" * 64 + ".com", "é.com", "a b"]
+)
+@pytest.mark.parametrize("path", ["/login", "/admin/", "/health", "/api/v1/paints"])
+def test_a_host_header_that_is_no_host_name_is_a_400(app, path, host):
+    """Such a host left werkzeug without URLs to build: every page that links was a 500."""
+    status, body = served(app, path, host)
+    assert status == 400
+    if path.startswith("/api/"):
+        assert json.loads(body)["error"]["code"] == "bad_request"
+    assert b"not a host name" in body
+
+
+@pytest.mark.parametrize("host", ["shop.example", "shop.example.", "SHOP.example:8080", "[::1]"])
+def test_a_host_name_is_let_through(client, host):
+    assert client.get("/health", headers={"Host": host}).status_code == 200
 
 
 def test_the_longest_url_studio_makes_is_taken(api, paint_id):

@@ -182,9 +182,12 @@ def test_a_session_ends_at_its_absolute_lifetime_however_busy(app, api, clock, m
         ("SESSION_IDLE_MINUTES", "0"),
         ("SESSION_IDLE_MINUTES", "half an hour"),
         ("SESSION_LIFETIME_HOURS", "-1"),
+        # Signing out with these was a 500: the session's end was no date.
+        ("SESSION_LIFETIME_HOURS", "100000000"),
+        ("SESSION_IDLE_MINUTES", "1e308"),
     ],
 )
-def test_session_limits_must_be_positive_numbers(monkeypatch, tmp_path, name, value):
+def test_session_limits_must_be_positive_numbers_within_a_year(monkeypatch, tmp_path, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         make_app(f"sqlite:///{tmp_path / 'x.db'}")
@@ -329,6 +332,7 @@ def run_command(flask_app, *args: str, typed: str | None = None):
     runner = flask_app.test_cli_runner()
     result = contextvars.Context().run(runner.invoke, args=list(args), input=typed)
     assert result.exit_code == 0, result.output
+    return result.output
 
 
 def end_on(first, browser, how: str) -> None:
@@ -351,6 +355,18 @@ def test_a_session_ended_on_one_instance_is_refused_at_once_by_the_other(instanc
         assert signed_in(copy)
     end_on(first, browser, how)
     assert not signed_in(copy)
+
+
+@pytest.mark.parametrize("how", [("revoke-token", "alice", "--all"), ("deactivate-admin", "alice")])
+def test_a_token_revoked_on_one_instance_is_refused_at_once_by_the_other(instances, how):
+    first, second = instances
+    secret = run_command(first, "create-token", "alice").strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {secret}"}
+    client = second.test_client()
+    for _ in range(2):  # the token is in the second instance's cache now
+        assert client.get("/api/v1/stats", headers=headers).status_code == 200
+    run_command(first, *how)
+    assert client.get("/api/v1/stats", headers=headers).status_code == 401
 
 
 def test_an_ended_session_can_sign_in_again_at_the_first_try(app, api, clock):

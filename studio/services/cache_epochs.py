@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from ..extensions import READS_ONLY
 from ..logs import burst_log
 from ..models import CacheEpoch
 from ..resilience.faults import DatabaseUnavailable
@@ -72,6 +73,9 @@ class Epochs:
         """Read the newest epoch from the database."""
         try:
             with self.engine.connect() as connection:
+                # Inside a write of this very process (SQLite's one writer), a read that
+                # queued behind it would wait for ever; the last committed epoch will do.
+                connection.execution_options(**{READS_ONLY: True})
                 newest = connection.execute(select(func.max(CacheEpoch.id))).scalar()
                 connection.rollback()
         except (SQLAlchemyError, DatabaseUnavailable) as exc:
