@@ -31,13 +31,14 @@ MAX_URL_LENGTH = 6144
 MALFORMED = "The request body is not valid chunked encoding (Transfer-Encoding: chunked)."
 
 
-LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# Underscores too: container and service names have them (studio_web:8000).
+LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 HOST = re.compile(rf"((?:{LABEL}\.)*{LABEL}\.?|\[[0-9A-Fa-f:.]+\])(?::\d{{1,5}})?")
 BAD_HOST = "The Host header is not a host name."
 
 
 def is_host_name(host: str) -> bool:
-    """Tell whether a Host header names a host (letters, digits, hyphens; valid punycode)."""
+    """Tell whether a Host header names a host (letters, digits, - and _; valid punycode)."""
     match = HOST.fullmatch(host)
     if match is None:
         return False

@@ -282,7 +282,9 @@ def test_a_host_header_that_is_no_host_name_is_a_400(app, path, host):
     assert b"not a host name" in body
 
 
-@pytest.mark.parametrize("host", ["shop.example", "shop.example.", "SHOP.example:8080", "[::1]"])
+@pytest.mark.parametrize(
+    "host", ["shop.example", "shop.example.", "SHOP.example:8080", "[::1]", "studio_web:8000"]
+)
 def test_a_host_name_is_let_through(client, host):
     assert client.get("/health", headers={"Host": host}).status_code == 200
 
