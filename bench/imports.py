@@ -146,18 +146,7 @@ def import_through_http(base: str, content: bytes, rows: int) -> dict[str, float
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = run.studio_env(
-        run.parse_args(
-            [
-                "--database-url",
-                args.database_url,
-                "--redis-url",
-                args.redis_url,
-                "--workers",
-                str(args.workers),
-            ]
-        )
-    )
+    env = run.studio_env(args.database_url, args.redis_url, args.workers)
     # Plain HTTP on the loopback: the session cookie may not be Secure-only here.
     env["SESSION_COOKIE_SECURE"] = "false"
     print(f"Seeding {args.paints:,} paints into {args.database_url.rsplit('/', 1)[-1]} ...")

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         ["--paints", str(args.paints), "--database-url", args.database_url]
         + ["--redis-url", args.redis_url, "--reuse"]
     )
-    env = run.studio_env(bench_args)
+    env = run.studio_env(bench_args.database_url, bench_args.redis_url, bench_args.workers)
     seeded = database.prepare(args.database_url, env, args.paints, True)
     per_read = {}
     with tempfile.TemporaryDirectory(prefix="studio-instructions-") as metrics_dir:

@@ -266,7 +266,9 @@ def chosen_scenarios(args: argparse.Namespace) -> list[Scenario]:
     ]
 
 
-def studio_env(args: argparse.Namespace) -> dict[str, str]:
+def studio_env(
+    database_url: str, redis_url: str, workers: int, cache_key_prefix: str = CACHE_KEY_PREFIX
+) -> dict[str, str]:
     """Return the environment of a production deployment on this machine's services."""
     env = {
         name: value
@@ -275,12 +277,12 @@ def studio_env(args: argparse.Namespace) -> dict[str, str]:
     }
     env.update(
         STUDIO_ENV="production",
-        DATABASE_URL=args.database_url,
+        DATABASE_URL=database_url,
         DATABASE_SSLMODE="disable",
         SECRET_KEY=secrets.token_hex(32),
-        REDIS_URL=args.redis_url,
-        CACHE_KEY_PREFIX=CACHE_KEY_PREFIX,
-        WEB_CONCURRENCY=str(args.workers),
+        REDIS_URL=redis_url,
+        CACHE_KEY_PREFIX=cache_key_prefix,
+        WEB_CONCURRENCY=str(workers),
     )
     return env
 
@@ -347,7 +349,7 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
-        self.env = studio_env(args)
+        self.env = studio_env(args.database_url, args.redis_url, args.workers)
         self.raw = report.RESULTS / "raw"
         self.workdir = workdir
         self.database = make_url(args.database_url).database or ""

@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from bench import run
 from bench.database import engine, flask
 from bench.processes import REPO, Gunicorn
 
@@ -35,8 +36,6 @@ ADMIN = "contract"
 # What the admin signs in with is never used: the run needs the API token alone.
 ADMIN_PASSWORD = secrets.token_urlsafe(18)
 # Settings of the caller's shell that would change how studio or gunicorn runs.
-FOREIGN_PREFIXES = ("DATABASE_", "DB_", "CACHE_", "REDIS_", "STUDIO_", "FLASK_", "PROMETHEUS_")
-FOREIGN_NAMES = {"PORT", "SECRET_KEY", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "FORCE_HTTPS"}
 # Every check schemathesis has (max_response_time is a timing, left to the benchmark).
 CHECKS = "all"
 PHASES = "examples,coverage,fuzzing"
@@ -80,22 +79,14 @@ def recreate(url: str) -> str:
 
 
 def studio_env(database_url: str, redis_url: str) -> dict[str, str]:
-    """Return the environment of a production deployment on this machine's services."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in FOREIGN_NAMES and not name.startswith(FOREIGN_PREFIXES)
-    }
-    env.update(
-        STUDIO_ENV="production",
-        DATABASE_URL=database_url,
-        DATABASE_SSLMODE="disable",
-        SECRET_KEY=secrets.token_hex(32),
-        REDIS_URL=redis_url,
-        CACHE_KEY_PREFIX=f"studio-contract-{secrets.token_hex(4)}:",
-        WEB_CONCURRENCY="2",
-        LOG_LEVEL="WARNING",
+    """Return the benchmark's production environment, quieter, with a key prefix of its own."""
+    env = run.studio_env(
+        database_url,
+        redis_url,
+        workers=2,
+        cache_key_prefix=f"studio-contract-{secrets.token_hex(4)}:",
     )
+    env["LOG_LEVEL"] = "WARNING"
     return env
 
 
