@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache as once
 
-from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import delete, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -139,8 +138,7 @@ def find_user(username: str) -> User | None:
 def load_user(user_id: str) -> SignedInUser | None:
     """Return the active user with this id and their ended sessions, or None.
 
-    Cached, so a warm request reads nothing; but not in a cache of one process's own
-    when several serve: it could not learn that a session ended in another.
+    Cached, so a warm request reads nothing (but see cache.remember's `revocable`).
     """
     if not isinstance(user_id, str) or not user_id.isdigit() or len(user_id) > 9:
         return None
@@ -156,9 +154,7 @@ def load_user(user_id: str) -> SignedInUser | None:
         )
         return SignedInUser.of(user, frozenset(ended))
 
-    if current_app.config["CACHE_STALE_RISK"]:
-        return load()
-    return cache.remember(cache.user_key(int(user_id)), "AUTH_CACHE_TTL", load)
+    return cache.remember(cache.user_key(int(user_id)), "AUTH_CACHE_TTL", load, revocable=True)
 
 
 def deactivate_user(username: str) -> None:
@@ -239,6 +235,4 @@ def user_for_token(secret: str, also_prefetch: Sequence[str] = ()) -> SignedInUs
             return None
         return SignedInUser.of(token.user)
 
-    if current_app.config["CACHE_STALE_RISK"]:
-        return load()
-    return cache.remember(cache.token_key(token_hash), "AUTH_CACHE_TTL", load)
+    return cache.remember(cache.token_key(token_hash), "AUTH_CACHE_TTL", load, revocable=True)

@@ -83,8 +83,15 @@ def prefetch(*keys: str) -> None:
     g.cache_prefetched = dict(zip(keys, backend().get_many(*stored), strict=True))
 
 
-def remember(key: str, ttl_setting: str, loader: Callable[[], T]) -> T:
-    """Return the cached value of `key`, or load, cache and return it."""
+def remember(key: str, ttl_setting: str, loader: Callable[[], T], revocable: bool = False) -> T:
+    """Return the cached value of `key`, or load, cache and return it.
+
+    `revocable`: the value must change everywhere at once when it is revoked (who may sign
+    in); a cache of one process's own while several serve could not learn of that in
+    another, so then it is loaded every time instead.
+    """
+    if revocable and current_app.config["CACHE_STALE_RISK"]:
+        return loader()
     prefetched = g.get("cache_prefetched")
     if prefetched and key in prefetched:
         value = prefetched.pop(key)
