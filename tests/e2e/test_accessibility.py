@@ -177,7 +177,9 @@ def edit_conflict(page: Page, edit: str) -> None:
     # A text of its own each time: saving the text already there would change nothing.
     other.get_by_label("Description").fill(f"Changed in the other tab ({uuid.uuid4().hex[:8]}).")
     other.get_by_role("button", name="Save changes").click()
-    other.close()
+    # Saved once its confirmation shows. The tab stays open until the test's context closes:
+    # closing a page whose navigation is still settling can wait forever in Chromium.
+    expect(flash(other)).to_be_visible()
     page.get_by_label("Description").fill("Changed here.")
     with page.expect_response(lambda response: response.request.method == "POST") as answer:
         page.get_by_role("button", name="Save changes").click()
