@@ -73,18 +73,44 @@ def hit_rate(results: dict[str, Any]) -> float | None:
     return (results.get("cache") or {}).get("hit_rate")
 
 
+# Observability may cost at most 3 % of the throughput.
+OBSERVABILITY_BAR = 0.97
 TARGETS = (
     Target(
-        "cached paint detail / bare Flask, req/s",
-        lambda r: ratio(r, "cached_detail", "hello"),
+        "cached paint detail / Flask + Redis GET, req/s",
+        lambda r: ratio(r, "cached_detail", "redis_floor"),
         ">=",
-        0.7,
+        0.9,
     ),
     Target(
-        "uncached paint detail / naive baseline, req/s",
-        lambda r: ratio(r, "uncached_detail", "naive_detail"),
+        "cached paint detail / bare Flask, req/s (aspiration)",
+        lambda r: ratio(r, "cached_detail", "hello"),
         ">=",
-        4,
+        0.85,
+    ),
+    Target(
+        "paint detail on random ids / pooled peer, req/s",
+        lambda r: ratio(r, "random_detail", "peer_detail"),
+        ">=",
+        1.0,
+    ),
+    Target(
+        "uncached paint detail / pooled peer, req/s",
+        lambda r: ratio(r, "uncached_detail", "peer_detail"),
+        ">=",
+        0.9,
+    ),
+    Target(
+        "cached paint detail, observability on / off, req/s",
+        lambda r: ratio(r, "cached_detail", "cached_detail_unobserved"),
+        ">=",
+        OBSERVABILITY_BAR,
+    ),
+    Target(
+        "paint detail on random ids, observability on / off, req/s",
+        lambda r: ratio(r, "random_detail", "random_detail_unobserved"),
+        ">=",
+        OBSERVABILITY_BAR,
     ),
     Target("filtered list p95, ms", figure("filtered_list", "p95_ms"), "<", 25),
     Target("word search p95, ms", figure("search", "p95_ms"), "<", 25),
@@ -97,24 +123,18 @@ TARGETS = (
     ),
     Target("90/10 mix errors", figure("mix", "errors"), "=", 0),
     Target("90/10 mix p99, ms", figure("mix", "p99_ms"), "<", 250),
-    Target("cache hit rate over the read scenarios", hit_rate, ">=", 0.9),
-    # Measuring may cost at most 5 % of the throughput.
-    Target(
-        "cached paint detail, observability on / off, req/s",
-        lambda r: ratio(r, "cached_detail", "cached_detail_unobserved"),
-        ">=",
-        0.95,
-    ),
-    Target(
-        "uncached paint detail, observability on / off, req/s",
-        lambda r: ratio(r, "uncached_detail", "uncached_detail_unobserved"),
-        ">=",
-        0.95,
-    ),
+    Target("cache hit rate over the hot read scenarios", hit_rate, ">=", 0.9),
 )
 INFORMATION_RATIOS = (
-    ("cached paint detail / naive baseline, req/s", "cached_detail", "naive_detail"),
-    ("uncached paint detail / bare Flask, req/s", "uncached_detail", "hello"),
+    ("Flask + Redis GET / bare Flask, req/s", "redis_floor", "hello"),
+    ("pooled peer / naive baseline, req/s", "peer_detail", "naive_detail"),
+    ("paint detail on random ids / Flask + Redis GET, req/s", "random_detail", "redis_floor"),
+    ("uncached paint detail / naive baseline, req/s", "uncached_detail", "naive_detail"),
+    (
+        "uncached paint detail, observability on / off, req/s",
+        "uncached_detail",
+        "uncached_detail_unobserved",
+    ),
 )
 
 
@@ -189,7 +209,8 @@ def _setting_lines(results: dict[str, Any]) -> list[str]:
         f"- Services: PostgreSQL {run['postgres']}, Redis {run['redis']} (both on this machine)",
         f"- Data: {run['paints']:,} paints ({seeded})",
         f"- Each scenario: {run['warmup_s']:g} s warm-up, then {run['duration_s']:g} s measured;"
-        f" locust {run['locust']} (FastHttpUser, no wait between requests) in its own process",
+        f" wrk {run['wrk']} (one thread, one connection per client, no wait between requests)"
+        " in its own process",
         f"- Every server: `gunicorn APP` with {run['gunicorn']}",
         f"- studio at {git['commit']}"
         + (f" plus {changed} uncommitted file(s)" if changed else ""),
@@ -220,8 +241,8 @@ def markdown(results: dict[str, Any]) -> str:
     )
     if any(s.get("load_generator_saturated") for s in results["scenarios"]):
         lines += [
-            f"{SATURATED_MARK} locust reported its own process above 90 % of a core: that figure"
-            " is as much the load generator's limit as the server's.",
+            f"{SATURATED_MARK} wrk used more than 90 % of a core: that figure is as much the"
+            " load generator's limit as the server's.",
             "",
         ]
     lines += ["## Targets", ""]
@@ -230,7 +251,7 @@ def markdown(results: dict[str, Any]) -> str:
         [[t["target"], t["measured"], t["goal"], t["result"]] for t in results["targets"]]
         + [[label, value, "(for information)", ""] for label, value in results["ratios"].items()],
     )
-    lines += _mix_lines(results) + _cache_lines(results) + _cpu_lines(results)
+    lines += _error_lines(results) + _cache_lines(results) + _cpu_lines(results)
     lines += ["## Scenarios", ""]
     lines += [f"- **{s['title']}**: {s['description']}" for s in results["scenarios"]]
     return "\n".join(lines) + "\n"
@@ -240,17 +261,22 @@ def _title(item: dict[str, Any]) -> str:
     return item["title"] + (f" {SATURATED_MARK}" if item.get("load_generator_saturated") else "")
 
 
-def _mix_lines(results: dict[str, Any]) -> list[str]:
-    mix = scenario(results, "mix")
-    if not mix:
-        return []
+def _error_lines(results: dict[str, Any]) -> list[str]:
     rows = [
-        [name, item["requests"], item["rps"], item["p50_ms"], item["p95_ms"], item["p99_ms"]]
-        + [item["errors"]]
-        for name, item in mix["per_request"].items()
+        [s["title"], ", ".join(f"{kind} {count:,}" for kind, count in s["error_kinds"].items())]
+        for s in results["scenarios"]
+        if s.get("error_kinds")
     ]
-    header = ["Request", "Requests", "Req/s", "p50 ms", "p95 ms", "p99 ms", "Errors"]
-    return ["## 90/10 mix by request", "", *_table(header, rows)]
+    if not rows:
+        return []
+    return [
+        "## Errors",
+        "",
+        "As wrk counts them: status_errors are answers with a status above 399; the others"
+        " are sockets that failed or requests not answered within 10 s.",
+        "",
+        *_table(["Scenario", "Errors by kind"], rows),
+    ]
 
 
 def _cache_lines(results: dict[str, Any]) -> list[str]:
@@ -262,20 +288,21 @@ def _cache_lines(results: dict[str, Any]) -> list[str]:
         for s in results["scenarios"]
         if s.get("cache")
     ]
-    rows.append(["all read scenarios", cache["hits"], cache["misses"], cache["hit_rate"]])
+    rows.append(["all hot read scenarios", cache["hits"], cache["misses"], cache["hit_rate"]])
     return [
         "## Cache",
         "",
         "From `flask --app wsgi cache-status` before and after each read scenario (warm-up"
-        " included), summed over the workers; every API request makes two lookups (its token"
-        " and its data).",
+        " included), summed over the workers. Every studio server starts on an empty cache;"
+        " the hit-rate target counts the hot read scenarios, not the random ids, which mostly"
+        " miss by design.",
         "",
         *_table(["Scenario", "Hits", "Misses", "Hit rate"], rows),
     ]
 
 
 CPU_COLUMNS = {
-    "locust": "locust",
+    "load": "wrk",
     "gunicorn": "gunicorn",
     "postgres": "PostgreSQL",
     "redis": "Redis",
@@ -297,7 +324,8 @@ def _cpu_lines(results: dict[str, Any]) -> list[str]:
         f"## CPU during the measured part (% of one core; the machine has {cores * 100} %)",
         "",
         "*unattributed*: processes that started and ended inside the window (the naive app's"
-        " one-request PostgreSQL connections) and the kernel's own work.",
+        " one-request PostgreSQL connections) and the kernel's own work. *wrk*: the load"
+        " generator, from its own CPU time once it has ended.",
         "",
         *_table(["Scenario", *CPU_COLUMNS.values()], rows),
     ]
