@@ -1,6 +1,7 @@
 """Driving one scenario with wrk in a process of its own, and reading what it measured."""
 
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -32,6 +33,8 @@ class Run:
     clients: int
     warmup: float
     duration: float
+    # Count every answer's status (costs wrk CPU; the mixes use it to say which failed).
+    count_statuses: bool = False
 
 
 def wrk_version() -> str:
@@ -50,9 +53,15 @@ def wrk(run: Run, config: Path, seconds: float, log: Path) -> subprocess.Popen:
         *("-t1", f"-c{run.clients}", f"-d{seconds:g}s", f"--timeout={TIMEOUT_SECONDS}s"),
         *("-s", str(SCRIPT), run.host, "--", str(config), run.scenario),
     ]
+    env = {**os.environ, "BENCH_COUNT_STATUSES": "1"} if run.count_statuses else None
     with log.open("w") as output:
         return subprocess.Popen(
-            command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -101,6 +110,14 @@ def figures(measured: dict[str, Any]) -> dict[str, Any]:
     """Return requests, errors, req/s and latencies (ms) out of wrk's summary."""
     seconds = measured["duration_us"] / 1e6
     errors = {kind: measured[kind] for kind in ERROR_KINDS if measured[kind]}
+    if "statuses" in measured:
+        # Counted answer by answer: any status but 2xx is an error, each by its status.
+        errors.pop("status_errors", None)
+        errors |= {
+            f"status {status}": count
+            for status, count in sorted(measured["statuses"].items())
+            if not status.startswith("2")
+        }
     return {
         "requests": measured["requests"],
         "errors": sum(errors.values()),

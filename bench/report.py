@@ -4,6 +4,7 @@ import json
 import operator
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,10 +49,17 @@ def scenario(results: dict[str, Any], key: str) -> dict[str, Any] | None:
 
 
 def ratio(results: dict[str, Any], studio: str, reference: str) -> float | None:
-    """Return studio's requests/s over a reference's, or None when either is missing."""
+    """Return studio's requests/s over a reference's, or None when either is missing.
+
+    Measured in rounds, it is the median of the rounds' ratios: each compares figures
+    taken seconds apart, while the medians of req/s may come from different moments.
+    """
     ours, theirs = scenario(results, studio), scenario(results, reference)
     if not ours or not theirs or not theirs["rps"]:
         return None
+    pairs = list(zip(ours.get("rounds_rps", []), theirs.get("rounds_rps", []), strict=False))
+    if len(pairs) > 1 and all(reference_rps for _, reference_rps in pairs):
+        return round(statistics.median(a / b for a, b in pairs), 2)
     return round(ours["rps"] / theirs["rps"], 2)
 
 
@@ -211,10 +219,21 @@ def _setting_lines(results: dict[str, Any]) -> list[str]:
         f"- Each scenario: {run['warmup_s']:g} s warm-up, then {run['duration_s']:g} s measured;"
         f" wrk {run['wrk']} (one thread, one connection per client, no wait between requests)"
         " in its own process",
+        *_rounds_line(run.get("rounds", 1)),
         f"- Every server: `gunicorn APP` with {run['gunicorn']}",
         f"- studio at {git['commit']}"
         + (f" plus {changed} uncommitted file(s)" if changed else ""),
         "",
+    ]
+
+
+def _rounds_line(rounds: int) -> list[str]:
+    if rounds <= 1:
+        return []
+    return [
+        f"- {rounds} rounds: every server up at once, the scenarios measured in turns (order"
+        " alternating); req/s and latencies are medians over the rounds, requests and errors"
+        " their sums, and each ratio the median of the rounds' ratios"
     ]
 
 
@@ -251,7 +270,8 @@ def markdown(results: dict[str, Any]) -> str:
         [[t["target"], t["measured"], t["goal"], t["result"]] for t in results["targets"]]
         + [[label, value, "(for information)", ""] for label, value in results["ratios"].items()],
     )
-    lines += _error_lines(results) + _cache_lines(results) + _cpu_lines(results)
+    lines += _round_lines(results) + _error_lines(results)
+    lines += _cache_lines(results) + _cpu_lines(results)
     lines += ["## Scenarios", ""]
     lines += [f"- **{s['title']}**: {s['description']}" for s in results["scenarios"]]
     return "\n".join(lines) + "\n"
@@ -259,6 +279,14 @@ def markdown(results: dict[str, Any]) -> str:
 
 def _title(item: dict[str, Any]) -> str:
     return item["title"] + (f" {SATURATED_MARK}" if item.get("load_generator_saturated") else "")
+
+
+def _round_lines(results: dict[str, Any]) -> list[str]:
+    rows = [[s["title"], *s["rounds_rps"]] for s in results["scenarios"] if s.get("rounds_rps")]
+    if not rows:
+        return []
+    header = ["Scenario", *(f"round {n}" for n in range(1, len(rows[0])))]
+    return ["## Req/s in each round", "", *_table(header, rows)]
 
 
 def _error_lines(results: dict[str, Any]) -> list[str]:
@@ -272,8 +300,9 @@ def _error_lines(results: dict[str, Any]) -> list[str]:
     return [
         "## Errors",
         "",
-        "As wrk counts them: status_errors are answers with a status above 399; the others"
-        " are sockets that failed or requests not answered within 10 s.",
+        "As wrk counts them: status_errors are answers with a status above 399 (in the mixes"
+        " every answer's status is counted, and any but 2xx is an error); the others are"
+        " sockets that failed or requests not answered within 10 s.",
         "",
         *_table(["Scenario", "Errors by kind"], rows),
     ]

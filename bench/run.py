@@ -14,12 +14,15 @@ import random
 import secrets
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
@@ -75,6 +78,10 @@ class Server:
     @property
     def uses_studio_cache(self) -> bool:
         return self.app == "wsgi:app" and self.env.get("CACHE_TYPE") != "NullCache"
+
+    @property
+    def slug(self) -> str:
+        return self.name.replace(",", "").replace(" ", "-")
 
 
 SERVERS = {
@@ -314,6 +321,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="clients for reads (8)")
     parser.add_argument("--mix-clients", type=int, default=32, help="clients for the mix (32)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="serve every server at once and measure each scenario this many times, in turns (1)",
+    )
     parser.add_argument("--reuse", action="store_true", help="keep a database seeded with N")
     parser.add_argument("--skip-extras", action="store_true", help="no cache-off list/search/stats")
     parser.add_argument(
@@ -450,8 +463,15 @@ class Bench:
             git=report.git_state(),
             settings=self.prepare(),
         )
-        for server_name, group in groupby(scenarios, key=lambda s: s.server):
-            self.serve(SERVERS[server_name], list(group))
+        if self.args.rounds > 1:
+            self.take_turns(scenarios, self.args.rounds)
+        else:
+            for server_name, group in groupby(scenarios, key=lambda s: s.server):
+                with ExitStack() as stack:
+                    server = self.start(SERVERS[server_name], stack)
+                    for scenario in group:
+                        self.results["scenarios"].append(self.measure(scenario, server))
+                    self.save_metrics(server)
         self.results["cache"] = self.total_cache()
         self.results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         report.evaluate(self.results)
@@ -481,6 +501,7 @@ class Bench:
             "seed_seconds": self.seeded.seed_seconds,
             "warmup_s": args.warmup,
             "duration_s": args.duration,
+            "rounds": args.rounds,
             "gunicorn_settings": settings,
             "gunicorn": ", ".join(f"{key} {value}" for key, value in settings.items()),
             "wrk": wrk_version(),
@@ -489,46 +510,77 @@ class Bench:
             "background_cpu": background,
         }
 
-    def serve(self, server: Server, scenarios: list[Scenario]) -> None:
+    def server_env(self, server: Server) -> dict[str, str]:
         env = {**self.env, **server.env}
+        if server.uses_studio_cache:
+            # A cache of its own: no studio server reads what another one stored.
+            env["CACHE_KEY_PREFIX"] = f"{CACHE_KEY_PREFIX}{server.slug}:"
+        return env
+
+    def start(self, server: Server, stack: ExitStack) -> Gunicorn:
+        """Serve an app (on an empty cache of its own) until `stack` closes; wait for it."""
+        env = self.server_env(server)
         settings = gunicorn_settings(server.app, env)
         if settings != self.results["settings"]["gunicorn_settings"]:
             raise RuntimeError(f"gunicorn settings differ for {server.app}: {settings}")
         if server.uses_studio_cache:
-            # Each studio server starts cold, so that one does not read what another cached.
-            database.forget_cache(self.args.redis_url, CACHE_KEY_PREFIX)
+            database.forget_cache(self.args.redis_url, env["CACHE_KEY_PREFIX"])
         if server.app == "bench.redis_floor:app":
             hot_ids = self.load_config["hot_ids"]
             database.store_floor_bodies(
                 self.args.database_url, self.args.redis_url, FLOOR_PREFIX, hot_ids
             )
-        log = self.raw / f"gunicorn-{server.name.replace(',', '').replace(' ', '-')}.log"
-        with Gunicorn(server.app, env, log) as gunicorn:
-            probe = server.probe.format(paint=self.load_config["hot_ids"][0])
-            gunicorn.wait_ready(probe, {"Authorization": f"Bearer {self.seeded.token}"})
-            for scenario in scenarios:
-                self.results["scenarios"].append(self.measure(scenario, gunicorn))
-            if server.app == "wsgi:app":
-                self.save_metrics(gunicorn, log.with_suffix(".metrics.txt"))
+        log = self.raw / f"gunicorn-{server.slug}.log"
+        gunicorn = stack.enter_context(Gunicorn(server.app, env, log))
+        probe = server.probe.format(paint=self.load_config["hot_ids"][0])
+        gunicorn.wait_ready(probe, {"Authorization": f"Bearer {self.seeded.token}"})
+        return gunicorn
 
-    def save_metrics(self, server: Gunicorn, path: Path) -> None:
-        """Keep what /metrics said after the scenarios (for `flask tune --metrics-file`)."""
+    def take_turns(self, scenarios: list[Scenario], rounds: int) -> None:
+        """Serve every server at once and measure the scenarios in turns, `rounds` times.
+
+        On a shared machine the load from other work changes within minutes; in turns, each
+        round's ratios compare figures taken seconds apart, and their median is steadier than
+        one figure per scenario. The order alternates, so none always follows another.
+        """
+        with ExitStack() as stack:
+            servers = {name: None for name in (s.server for s in scenarios)}
+            for name in servers:
+                servers[name] = self.start(SERVERS[name], stack)
+            measured: dict[str, list[dict[str, Any]]] = {s.key: [] for s in scenarios}
+            for number in range(rounds):
+                print(f"Round {number + 1} of {rounds}", flush=True)
+                order = scenarios if number % 2 == 0 else scenarios[::-1]
+                for scenario in order:
+                    found = self.measure(scenario, servers[scenario.server], number + 1)
+                    measured[scenario.key].append(found)
+            for server in servers.values():
+                self.save_metrics(server)
+        self.results["scenarios"] = [combined(measured[s.key]) for s in scenarios]
+
+    def save_metrics(self, server: Gunicorn) -> None:
+        """Keep what studio's /metrics said (for `flask tune --metrics-file`)."""
+        if server.app != "wsgi:app":
+            return
         request = urllib.request.Request(
             server.url + "/metrics", headers={"Authorization": f"Bearer {self.seeded.token}"}
         )
         with urllib.request.urlopen(request, timeout=10) as response:
-            path.write_bytes(response.read())
+            server.log.with_suffix(".metrics.txt").write_bytes(response.read())
 
-    def measure(self, scenario: Scenario, server: Gunicorn) -> dict[str, Any]:
+    def measure(
+        self, scenario: Scenario, server: Gunicorn, round_number: int | None = None
+    ) -> dict[str, Any]:
         args = self.args
         clients = args.mix_clients if scenario.mix else args.clients
         print(f"  {scenario.title}: {clients} clients on {scenario.server} ...", flush=True)
-        before = cache_status(self.env) if scenario.cache else None
-        run = Run(scenario.script, server.url, clients, args.warmup, args.duration)
-        stats = run_wrk(run, self.config, self.raw / scenario.key, server.pids, self.database)
+        before = cache_status(server.env) if scenario.cache else None
+        run = Run(scenario.script, server.url, clients, args.warmup, args.duration, scenario.mix)
+        raw = self.raw / (f"{scenario.key}-{round_number}" if round_number else scenario.key)
+        stats = run_wrk(run, self.config, raw, server.pids, self.database)
         if before is not None:
             flush_counters(server, self.seeded.token)
-            stats["cache"] = counted(before, cache_status(self.env))
+            stats["cache"] = counted(before, cache_status(server.env))
         print(
             f"    {stats['rps']:,.0f} req/s, p50 {stats['p50_ms']} ms, p95 {stats['p95_ms']} ms,"
             f" p99 {stats['p99_ms']} ms, {stats['errors']} errors"
@@ -556,6 +608,36 @@ class Bench:
         return counted(zero, total)
 
 
+def combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return one scenario's rounds as one: medians of req/s and latencies, sums of counts."""
+    first = rounds[0]
+    if len(rounds) == 1:
+        return first
+    names = ("key", "title", "server", "clients", "description", "cache_counted")
+    result: dict[str, Any] = {name: first[name] for name in names}
+    result["requests"] = sum(r["requests"] for r in rounds)
+    result["errors"] = sum(r["errors"] for r in rounds)
+    kinds: Counter[str] = Counter()
+    for found in rounds:
+        kinds.update(found["error_kinds"])
+    result["error_kinds"] = dict(kinds)
+    for name in ("rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "avg_ms"):
+        result[name] = round(statistics.median(r[name] for r in rounds), 2)
+    result["max_ms"] = max(r["max_ms"] for r in rounds)
+    result["rounds_rps"] = [r["rps"] for r in rounds]
+    result["load_generator_saturated"] = any(r["load_generator_saturated"] for r in rounds)
+    cpus = [r["cpu"] for r in rounds if r.get("cpu")]
+    if cpus:
+        parts = [name for name, value in cpus[0].items() if isinstance(value, int | float)]
+        result["cpu"] = {name: round(statistics.mean(c[name] for c in cpus), 1) for name in parts}
+        result["cpu"]["busiest_other"] = cpus[-1]["busiest_other"]
+    if all(r.get("cache") for r in rounds):
+        zero = {"hits": 0, "misses": 0}
+        total = {name: sum(r["cache"][name] for r in rounds) for name in zero}
+        result["cache"] = counted(zero, total)
+    return result
+
+
 def scenario_list() -> str:
     lines = [f"{s.key:28} {s.title}{' (extra)' if s.extra else ''}" for s in SCENARIOS]
     lines += ["", "Groups:"] + [f"{name:14} {', '.join(keys)}" for name, keys in GROUPS.items()]
@@ -563,7 +645,7 @@ def scenario_list() -> str:
 
 
 def planned_seconds(args: argparse.Namespace, scenarios: list[Scenario]) -> float:
-    return 40 + len(scenarios) * (args.warmup + args.duration + 5)
+    return 40 + len(scenarios) * (args.warmup + args.duration + 5) * args.rounds
 
 
 def main(argv: list[str] | None = None) -> int:

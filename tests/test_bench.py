@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bench import load, run
+from bench import load, report, run
 
 CONFIG = {
     "token": "bench-token",
@@ -57,10 +57,13 @@ def recorder():
     server.server_close()
 
 
-def drive(url: str, scenario: str, tmp_path: Path, **changes: object) -> dict:
+def drive(
+    url: str, scenario: str, tmp_path: Path, count_statuses: bool = False, **changes: object
+) -> dict:
     config = tmp_path / "config.lua"
     config.write_text(run.lua_table({**CONFIG, **changes}))
-    started = load.wrk(load.Run(scenario, url, 2, 0, 1), config, 1, tmp_path / "wrk.log")
+    asked = load.Run(scenario, url, 2, 0, 1, count_statuses)
+    started = load.wrk(asked, config, 1, tmp_path / "wrk.log")
     return load.finish(started, 1, tmp_path / "wrk.log")
 
 
@@ -129,6 +132,18 @@ def test_answers_above_399_are_errors(recorder, tmp_path):
     assert load.figures(printed)["errors"] == printed["requests"]
 
 
+@needs_wrk
+def test_counted_statuses_name_the_failed_answers(recorder, tmp_path):
+    url, seen = recorder
+    printed = drive(url, "mix", tmp_path, count_statuses=True, first_id=404, last_id=404)
+    # Details of paint 404 fail; its stock adjustments, lists, searches and stats do not.
+    failed = sum(1 for _, asked, _, _ in seen if asked == "/api/v1/paints/404")
+    assert set(printed["statuses"]) == {"200", "404"}
+    stats = load.figures(printed)
+    assert stats["error_kinds"] == {"status 404": printed["statuses"]["404"]}
+    assert 0 < stats["errors"] <= failed
+
+
 def test_figures_sum_every_kind_of_error():
     printed = {
         "requests": 2000,
@@ -157,3 +172,35 @@ def test_wrk_failing_is_reported_with_its_output(tmp_path):
         process = subprocess.Popen(["sh", "-c", "echo unable to connect; exit 1"], stdout=output)
     with pytest.raises(RuntimeError, match="unable to connect"):
         load.finish(process, 1, log)
+
+
+def measured_round(key: str, rps: float, p95: float) -> dict:
+    figures = dict.fromkeys(("p50_ms", "p90_ms", "p99_ms", "avg_ms", "max_ms"), 1.0)
+    return {
+        "key": key,
+        "title": key,
+        "server": "s",
+        "clients": 8,
+        "description": "",
+        "cache_counted": "hot",
+        "requests": int(rps * 10),
+        "errors": 1,
+        "error_kinds": {"status_errors": 1},
+        "rps": rps,
+        "p95_ms": p95,
+        **figures,
+        "load_generator_saturated": False,
+        "cpu": None,
+        "cache": {"hits": 9, "misses": 1, "hit_rate": 0.9},
+    }
+
+
+def test_rounds_give_medians_and_each_ratio_is_the_median_of_the_rounds_ratios():
+    studio = run.combined([measured_round("a", rps, 5) for rps in (100, 300, 200)])
+    reference = run.combined([measured_round("b", rps, 2) for rps in (100, 600, 1000)])
+    assert studio["rps"] == 200 and studio["p95_ms"] == 5
+    assert studio["requests"] == 6000 and studio["errors"] == 3
+    assert studio["cache"] == {"hits": 27, "misses": 3, "hit_rate": 0.9}
+    # Per round 1.0, 0.5, 0.2: the median 0.5, not 200 / 600.
+    assert report.ratio({"scenarios": [studio, reference]}, "a", "b") == 0.5
+    assert run.combined([measured_round("a", 100, 5)])["rps"] == 100

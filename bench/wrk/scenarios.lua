@@ -5,6 +5,8 @@
 -- as soon as the last one is answered, so `-c` is the number of concurrent clients. When
 -- the run ends, done() prints one line "BENCH {json}" that bench/load.py reads: requests,
 -- errors (wrk counts any status above 399 and every socket error), latency in microseconds.
+-- With BENCH_COUNT_STATUSES set, every answer's status is counted too (the mixes use it: it
+-- tells which answers failed, and counts a 3xx as well); it costs wrk some CPU per answer.
 
 local config, scenario, make
 
@@ -91,11 +93,37 @@ local makers = {
    mix_detail = mix({{90, detail}, {10, adjust_stock}}),
 }
 
-local next_thread = 0
+local threads = {}
 
 function setup(thread)
-   next_thread = next_thread + 1
-   thread:set("thread_number", next_thread)
+   threads[#threads + 1] = thread
+   thread:set("thread_number", #threads)
+end
+
+if os.getenv("BENCH_COUNT_STATUSES") then
+   statuses = {}
+
+   function response(status, headers, body)
+      statuses[status] = (statuses[status] or 0) + 1
+   end
+end
+
+-- Each thread's counts of answers by status, added up, as JSON ("" when not counted).
+local function status_counts()
+   if not os.getenv("BENCH_COUNT_STATUSES") then
+      return ""
+   end
+   local total = {}
+   for _, thread in ipairs(threads) do
+      for status, count in pairs(thread:get("statuses") or {}) do
+         total[status] = (total[status] or 0) + count
+      end
+   end
+   local parts = {}
+   for status, count in pairs(total) do
+      parts[#parts + 1] = string.format('"%d": %d', status, count)
+   end
+   return ', "statuses": {' .. table.concat(parts, ", ") .. "}"
 end
 
 function init(args)
@@ -124,8 +152,8 @@ function done(summary, latency, requests)
    io.write(string.format(
       'BENCH {"requests": %d, "duration_us": %d, "bytes": %d, "connect_errors": %d,'
       .. ' "read_errors": %d, "write_errors": %d, "status_errors": %d, "timeouts": %d,'
-      .. ' "mean_us": %.1f, "max_us": %d, %s}\n',
+      .. ' "mean_us": %.1f, "max_us": %d, %s%s}\n',
       summary.requests, summary.duration, summary.bytes, errors.connect, errors.read,
       errors.write, errors.status, errors.timeout, latency.mean, latency.max,
-      table.concat(percentiles, ", ")))
+      table.concat(percentiles, ", "), status_counts()))
 end
