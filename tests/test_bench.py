@@ -117,6 +117,7 @@ def test_the_mix_sends_reads_and_stock_adjustments(recorder, tmp_path):
     drive(url, "mix", tmp_path)
     posts = [(asked, body) for method, asked, _, body in seen if method == "POST"]
     assert posts and all(asked.endswith("/stock") for asked, _ in posts)
+    assert {auth for _, _, auth, _ in seen} == {"Bearer bench-token"}
     assert json.loads(posts[0][1]) == {"delta": 1, "reason": "bench"}
     lists = [parse_qs(urlsplit(asked).query) for _, asked, _, _ in seen if "brand=" in asked]
     assert lists and lists[0]["brand"] == ["Winsor & Newton"]

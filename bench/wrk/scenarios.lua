@@ -42,9 +42,12 @@ local function stats()
    return get("/api/v1/stats")
 end
 
+-- wrk.format takes the headers given instead of wrk.headers: the token is copied over.
 local function adjust_stock()
+   local headers = {["Content-Type"] = "application/json"}
+   for name, value in pairs(wrk.headers) do headers[name] = value end
    return wrk.format("POST", "/api/v1/paints/" .. random_paint() .. "/stock",
-      {["Content-Type"] = "application/json"}, '{"delta": 1, "reason": "bench"}')
+      headers, '{"delta": 1, "reason": "bench"}')
 end
 
 -- A fragment of a paint's code, as read off a worn label: 4-6 digits, maybe a brand prefix.
