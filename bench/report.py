@@ -322,9 +322,9 @@ def _cache_lines(results: dict[str, Any]) -> list[str]:
         "## Cache",
         "",
         "From `flask --app wsgi cache-status` before and after each read scenario (warm-up"
-        " included), summed over the workers. Every studio server starts on an empty cache;"
-        " the hit-rate target counts the hot read scenarios, not the random ids, which mostly"
-        " miss by design.",
+        " included), summed over the workers. Every studio server starts on an empty cache"
+        " of its own; the hit-rate target counts the hot read scenarios, not the random ids,"
+        " which mostly miss by design.",
         "",
         *_table(["Scenario", "Hits", "Misses", "Hit rate"], rows),
     ]

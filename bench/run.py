@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Mapping
@@ -559,14 +560,21 @@ class Bench:
         self.results["scenarios"] = [combined(measured[s.key]) for s in scenarios]
 
     def save_metrics(self, server: Gunicorn) -> None:
-        """Keep what studio's /metrics said (for `flask tune --metrics-file`)."""
-        if server.app != "wsgi:app":
+        """Keep what studio's /metrics said (for `flask tune --metrics-file`), if it says any.
+
+        A server without observability may have no /metrics at all; the figures measured
+        matter more than this copy, so a refusal is noted, not raised.
+        """
+        if server.app != "wsgi:app" or server.env.get("OBSERVABILITY") == "false":
             return
         request = urllib.request.Request(
             server.url + "/metrics", headers={"Authorization": f"Bearer {self.seeded.token}"}
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            server.log.with_suffix(".metrics.txt").write_bytes(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                server.log.with_suffix(".metrics.txt").write_bytes(response.read())
+        except (urllib.error.URLError, OSError) as error:
+            print(f"  (no copy of /metrics from {server.url}: {error})")
 
     def measure(
         self, scenario: Scenario, server: Gunicorn, round_number: int | None = None
