@@ -2,10 +2,12 @@
 
 import json
 import shutil
+import socket
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -205,3 +207,15 @@ def test_rounds_give_medians_and_each_ratio_is_the_median_of_the_rounds_ratios()
     # Per round 1.0, 0.5, 0.2: the median 0.5, not 200 / 600.
     assert report.ratio({"scenarios": [studio, reference]}, "a", "b") == 0.5
     assert run.combined([measured_round("a", 100, 5)])["rps"] == 100
+
+
+def test_a_refused_metrics_copy_does_not_end_the_run(tmp_path, capsys):
+    bench = run.Bench(run.parse_args([]), tmp_path)
+    bench.seeded = SimpleNamespace(token="bench-token")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    server = SimpleNamespace(app="wsgi:app", env={}, url=url, log=tmp_path / "gunicorn.log")
+    bench.save_metrics(server)
+    assert "no copy of /metrics" in capsys.readouterr().out
+    assert not (tmp_path / "gunicorn.metrics.txt").exists()
