@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-PARTS = ("locust", "gunicorn", "postgres", "redis", "other")
+PARTS = ("load", "gunicorn", "postgres", "redis", "other")
 
 
 def machine_busy_seconds() -> float:
@@ -55,13 +55,10 @@ def sample() -> Sample:
 class Parties:
     """Which processes belong to which part of the benchmark."""
 
-    locust: int | None = None
     gunicorn: frozenset[int] = frozenset()
     database: str = ""
 
     def part(self, pid: int, name: str, title: list[str]) -> str:
-        if pid == self.locust:
-            return "locust"
         if pid in self.gunicorn:
             return "gunicorn"
         if name == "postgres":
@@ -72,12 +69,18 @@ class Parties:
         return "other"
 
 
-def shares(start: Sample | None, end: Sample | None, parties: Parties) -> dict | None:
-    """Return each part's CPU between two samples, the busiest other processes, and the total."""
+def shares(
+    start: Sample | None, end: Sample | None, parties: Parties, load_seconds: float = 0.0
+) -> dict | None:
+    """Return each part's CPU between two samples, the busiest other processes, and the total.
+
+    The load generator has ended (and been reaped) by the second sample, so its CPU time
+    comes apart, as `load_seconds`.
+    """
     if start is None or end is None or end.wall <= start.wall:
         return None
     wall = end.wall - start.wall
-    used: Counter[str] = Counter()
+    used: Counter[str] = Counter(load=load_seconds)
     others: Counter[str] = Counter()
     for key, (name, title, seconds) in end.processes.items():
         before = start.processes.get(key)

@@ -1,5 +1,6 @@
 """The benchmark's own PostgreSQL database and Redis keys: made afresh, seeded, or reused."""
 
+import json
 import subprocess
 import time
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from .paint_app import paint_json
 from .processes import REPO, VENV_BIN
 
 ADMIN = "bench"
@@ -128,3 +130,15 @@ def forget_cache(redis_url: str, prefix: str) -> int:
 
 def redis_version(redis_url: str) -> str:
     return redis.Redis.from_url(redis_url).info("server")["redis_version"]
+
+
+def store_floor_bodies(url: str, redis_url: str, prefix: str, ids: list[int]) -> int:
+    """Store the JSON of the given paints in Redis for bench/redis_floor.py; return how many."""
+    with engine(url).connect() as connection:
+        rows = connection.execute(text("SELECT * FROM paints WHERE id = ANY(:ids)"), {"ids": ids})
+        bodies = {
+            f"{prefix}paint:{row.id}": json.dumps(paint_json(row), separators=(",", ":"))
+            for row in rows
+        }
+    redis.Redis.from_url(redis_url).mset(bodies)
+    return len(bodies)

@@ -1,116 +1,132 @@
-"""Driving one scenario with locust in a process of its own, and reading what it measured."""
+"""Driving one scenario with wrk in a process of its own, and reading what it measured."""
 
-import csv
+import json
 import os
+import resource
+import shutil
 import subprocess
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import cpu
-from .processes import REPO, stop
+from .processes import REPO
 
-LOCUSTFILE = REPO / "bench" / "locustfile.py"
-# Time locust may take beyond its run time to start, stop and write its CSV files.
-OVERRUN_SECONDS = 60
-# What locust logs when its own process used more than 90 % of a core.
-SATURATED = "CPU usage was too high"
+SCRIPT = REPO / "bench" / "wrk" / "scenarios.lua"
+INSTALL_WRK = "apt-get install wrk  (Debian's package)"
+# Time wrk may take beyond its run time to connect, stop and print its summary.
+OVERRUN_SECONDS = 30
+# A request not answered within this many seconds counts as an error (a timeout).
+TIMEOUT_SECONDS = 10
+# Above this share of one core, wrk is marked as a limit of the figure it reports.
+SATURATED_PERCENT = 90
+ERROR_KINDS = ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
 
 
 @dataclass(frozen=True)
 class Run:
-    """One locust run: which users, how many, against what, for how long."""
+    """One wrk run: which scenario, how many connections, against what, for how long."""
 
-    user_class: str
+    scenario: str
     host: str
     clients: int
     warmup: float
     duration: float
+    # Count every answer's status (costs wrk CPU; the mixes use it to say which failed).
+    count_statuses: bool = False
 
 
-def run_locust(
-    locust: Path,
-    run: Run,
-    config: Path,
-    csv_prefix: Path,
-    server_pids: Callable[[], set[int]],
-    database: str,
-) -> dict[str, Any]:
-    """Run locust headless for one scenario; return its figures and the CPU it cost."""
+def wrk_version() -> str:
+    """Return wrk's version, or stop with how to install it."""
+    if shutil.which("wrk") is None:
+        raise SystemExit(f"wrk is not installed; install it with:\n{INSTALL_WRK}")
+    printed = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    # "wrk debian/4.1.0-3+b2 [epoll] Copyright (C) 2012 Will Glozer"
+    return printed.split()[1] if printed.startswith("wrk ") else printed.strip()
+
+
+def wrk(run: Run, config: Path, seconds: float, log: Path) -> subprocess.Popen:
+    """Start wrk with one thread (the load generator takes little of the cores)."""
     command = [
-        str(locust),
-        *("-f", str(LOCUSTFILE), "--headless", "--only-summary", "--loglevel", "WARNING"),
-        *("-u", str(run.clients), "-r", str(run.clients)),
-        *("-t", f"{run.warmup + run.duration:g}s", "-H", run.host, "--csv", str(csv_prefix)),
-        run.user_class,
+        "wrk",
+        *("-t1", f"-c{run.clients}", f"-d{seconds:g}s", f"--timeout={TIMEOUT_SECONDS}s"),
+        *("-s", str(SCRIPT), run.host, "--", str(config), run.scenario),
     ]
-    env = {**os.environ, "BENCH_CONFIG": str(config), "BENCH_WARMUP": f"{run.warmup:g}"}
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    watchdog = threading.Timer(run.warmup + run.duration + OVERRUN_SECONDS, stop, [process, 5])
-    watchdog.start()
-    marks: dict[str, cpu.Sample] = {}
-    saturated = False
+    env = {**os.environ, "BENCH_COUNT_STATUSES": "1"} if run.count_statuses else None
+    with log.open("w") as output:
+        return subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def finish(process: subprocess.Popen, seconds: float, log: Path) -> dict[str, Any]:
+    """Wait for wrk to end and return the figures its script printed."""
     try:
-        with csv_prefix.with_suffix(".log").open("w") as log:
-            for line in process.stdout:
-                log.write(line)
-                saturated = saturated or SATURATED in line
-                if line.startswith("BENCH measuring"):
-                    marks["start"] = cpu.sample()
-                elif line.startswith("BENCH stopping"):
-                    marks["end"] = cpu.sample()
-                    parties = cpu.Parties(process.pid, frozenset(server_pids()), database)
-        process.wait()
+        process.wait(seconds + OVERRUN_SECONDS)
     finally:
-        watchdog.cancel()
-        stop(process)
-    stats = read_stats(csv_prefix)
-    stats["load_generator_saturated"] = saturated
-    if "end" in marks:
-        stats["cpu"] = cpu.shares(marks.get("start"), marks["end"], parties)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    printed = log.read_text()
+    line = next((line for line in printed.splitlines() if line.startswith("BENCH ")), None)
+    if process.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk printed no figures ({log}):\n{printed[-2000:]}")
+    return json.loads(line.removeprefix("BENCH "))
+
+
+def run_wrk(
+    run: Run, config: Path, raw: Path, server_pids: Callable[[], set[int]], database: str
+) -> dict[str, Any]:
+    """Warm up, then measure one scenario with wrk; return its figures and the CPU it cost."""
+    if run.warmup > 0:
+        log = raw.with_suffix(".warmup.log")
+        finish(wrk(run, config, run.warmup, log), run.warmup, log)
+    log = raw.with_suffix(".log")
+    start, before = cpu.sample(), children_cpu_seconds()
+    measured = finish(wrk(run, config, run.duration, log), run.duration, log)
+    # wrk is this process's only child to end in the window: the children's CPU is its own.
+    load_seconds = children_cpu_seconds() - before
+    stats = figures(measured)
+    parties = cpu.Parties(frozenset(server_pids()), database)
+    stats["cpu"] = cpu.shares(start, cpu.sample(), parties, load_seconds)
+    share = (stats["cpu"] or {}).get("load", 0)
+    stats["load_generator_saturated"] = share > SATURATED_PERCENT
     return stats
 
 
-def _number(value: str) -> float | None:
-    return None if value in ("", "N/A") else float(value)
+def children_cpu_seconds() -> float:
+    """Return the CPU time of this process's children that have ended."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
-def _figures(row: dict[str, str]) -> dict[str, Any]:
+def figures(measured: dict[str, Any]) -> dict[str, Any]:
+    """Return requests, errors, req/s and latencies (ms) out of wrk's summary."""
+    seconds = measured["duration_us"] / 1e6
+    errors = {kind: measured[kind] for kind in ERROR_KINDS if measured[kind]}
+    if "statuses" in measured:
+        # Counted answer by answer: any status but 2xx is an error, each by its status.
+        errors.pop("status_errors", None)
+        errors |= {
+            f"status {status}": count
+            for status, count in sorted(measured["statuses"].items())
+            if not status.startswith("2")
+        }
     return {
-        "requests": int(row["Request Count"]),
-        "errors": int(row["Failure Count"]),
-        "rps": round(float(row["Requests/s"]), 1),
-        "p50_ms": _number(row["50%"]),
-        "p95_ms": _number(row["95%"]),
-        "p99_ms": _number(row["99%"]),
-        "avg_ms": round(float(row["Average Response Time"]), 2),
-        "max_ms": _number(row["Max Response Time"]),
+        "requests": measured["requests"],
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "rps": round(measured["requests"] / seconds, 1) if seconds else 0.0,
+        "p50_ms": round(measured["p50_us"] / 1000, 2),
+        "p90_ms": round(measured["p90_us"] / 1000, 2),
+        "p95_ms": round(measured["p95_us"] / 1000, 2),
+        "p99_ms": round(measured["p99_us"] / 1000, 2),
+        "avg_ms": round(measured["mean_us"] / 1000, 2),
+        "max_ms": round(measured["max_us"] / 1000, 2),
     }
-
-
-def read_stats(csv_prefix: Path) -> dict[str, Any]:
-    """Return the aggregated figures, those per request name, and the errors locust saw."""
-    stats_file = Path(f"{csv_prefix}_stats.csv")
-    if not stats_file.exists():
-        log = csv_prefix.with_suffix(".log").read_text()[-2000:]
-        raise RuntimeError(f"locust wrote no statistics ({stats_file}):\n{log}")
-    with stats_file.open(newline="") as source:
-        rows = {row["Name"]: _figures(row) for row in csv.DictReader(source)}
-    result = rows.pop("Aggregated")
-    result["per_request"] = rows
-    with Path(f"{csv_prefix}_failures.csv").open(newline="") as source:
-        result["error_kinds"] = [
-            {"request": row["Name"], "error": row["Error"], "count": int(row["Occurrences"])}
-            for row in csv.DictReader(source)
-        ][:5]
-    return result

@@ -1,96 +1,14 @@
-"""The baseline: paint detail as a first Flask app would write it.
+"""The baseline: paint detail as a first Flask app would write it (the seeds' "before").
 
 Plain Flask and Flask-SQLAlchemy on studio's `paints` table: NullPool (a new database
 connection for every request), the API token checked by a query on every request,
-`db.session.get` for the paint and no cache. It answers the same URL with the same
-JSON fields as studio's GET /api/v1/paints/<id>, so the two can be driven alike.
+`db.session.get` for the paint and no cache.
 """
 
-import hashlib
-import os
-from datetime import datetime
-from decimal import Decimal
-
-from flask import Flask, abort, request
-from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import ForeignKey, Numeric, String, Text, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from flask import abort
 from sqlalchemy.pool import NullPool
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
-
-
-class Paint(db.Model):
-    __tablename__ = "paints"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    brand: Mapped[str] = mapped_column(String(100))
-    color_code: Mapped[str | None] = mapped_column(String(50))
-    color_type: Mapped[str | None] = mapped_column(String(50))
-    color_family: Mapped[str | None] = mapped_column(String(50))
-    image_url: Mapped[str | None] = mapped_column(String(500))
-    stock: Mapped[int]
-    price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
-    description: Mapped[str | None] = mapped_column(Text)
-    color_preview: Mapped[str | None] = mapped_column(String(7))
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    version: Mapped[int]
-
-
-class User(db.Model):
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    is_active: Mapped[bool]
-
-
-class ApiToken(db.Model):
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    token_hash: Mapped[str] = mapped_column(String(64))
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def create_app() -> Flask:
-    """Build the baseline app on DATABASE_URL (PostgreSQL, no SSL on loopback)."""
-    app = Flask(__name__)
-    url = make_url(os.environ["DATABASE_URL"]).set(drivername="postgresql+psycopg2")
-    app.config["SQLALCHEMY_DATABASE_URI"] = url.render_as_string(hide_password=False)
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-        "poolclass": NullPool,
-        "connect_args": {"sslmode": os.environ.get("DATABASE_SSLMODE", "disable")},
-    }
-    db.init_app(app)
-    app.add_url_rule("/api/v1/paints/<int:paint_id>", view_func=get_paint)
-    return app
-
-
-def check_token() -> None:
-    """Refuse the request unless its bearer token belongs to an active user."""
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        abort(401)
-    token_hash = hashlib.sha256(secret.strip().encode()).hexdigest()
-    query = (
-        select(User.id)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == token_hash, User.is_active)
-    )
-    if db.session.scalar(query) is None:
-        abort(401)
+from .paint_app import Paint, check_token, create_app, db, paint_json
 
 
 def get_paint(paint_id: int):
@@ -98,22 +16,7 @@ def get_paint(paint_id: int):
     paint = db.session.get(Paint, paint_id)
     if paint is None:
         abort(404)
-    return {
-        "id": paint.id,
-        "name": paint.name,
-        "brand": paint.brand,
-        "color_code": paint.color_code,
-        "color_type": paint.color_type,
-        "color_family": paint.color_family,
-        "image_url": paint.image_url,
-        "stock": paint.stock,
-        "price": f"{paint.price:.2f}",
-        "description": paint.description,
-        "color_preview": paint.color_preview,
-        "created_at": iso(paint.created_at),
-        "updated_at": iso(paint.updated_at),
-        "version": paint.version,
-    }
+    return paint_json(paint)
 
 
-app = create_app()
+app = create_app(__name__, {"poolclass": NullPool}, get_paint)

@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from . import report, run
-from .load import Run, run_locust
+from .load import Run, run_wrk, wrk_version
 from .processes import REPO, Gunicorn
 
+# The read, as a request maker of bench/wrk/scenarios.lua, and the settings it adds.
 VARIANTS = {
-    "cached": ("HotPaintDetail", {}),
-    "uncached": ("PaintDetail", {"CACHE_TYPE": "NullCache"}),
+    "cached": ("hot_detail", {}),
+    "random-ids": ("detail", {}),
+    "uncached": ("detail", {"CACHE_TYPE": "NullCache"}),
 }
-TARGET = 0.95  # observability on / off, req/s
+TARGET = report.OBSERVABILITY_BAR  # observability on / off, req/s
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Namespace]:
@@ -33,7 +35,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Nam
     parser.add_argument("--rounds", type=int, default=6, help="turns per server (6)")
     parser.add_argument("--duration", type=float, default=10, help="seconds measured (10)")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up (3)")
-    parser.add_argument("--only", choices=sorted(VARIANTS), help="one of the two reads")
+    parser.add_argument("--only", choices=sorted(VARIANTS), help="one of the reads")
     ours, rest = parser.parse_known_args(argv)
     return ours, run.parse_args(rest)
 
@@ -42,23 +44,25 @@ def measure(bench: run.Bench, ours: argparse.Namespace, workdir: Path) -> dict[s
     """Serve each read with observability on and off; load them in turns; return the rounds."""
     token = {"Authorization": f"Bearer {bench.seeded.token}"}
     results: dict[str, Any] = {}
-    for name, (user_class, extra) in VARIANTS.items():
+    for name, (script, extra) in VARIANTS.items():
         if ours.only and name != ours.only:
             continue
         with ExitStack() as stack:
             servers = {}
             for switch in ("on", "off"):
                 env = {**bench.env, **extra, "OBSERVABILITY": "true" if switch == "on" else "false"}
+                # Each its own cache, so that neither reads what the other stored.
+                env["CACHE_KEY_PREFIX"] = f"{run.CACHE_KEY_PREFIX}{switch}:"
                 log = workdir / f"gunicorn-{name}-{switch}.log"
                 servers[switch] = stack.enter_context(Gunicorn("wsgi:app", env, log))
             for server in servers.values():
                 server.wait_ready("/api/v1/paints/1", token)
-            results[name] = rounds(bench, ours, user_class, servers, workdir / name)
+            results[name] = rounds(bench, ours, script, servers, workdir / name)
     return results
 
 
 def rounds(
-    bench: run.Bench, ours: argparse.Namespace, user_class: str, servers: dict, workdir: Path
+    bench: run.Bench, ours: argparse.Namespace, script: str, servers: dict, workdir: Path
 ) -> dict[str, Any]:
     workdir.mkdir()
     figures: dict[str, list[float]] = {"on": [], "off": []}
@@ -68,15 +72,9 @@ def rounds(
         order = ("on", "off") if number % 2 == 0 else ("off", "on")
         for switch in order:
             server = servers[switch]
-            load = Run(user_class, server.url, bench.args.clients, ours.warmup, ours.duration)
-            stats = run_locust(
-                bench.args.locust,
-                load,
-                bench.config,
-                workdir / f"{switch}-{number}",
-                server.pids,
-                bench.database,
-            )
+            load = Run(script, server.url, bench.args.clients, ours.warmup, ours.duration)
+            raw = workdir / f"{switch}-{number}"
+            stats = run_wrk(load, bench.config, raw, server.pids, bench.database)
             figures[switch].append(stats["rps"])
             if stats.get("cpu") and stats["rps"]:
                 cpu_us[switch].append(round(stats["cpu"]["gunicorn"] * 1e4 / stats["rps"]))
@@ -91,7 +89,7 @@ def rounds(
         )
     ratios = [on / off for on, off in zip(figures["on"], figures["off"], strict=True) if off]
     return {
-        "user_class": user_class,
+        "script": script,
         "rps_on": figures["on"],
         "rps_off": figures["off"],
         "ratios": [round(value, 3) for value in ratios],
@@ -137,7 +135,7 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ours, args = parse_args(argv)
     args.reuse = True
-    run.locust_version(args.locust)
+    wrk_version()
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="studio-overhead-") as workdir:
         bench = run.Bench(args, Path(workdir))

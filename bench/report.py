@@ -4,6 +4,7 @@ import json
 import operator
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,10 +49,17 @@ def scenario(results: dict[str, Any], key: str) -> dict[str, Any] | None:
 
 
 def ratio(results: dict[str, Any], studio: str, reference: str) -> float | None:
-    """Return studio's requests/s over a reference's, or None when either is missing."""
+    """Return studio's requests/s over a reference's, or None when either is missing.
+
+    Measured in rounds, it is the median of the rounds' ratios: each compares figures
+    taken seconds apart, while the medians of req/s may come from different moments.
+    """
     ours, theirs = scenario(results, studio), scenario(results, reference)
     if not ours or not theirs or not theirs["rps"]:
         return None
+    pairs = list(zip(ours.get("rounds_rps", []), theirs.get("rounds_rps", []), strict=False))
+    if len(pairs) > 1 and all(reference_rps for _, reference_rps in pairs):
+        return round(statistics.median(a / b for a, b in pairs), 2)
     return round(ours["rps"] / theirs["rps"], 2)
 
 
@@ -73,18 +81,44 @@ def hit_rate(results: dict[str, Any]) -> float | None:
     return (results.get("cache") or {}).get("hit_rate")
 
 
+# Observability may cost at most 3 % of the throughput.
+OBSERVABILITY_BAR = 0.97
 TARGETS = (
     Target(
-        "cached paint detail / bare Flask, req/s",
-        lambda r: ratio(r, "cached_detail", "hello"),
+        "cached paint detail / Flask + Redis GET, req/s",
+        lambda r: ratio(r, "cached_detail", "redis_floor"),
         ">=",
-        0.7,
+        0.9,
     ),
     Target(
-        "uncached paint detail / naive baseline, req/s",
-        lambda r: ratio(r, "uncached_detail", "naive_detail"),
+        "cached paint detail / bare Flask, req/s (aspiration)",
+        lambda r: ratio(r, "cached_detail", "hello"),
         ">=",
-        4,
+        0.85,
+    ),
+    Target(
+        "paint detail on random ids / pooled peer, req/s",
+        lambda r: ratio(r, "random_detail", "peer_detail"),
+        ">=",
+        1.0,
+    ),
+    Target(
+        "uncached paint detail / pooled peer, req/s",
+        lambda r: ratio(r, "uncached_detail", "peer_detail"),
+        ">=",
+        0.9,
+    ),
+    Target(
+        "cached paint detail, observability on / off, req/s",
+        lambda r: ratio(r, "cached_detail", "cached_detail_unobserved"),
+        ">=",
+        OBSERVABILITY_BAR,
+    ),
+    Target(
+        "paint detail on random ids, observability on / off, req/s",
+        lambda r: ratio(r, "random_detail", "random_detail_unobserved"),
+        ">=",
+        OBSERVABILITY_BAR,
     ),
     Target("filtered list p95, ms", figure("filtered_list", "p95_ms"), "<", 25),
     Target("word search p95, ms", figure("search", "p95_ms"), "<", 25),
@@ -97,24 +131,18 @@ TARGETS = (
     ),
     Target("90/10 mix errors", figure("mix", "errors"), "=", 0),
     Target("90/10 mix p99, ms", figure("mix", "p99_ms"), "<", 250),
-    Target("cache hit rate over the read scenarios", hit_rate, ">=", 0.9),
-    # Measuring may cost at most 5 % of the throughput.
-    Target(
-        "cached paint detail, observability on / off, req/s",
-        lambda r: ratio(r, "cached_detail", "cached_detail_unobserved"),
-        ">=",
-        0.95,
-    ),
-    Target(
-        "uncached paint detail, observability on / off, req/s",
-        lambda r: ratio(r, "uncached_detail", "uncached_detail_unobserved"),
-        ">=",
-        0.95,
-    ),
+    Target("cache hit rate over the hot read scenarios", hit_rate, ">=", 0.9),
 )
 INFORMATION_RATIOS = (
-    ("cached paint detail / naive baseline, req/s", "cached_detail", "naive_detail"),
-    ("uncached paint detail / bare Flask, req/s", "uncached_detail", "hello"),
+    ("Flask + Redis GET / bare Flask, req/s", "redis_floor", "hello"),
+    ("pooled peer / naive baseline, req/s", "peer_detail", "naive_detail"),
+    ("paint detail on random ids / Flask + Redis GET, req/s", "random_detail", "redis_floor"),
+    ("uncached paint detail / naive baseline, req/s", "uncached_detail", "naive_detail"),
+    (
+        "uncached paint detail, observability on / off, req/s",
+        "uncached_detail",
+        "uncached_detail_unobserved",
+    ),
 )
 
 
@@ -189,11 +217,23 @@ def _setting_lines(results: dict[str, Any]) -> list[str]:
         f"- Services: PostgreSQL {run['postgres']}, Redis {run['redis']} (both on this machine)",
         f"- Data: {run['paints']:,} paints ({seeded})",
         f"- Each scenario: {run['warmup_s']:g} s warm-up, then {run['duration_s']:g} s measured;"
-        f" locust {run['locust']} (FastHttpUser, no wait between requests) in its own process",
+        f" wrk {run['wrk']} (one thread, one connection per client, no wait between requests)"
+        " in its own process",
+        *_rounds_line(run.get("rounds", 1)),
         f"- Every server: `gunicorn APP` with {run['gunicorn']}",
         f"- studio at {git['commit']}"
         + (f" plus {changed} uncommitted file(s)" if changed else ""),
         "",
+    ]
+
+
+def _rounds_line(rounds: int) -> list[str]:
+    if rounds <= 1:
+        return []
+    return [
+        f"- {rounds} rounds: every server up at once, the scenarios measured in turns (order"
+        " alternating); req/s and latencies are medians over the rounds, requests and errors"
+        " their sums, and each ratio the median of the rounds' ratios"
     ]
 
 
@@ -220,8 +260,8 @@ def markdown(results: dict[str, Any]) -> str:
     )
     if any(s.get("load_generator_saturated") for s in results["scenarios"]):
         lines += [
-            f"{SATURATED_MARK} locust reported its own process above 90 % of a core: that figure"
-            " is as much the load generator's limit as the server's.",
+            f"{SATURATED_MARK} wrk used more than 90 % of a core: that figure is as much the"
+            " load generator's limit as the server's.",
             "",
         ]
     lines += ["## Targets", ""]
@@ -230,7 +270,8 @@ def markdown(results: dict[str, Any]) -> str:
         [[t["target"], t["measured"], t["goal"], t["result"]] for t in results["targets"]]
         + [[label, value, "(for information)", ""] for label, value in results["ratios"].items()],
     )
-    lines += _mix_lines(results) + _cache_lines(results) + _cpu_lines(results)
+    lines += _round_lines(results) + _error_lines(results)
+    lines += _cache_lines(results) + _cpu_lines(results)
     lines += ["## Scenarios", ""]
     lines += [f"- **{s['title']}**: {s['description']}" for s in results["scenarios"]]
     return "\n".join(lines) + "\n"
@@ -240,17 +281,31 @@ def _title(item: dict[str, Any]) -> str:
     return item["title"] + (f" {SATURATED_MARK}" if item.get("load_generator_saturated") else "")
 
 
-def _mix_lines(results: dict[str, Any]) -> list[str]:
-    mix = scenario(results, "mix")
-    if not mix:
+def _round_lines(results: dict[str, Any]) -> list[str]:
+    rows = [[s["title"], *s["rounds_rps"]] for s in results["scenarios"] if s.get("rounds_rps")]
+    if not rows:
         return []
+    header = ["Scenario", *(f"round {n}" for n in range(1, len(rows[0])))]
+    return ["## Req/s in each round", "", *_table(header, rows)]
+
+
+def _error_lines(results: dict[str, Any]) -> list[str]:
     rows = [
-        [name, item["requests"], item["rps"], item["p50_ms"], item["p95_ms"], item["p99_ms"]]
-        + [item["errors"]]
-        for name, item in mix["per_request"].items()
+        [s["title"], ", ".join(f"{kind} {count:,}" for kind, count in s["error_kinds"].items())]
+        for s in results["scenarios"]
+        if s.get("error_kinds")
     ]
-    header = ["Request", "Requests", "Req/s", "p50 ms", "p95 ms", "p99 ms", "Errors"]
-    return ["## 90/10 mix by request", "", *_table(header, rows)]
+    if not rows:
+        return []
+    return [
+        "## Errors",
+        "",
+        "As wrk counts them: status_errors are answers with a status above 399 (in the mixes"
+        " every answer's status is counted, and any but 2xx is an error); the others are"
+        " sockets that failed or requests not answered within 10 s.",
+        "",
+        *_table(["Scenario", "Errors by kind"], rows),
+    ]
 
 
 def _cache_lines(results: dict[str, Any]) -> list[str]:
@@ -262,20 +317,21 @@ def _cache_lines(results: dict[str, Any]) -> list[str]:
         for s in results["scenarios"]
         if s.get("cache")
     ]
-    rows.append(["all read scenarios", cache["hits"], cache["misses"], cache["hit_rate"]])
+    rows.append(["all hot read scenarios", cache["hits"], cache["misses"], cache["hit_rate"]])
     return [
         "## Cache",
         "",
         "From `flask --app wsgi cache-status` before and after each read scenario (warm-up"
-        " included), summed over the workers; every API request makes two lookups (its token"
-        " and its data).",
+        " included), summed over the workers. Every studio server starts on an empty cache"
+        " of its own; the hit-rate target counts the hot read scenarios, not the random ids,"
+        " which mostly miss by design.",
         "",
         *_table(["Scenario", "Hits", "Misses", "Hit rate"], rows),
     ]
 
 
 CPU_COLUMNS = {
-    "locust": "locust",
+    "load": "wrk",
     "gunicorn": "gunicorn",
     "postgres": "PostgreSQL",
     "redis": "Redis",
@@ -297,7 +353,8 @@ def _cpu_lines(results: dict[str, Any]) -> list[str]:
         f"## CPU during the measured part (% of one core; the machine has {cores * 100} %)",
         "",
         "*unattributed*: processes that started and ended inside the window (the naive app's"
-        " one-request PostgreSQL connections) and the kernel's own work.",
+        " one-request PostgreSQL connections) and the kernel's own work. *wrk*: the load"
+        " generator, from its own CPU time once it has ended.",
         "",
         *_table(["Scenario", *CPU_COLUMNS.values()], rows),
     ]

@@ -1,9 +1,10 @@
 """The benchmark in one command: `.venv/bin/python -m bench.run [--paints 100000]`.
 
-Seeds a dedicated PostgreSQL database, serves studio (cache on, then off), a bare Flask
-hello-world and a naive paint-detail app each under `gunicorn APP` with the production
-settings, drives every scenario with locust from a separate process, and writes the table
-to bench/results/. Every process it starts is stopped again, on Ctrl-C or failure too.
+Seeds a dedicated PostgreSQL database, serves studio (cache on, off, observability on and
+off) and four references (a bare Flask hello-world, Flask with one Redis GET, a pooled
+Flask-SQLAlchemy peer and a naive NullPool app) each under `gunicorn APP` with the
+production settings, drives every scenario with wrk from a separate process, and writes the
+table to bench/results/. Every process it starts is stopped again, on Ctrl-C or failure too.
 """
 
 import argparse
@@ -13,13 +14,16 @@ import random
 import secrets
 import shutil
 import signal
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
@@ -32,14 +36,12 @@ from sqlalchemy.engine import make_url
 from studio.services.demo import ADJECTIVES, BRANDS, FAMILIES
 
 from . import cpu, database, report
-from .load import Run, run_locust
+from .load import Run, run_wrk, wrk_version
 from .processes import REPO, Gunicorn, gunicorn_settings
 
-DEFAULT_LOCUST = REPO / "bench" / ".venv" / "bin" / "locust"
-INSTALL_LOCUST = (
-    "python3 -m venv bench/.venv && bench/.venv/bin/pip install -q -r requirements-bench.txt"
-)
 CACHE_KEY_PREFIX = "studio-bench:"
+# bench/redis_floor.py's bodies, under studio's prefix so that forgetting the cache drops them.
+FLOOR_PREFIX = CACHE_KEY_PREFIX + "floor:"
 HOT_SET_SIZE = 1000
 # Above this much CPU in use (% of one core) before the run, warn that results will suffer.
 BUSY_MACHINE_PERCENT = 25
@@ -71,13 +73,24 @@ class Server:
     name: str
     app: str
     env: dict[str, str] = field(default_factory=dict)
-    probe: str = "/api/v1/paints/1"
+    # A path that answers 200 once every worker is up ({paint} is one of the hot set's ids).
+    probe: str = "/api/v1/paints/{paint}"
+
+    @property
+    def uses_studio_cache(self) -> bool:
+        return self.app == "wsgi:app" and self.env.get("CACHE_TYPE") != "NullCache"
+
+    @property
+    def slug(self) -> str:
+        return self.name.replace(",", "").replace(" ", "-")
 
 
 SERVERS = {
     server.name: server
     for server in (
         Server("bare Flask", "bench.hello:app", probe="/"),
+        Server("Flask + Redis GET", "bench.redis_floor:app", {"REDIS_FLOOR_PREFIX": FLOOR_PREFIX}),
+        Server("pooled peer", "bench.peer:app"),
         Server("naive", "bench.naive:app"),
         Server(
             "studio, cache off, unobserved",
@@ -96,10 +109,13 @@ class Scenario:
     key: str
     title: str
     server: str
-    user_class: str
+    # The request maker in bench/wrk/scenarios.lua.
+    script: str
     description: str
     mix: bool = False
-    cached_read: bool = False
+    # "hot": cache hits and misses are counted and go into the hit-rate target;
+    # "counted": counted and shown only (random ids over all paints mostly miss).
+    cache: str = ""
     extra: bool = False
 
 
@@ -108,14 +124,30 @@ SCENARIOS = (
         "hello",
         "bare Flask hello-world (ceiling)",
         "bare Flask",
-        "HelloWorld",
+        "hello",
         '`GET /` on bench/hello.py, a Flask app that returns `{"hello": "world"}`.',
     ),
     Scenario(
+        "redis_floor",
+        "Flask + one Redis GET (floor of a cached read)",
+        "Flask + Redis GET",
+        "hot_detail",
+        "`GET /api/v1/paints/<id>` over the hot set on bench/redis_floor.py: one `redis.get`"
+        " of the paint's stored JSON body, returned as it is; no token, no database.",
+    ),
+    Scenario(
+        "peer_detail",
+        "pooled Flask-SQLAlchemy peer paint detail",
+        "pooled peer",
+        "detail",
+        "`GET /api/v1/paints/<id>` on bench/peer.py (QueuePool 5 with pre-ping, token checked"
+        " by a query, `db.get_or_404`, no cache), ids uniform over every paint.",
+    ),
+    Scenario(
         "naive_detail",
-        "naive paint detail (baseline)",
+        "naive paint detail (NullPool baseline)",
         "naive",
-        "PaintDetail",
+        "detail",
         "`GET /api/v1/paints/<id>` on bench/naive.py (NullPool, token checked by a query,"
         " `db.session.get`, no cache), ids uniform over every paint.",
     ),
@@ -123,15 +155,16 @@ SCENARIOS = (
         "uncached_detail_unobserved",
         "uncached paint detail, observability off",
         "studio, cache off, unobserved",
-        "PaintDetail",
+        "detail",
         "As *uncached paint detail*, with OBSERVABILITY=false: no timing hooks, query"
         " events or measured pool, to price them.",
+        extra=True,
     ),
     Scenario(
         "uncached_detail",
         "uncached paint detail",
         "studio, cache off",
-        "PaintDetail",
+        "detail",
         "`GET /api/v1/paints/<id>` with CACHE_TYPE=NullCache (token and paint read from"
         " PostgreSQL each time), ids uniform over every paint.",
     ),
@@ -139,7 +172,7 @@ SCENARIOS = (
         "uncached_list",
         "filtered list, cache off",
         "studio, cache off",
-        "FilteredList",
+        "list",
         "As *filtered list*, with CACHE_TYPE=NullCache: what each listing costs PostgreSQL.",
         extra=True,
     ),
@@ -147,7 +180,7 @@ SCENARIOS = (
         "uncached_search",
         "word search, cache off",
         "studio, cache off",
-        "Search",
+        "search",
         "As *word search*, with CACHE_TYPE=NullCache.",
         extra=True,
     ),
@@ -155,7 +188,7 @@ SCENARIOS = (
         "code_search",
         "code-fragment search, cache off",
         "studio, cache off",
-        "CodeSearch",
+        "code_search",
         "`GET /api/v1/paints?q=FRAGMENT` with CACHE_TYPE=NullCache: 4 to 6 digits in a row"
         " out of a random paint's code number (`00009` of CIT-000099), or half the time a"
         " brand's code prefix and the number's first 4 to 6 digits (`CIT-0000`).",
@@ -165,7 +198,7 @@ SCENARIOS = (
         "name_search",
         "name-prefix search, cache off",
         "studio, cache off",
-        "NamePrefixSearch",
+        "name_search",
         "`GET /api/v1/paints?q=ADJ+COL` with CACHE_TYPE=NullCache: the first 3 or 4 letters of"
         " one of the demo data's adjectives and of a colour name (`dar bon`).",
         extra=True,
@@ -174,7 +207,7 @@ SCENARIOS = (
         "uncached_stats",
         "stats, cache off",
         "studio, cache off",
-        "Stats",
+        "stats",
         "As *stats*, with CACHE_TYPE=NullCache.",
         extra=True,
     ),
@@ -182,42 +215,59 @@ SCENARIOS = (
         "cached_detail_unobserved",
         "cached paint detail, observability off",
         "studio, unobserved",
-        "HotPaintDetail",
+        "hot_detail",
         "As *cached paint detail*, with OBSERVABILITY=false.",
-        cached_read=True,
+        cache="hot",
+    ),
+    Scenario(
+        "random_detail_unobserved",
+        "paint detail on random ids, observability off",
+        "studio, unobserved",
+        "detail",
+        "As *paint detail on random ids*, with OBSERVABILITY=false.",
+        cache="counted",
     ),
     Scenario(
         "cached_detail",
         "cached paint detail",
         "studio",
-        "HotPaintDetail",
+        "hot_detail",
         f"`GET /api/v1/paints/<id>` over a hot set of {HOT_SET_SIZE:,} ids drawn at random"
         " from all paints (it fits the Redis cache; the warm-up fills it).",
-        cached_read=True,
+        cache="hot",
+    ),
+    Scenario(
+        "random_detail",
+        "paint detail on random ids",
+        "studio",
+        "detail",
+        "`GET /api/v1/paints/<id>`, ids uniform over every paint, cache on: mostly misses"
+        " (each studio server starts on an empty cache), each then stored in Redis.",
+        cache="counted",
     ),
     Scenario(
         "filtered_list",
         "filtered list",
         "studio",
-        "FilteredList",
+        "list",
         "`GET /api/v1/paints?brand=B&stock=S&sort=O&page=P`: 12 brands x in/low/out of"
         " stock x sort -price/name/-created_at x pages 1-3 (324 distinct listings).",
-        cached_read=True,
+        cache="hot",
     ),
     Scenario(
         "search",
         "word search",
         "studio",
-        "Search",
+        "search",
         "`GET /api/v1/paints?q=WORD`: one of the demo data's colour names and adjectives.",
-        cached_read=True,
+        cache="hot",
     ),
-    Scenario("stats", "stats", "studio", "Stats", "`GET /api/v1/stats`.", cached_read=True),
+    Scenario("stats", "stats", "studio", "stats", "`GET /api/v1/stats`.", cache="hot"),
     Scenario(
         "mix",
         "90/10 read/write mix",
         "studio",
-        "ReadWriteMix",
+        "mix",
         "Detail (any id) 60 %, filtered list 10 %, search 10 %, stats 10 %, and 10 %"
         ' `POST /api/v1/paints/<id>/stock` `{"delta": 1, "reason": "bench"}` (any id).',
         mix=True,
@@ -226,13 +276,42 @@ SCENARIOS = (
         "mix_detail",
         "90/10 mix, detail reads only",
         "studio",
-        "DetailWriteMix",
+        "mix_detail",
         "Detail (any id) 90 % and the same stock adjustments 10 %: the mix without the"
         " listings and figures that every write retires.",
         mix=True,
         extra=True,
     ),
 )
+
+
+# Named sets of scenarios for --only: the issue's headline rows take a few minutes.
+GROUPS = {
+    "headline": (
+        "hello",
+        "redis_floor",
+        "peer_detail",
+        "naive_detail",
+        "uncached_detail",
+        "cached_detail_unobserved",
+        "random_detail_unobserved",
+        "cached_detail",
+        "random_detail",
+    ),
+    "references": ("hello", "redis_floor", "peer_detail", "naive_detail"),
+    "observability": (
+        "cached_detail_unobserved",
+        "random_detail_unobserved",
+        "cached_detail",
+        "random_detail",
+    ),
+    "targets": (
+        "filtered_list",
+        "search",
+        "stats",
+        "mix",
+    ),
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -243,19 +322,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="clients for reads (8)")
     parser.add_argument("--mix-clients", type=int, default=32, help="clients for the mix (32)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="serve every server at once and measure each scenario this many times, in turns (1)",
+    )
     parser.add_argument("--reuse", action="store_true", help="keep a database seeded with N")
     parser.add_argument("--skip-extras", action="store_true", help="no cache-off list/search/stats")
-    parser.add_argument("--only", help="comma-separated scenario keys, for trying things out")
+    parser.add_argument(
+        "--only",
+        help="comma-separated scenario keys or groups ("
+        + ", ".join(GROUPS)
+        + "); --list shows them",
+    )
+    parser.add_argument("--list", action="store_true", help="list scenarios and groups, then stop")
     parser.add_argument(
         "--database-url", default="postgresql://postgres@127.0.0.1:5432/studio_bench"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
-    parser.add_argument("--locust", type=Path, default=DEFAULT_LOCUST)
     return parser.parse_args(argv)
 
 
 def chosen_scenarios(args: argparse.Namespace) -> list[Scenario]:
-    keys = set(args.only.split(",")) if args.only else None
+    keys = None
+    if args.only:
+        keys = set()
+        for name in args.only.split(","):
+            keys.update(GROUPS.get(name, (name,)))
     unknown = (keys or set()) - {s.key for s in SCENARIOS}
     if unknown:
         raise SystemExit(f"Unknown scenario(s): {', '.join(sorted(unknown))}")
@@ -287,15 +381,8 @@ def studio_env(
     return env
 
 
-def locust_version(locust: Path) -> str:
-    if not locust.exists():
-        raise SystemExit(f"locust is not installed at {locust}; install it with:\n{INSTALL_LOCUST}")
-    printed = subprocess.run([str(locust), "--version"], capture_output=True, text=True).stdout
-    return printed.split()[1] if printed.startswith("locust ") else printed.strip()
-
-
 def load_config(seeded: database.Seeded) -> dict[str, Any]:
-    """Return what the locust users need: the token, the ids and the words to ask for."""
+    """Return what the wrk scenarios need: the token, the ids and the words to ask for."""
     ids = range(seeded.first_id, seeded.last_id + 1)
     words = {name.lower() for _, names in FAMILIES.values() for name in names}
     words |= {adjective.lower() for adjective in ADJECTIVES}
@@ -310,6 +397,21 @@ def load_config(seeded: database.Seeded) -> dict[str, Any]:
         "adjectives": sorted(adjective.lower() for adjective in ADJECTIVES),
         "colour_names": sorted({name.lower() for _, names in FAMILIES.values() for name in names}),
     }
+
+
+def lua_table(config: Mapping[str, Any]) -> str:
+    """Return the config as a Lua chunk that bench/wrk/scenarios.lua loads with dofile."""
+
+    def value(item: Any) -> str:
+        if isinstance(item, list):
+            return "{" + ", ".join(value(element) for element in item) + "}"
+        if isinstance(item, str) and not item.isascii():
+            raise ValueError(f"not ASCII, as the URLs must be: {item!r}")
+        # JSON's numbers and its escapes of ASCII strings read the same in Lua.
+        return json.dumps(item)
+
+    fields = ",\n".join(f"  {name} = {value(item)}" for name, item in config.items())
+    return "return {\n" + fields + "\n}\n"
 
 
 def cache_status(env: Mapping[str, str]) -> dict[str, int]:
@@ -362,8 +464,15 @@ class Bench:
             git=report.git_state(),
             settings=self.prepare(),
         )
-        for server_name, group in groupby(scenarios, key=lambda s: s.server):
-            self.serve(SERVERS[server_name], list(group))
+        if self.args.rounds > 1:
+            self.take_turns(scenarios, self.args.rounds)
+        else:
+            for server_name, group in groupby(scenarios, key=lambda s: s.server):
+                with ExitStack() as stack:
+                    server = self.start(SERVERS[server_name], stack)
+                    for scenario in group:
+                        self.results["scenarios"].append(self.measure(scenario, server))
+                    self.save_metrics(server)
         self.results["cache"] = self.total_cache()
         self.results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         report.evaluate(self.results)
@@ -383,8 +492,9 @@ class Bench:
         print(f"Preparing {args.database_url.rsplit('/', 1)[-1]} with {args.paints:,} paints ...")
         self.seeded = database.prepare(args.database_url, self.env, args.paints, args.reuse)
         database.forget_cache(args.redis_url, CACHE_KEY_PREFIX)
-        self.config = self.workdir / "config.json"
-        self.config.write_text(json.dumps(load_config(self.seeded)))
+        self.load_config = load_config(self.seeded)
+        self.config = self.workdir / "config.lua"
+        self.config.write_text(lua_table(self.load_config))
         settings = gunicorn_settings("wsgi:app", self.env)
         return {
             "paints": args.paints,
@@ -392,47 +502,93 @@ class Bench:
             "seed_seconds": self.seeded.seed_seconds,
             "warmup_s": args.warmup,
             "duration_s": args.duration,
+            "rounds": args.rounds,
             "gunicorn_settings": settings,
             "gunicorn": ", ".join(f"{key} {value}" for key, value in settings.items()),
-            "locust": locust_version(args.locust),
+            "wrk": wrk_version(),
             "postgres": database.server_version(args.database_url),
             "redis": database.redis_version(args.redis_url),
             "background_cpu": background,
         }
 
-    def serve(self, server: Server, scenarios: list[Scenario]) -> None:
+    def server_env(self, server: Server) -> dict[str, str]:
         env = {**self.env, **server.env}
+        if server.uses_studio_cache:
+            # A cache of its own: no studio server reads what another one stored.
+            env["CACHE_KEY_PREFIX"] = f"{CACHE_KEY_PREFIX}{server.slug}:"
+        return env
+
+    def start(self, server: Server, stack: ExitStack) -> Gunicorn:
+        """Serve an app (on an empty cache of its own) until `stack` closes; wait for it."""
+        env = self.server_env(server)
         settings = gunicorn_settings(server.app, env)
         if settings != self.results["settings"]["gunicorn_settings"]:
             raise RuntimeError(f"gunicorn settings differ for {server.app}: {settings}")
-        log = self.raw / f"gunicorn-{server.name.replace(',', '').replace(' ', '-')}.log"
-        with Gunicorn(server.app, env, log) as gunicorn:
-            gunicorn.wait_ready(server.probe, {"Authorization": f"Bearer {self.seeded.token}"})
-            for scenario in scenarios:
-                self.results["scenarios"].append(self.measure(scenario, gunicorn))
-            if server.app == "wsgi:app":
-                self.save_metrics(gunicorn, log.with_suffix(".metrics.txt"))
+        if server.uses_studio_cache:
+            database.forget_cache(self.args.redis_url, env["CACHE_KEY_PREFIX"])
+        if server.app == "bench.redis_floor:app":
+            hot_ids = self.load_config["hot_ids"]
+            database.store_floor_bodies(
+                self.args.database_url, self.args.redis_url, FLOOR_PREFIX, hot_ids
+            )
+        log = self.raw / f"gunicorn-{server.slug}.log"
+        gunicorn = stack.enter_context(Gunicorn(server.app, env, log))
+        probe = server.probe.format(paint=self.load_config["hot_ids"][0])
+        gunicorn.wait_ready(probe, {"Authorization": f"Bearer {self.seeded.token}"})
+        return gunicorn
 
-    def save_metrics(self, server: Gunicorn, path: Path) -> None:
-        """Keep what /metrics said after the scenarios (for `flask tune --metrics-file`)."""
+    def take_turns(self, scenarios: list[Scenario], rounds: int) -> None:
+        """Serve every server at once and measure the scenarios in turns, `rounds` times.
+
+        On a shared machine the load from other work changes within minutes; in turns, each
+        round's ratios compare figures taken seconds apart, and their median is steadier than
+        one figure per scenario. The order alternates, so none always follows another.
+        """
+        with ExitStack() as stack:
+            servers = {name: None for name in (s.server for s in scenarios)}
+            for name in servers:
+                servers[name] = self.start(SERVERS[name], stack)
+            measured: dict[str, list[dict[str, Any]]] = {s.key: [] for s in scenarios}
+            for number in range(rounds):
+                print(f"Round {number + 1} of {rounds}", flush=True)
+                order = scenarios if number % 2 == 0 else scenarios[::-1]
+                for scenario in order:
+                    found = self.measure(scenario, servers[scenario.server], number + 1)
+                    measured[scenario.key].append(found)
+            for server in servers.values():
+                self.save_metrics(server)
+        self.results["scenarios"] = [combined(measured[s.key]) for s in scenarios]
+
+    def save_metrics(self, server: Gunicorn) -> None:
+        """Keep what studio's /metrics said (for `flask tune --metrics-file`), if it says any.
+
+        A server without observability may have no /metrics at all; the figures measured
+        matter more than this copy, so a refusal is noted, not raised.
+        """
+        if server.app != "wsgi:app" or server.env.get("OBSERVABILITY") == "false":
+            return
         request = urllib.request.Request(
             server.url + "/metrics", headers={"Authorization": f"Bearer {self.seeded.token}"}
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            path.write_bytes(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                server.log.with_suffix(".metrics.txt").write_bytes(response.read())
+        except (urllib.error.URLError, OSError) as error:
+            print(f"  (no copy of /metrics from {server.url}: {error})")
 
-    def measure(self, scenario: Scenario, server: Gunicorn) -> dict[str, Any]:
+    def measure(
+        self, scenario: Scenario, server: Gunicorn, round_number: int | None = None
+    ) -> dict[str, Any]:
         args = self.args
         clients = args.mix_clients if scenario.mix else args.clients
         print(f"  {scenario.title}: {clients} clients on {scenario.server} ...", flush=True)
-        before = cache_status(self.env) if scenario.cached_read else None
-        run = Run(scenario.user_class, server.url, clients, args.warmup, args.duration)
-        stats = run_locust(
-            args.locust, run, self.config, self.raw / scenario.key, server.pids, self.database
-        )
+        before = cache_status(server.env) if scenario.cache else None
+        run = Run(scenario.script, server.url, clients, args.warmup, args.duration, scenario.mix)
+        raw = self.raw / (f"{scenario.key}-{round_number}" if round_number else scenario.key)
+        stats = run_wrk(run, self.config, raw, server.pids, self.database)
         if before is not None:
             flush_counters(server, self.seeded.token)
-            stats["cache"] = counted(before, cache_status(self.env))
+            stats["cache"] = counted(before, cache_status(server.env))
         print(
             f"    {stats['rps']:,.0f} req/s, p50 {stats['p50_ms']} ms, p95 {stats['p95_ms']} ms,"
             f" p99 {stats['p99_ms']} ms, {stats['errors']} errors"
@@ -443,11 +599,16 @@ class Bench:
             "server": scenario.server,
             "clients": clients,
             "description": scenario.description,
+            "cache_counted": scenario.cache,
             **stats,
         }
 
     def total_cache(self) -> dict[str, Any] | None:
-        counts = [s["cache"] for s in self.results["scenarios"] if s.get("cache")]
+        counts = [
+            s["cache"]
+            for s in self.results["scenarios"]
+            if s.get("cache") and s["cache_counted"] == "hot"
+        ]
         if not counts:
             return None
         zero = {"hits": 0, "misses": 0}
@@ -455,15 +616,54 @@ class Bench:
         return counted(zero, total)
 
 
+def combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return one scenario's rounds as one: medians of req/s and latencies, sums of counts."""
+    first = rounds[0]
+    if len(rounds) == 1:
+        return first
+    names = ("key", "title", "server", "clients", "description", "cache_counted")
+    result: dict[str, Any] = {name: first[name] for name in names}
+    result["requests"] = sum(r["requests"] for r in rounds)
+    result["errors"] = sum(r["errors"] for r in rounds)
+    kinds: Counter[str] = Counter()
+    for found in rounds:
+        kinds.update(found["error_kinds"])
+    result["error_kinds"] = dict(kinds)
+    for name in ("rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "avg_ms"):
+        result[name] = round(statistics.median(r[name] for r in rounds), 2)
+    result["max_ms"] = max(r["max_ms"] for r in rounds)
+    result["rounds_rps"] = [r["rps"] for r in rounds]
+    result["load_generator_saturated"] = any(r["load_generator_saturated"] for r in rounds)
+    cpus = [r["cpu"] for r in rounds if r.get("cpu")]
+    if cpus:
+        parts = [name for name, value in cpus[0].items() if isinstance(value, int | float)]
+        result["cpu"] = {name: round(statistics.mean(c[name] for c in cpus), 1) for name in parts}
+        result["cpu"]["busiest_other"] = cpus[-1]["busiest_other"]
+    if all(r.get("cache") for r in rounds):
+        zero = {"hits": 0, "misses": 0}
+        total = {name: sum(r["cache"][name] for r in rounds) for name in zero}
+        result["cache"] = counted(zero, total)
+    return result
+
+
+def scenario_list() -> str:
+    lines = [f"{s.key:28} {s.title}{' (extra)' if s.extra else ''}" for s in SCENARIOS]
+    lines += ["", "Groups:"] + [f"{name:14} {', '.join(keys)}" for name, keys in GROUPS.items()]
+    return "\n".join(lines)
+
+
 def planned_seconds(args: argparse.Namespace, scenarios: list[Scenario]) -> float:
-    return 40 + len(scenarios) * (args.warmup + args.duration + 5)
+    return 40 + len(scenarios) * (args.warmup + args.duration + 5) * args.rounds
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.list:
+        print(scenario_list())
+        return 0
     scenarios = chosen_scenarios(args)
-    locust_version(args.locust)
-    # A `kill` unwinds like Ctrl-C, so every server and locust process is stopped.
+    wrk_version()
+    # A `kill` unwinds like Ctrl-C, so every server and wrk process is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"{len(scenarios)} scenarios, about {planned_seconds(args, scenarios) / 60:.0f} min")
     started = datetime.now(UTC)
