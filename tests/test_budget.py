@@ -110,11 +110,11 @@ def test_tune_explains_its_numbers(extra_apps, monkeypatch):
 
 
 def observed(**changes):
-    values = dict(workers=2, peak_checked_out=1, checkouts=1000, slow_checkouts=0, timeouts=0)
+    values = dict(workers=2, peak_checked_out=1, checkouts=1000, timeouts=0)
     return Observed(**{**values, **changes})
 
 
-def test_observed_waits_and_timeouts_take_what_the_budget_allows():
+def test_observed_timeouts_take_what_the_budget_allows():
     limits = ServerLimits(40, 3, 0, None)  # 35 for studio: 17 per worker
     advice = advise(limits, plan(pool_size=2, max_overflow=0), observed(timeouts=4))
     assert any("4 pool timeout(s)" in problem for problem in advice.problems)

@@ -95,7 +95,7 @@ def test_exposition_has_latency_pool_process_cache_and_alert_figures(app, api, m
         "studio_db_pool_capacity",
         "studio_db_pool_checked_out",
         "studio_db_pool_utilisation_ratio",
-        "studio_db_pool_checkout_seconds_count",
+        "studio_db_pool_checkouts_total",
         "studio_process_resident_memory_bytes",
         "studio_system_memory_percent",
         "studio_cache_hits_total",
@@ -205,7 +205,7 @@ def test_tune_sizes_the_pool_from_what_the_workers_used(gunicorn_server, committ
     base, _ = gunicorn_server
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: fetch(f"{base}/health/ready"), range(100)))
-    scrape_until(base, "studio_db_pool_checkout_seconds_count", 100)
+    scrape_until(base, "studio_db_pool_checkouts_total", 100)
     result = committed_app.test_cli_runner().invoke(
         args=["tune", "--metrics-url", f"{base}/metrics", "--token", METRICS_TOKEN]
     )

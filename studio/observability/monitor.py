@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
 from ..services import cache
+from .budget import connection_limits
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +39,6 @@ CONNECTIONS_SQL = text(
     "FROM pg_stat_activity "
     "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
     "GROUP BY 1, 2"
-)
-LIMITS_SQL = text(
-    "SELECT current_setting('max_connections')::int, "
-    "current_setting('superuser_reserved_connections')::int"
 )
 # clock_timestamp(), not now(): now() stands still for the whole transaction.
 LONGEST_SQL = text(
@@ -229,7 +226,7 @@ def _connections() -> Connections:
         others[state] = others.get(state, 0) + count
         name = application or "(no name)"
         by_application[name] = by_application.get(name, 0) + count
-    max_connections, reserved = db.session.execute(LIMITS_SQL).one()
+    max_connections, reserved = connection_limits()
     return Connections(max_connections, reserved, studio, others, by_application)
 
 
