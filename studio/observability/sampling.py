@@ -27,6 +27,7 @@ from .timing import RequestTimes
 logger = logging.getLogger(__name__)
 HISTORY = 120  # samples kept for the performance page's charts
 MIN_CPU_INTERVAL_SECONDS = 0.5
+MIN_SAMPLE_SECONDS = 0.5  # METRICS_SAMPLE_SECONDS=0 samples as often as this
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class Sampler:
         self.window = alerts.window_seconds
         self.lock = threading.Lock()
         self.thread_pid = 0  # the process whose sampling thread runs; 0 before it starts
+        self.stopped = False
         _SAMPLERS.add(self)
         self.history: deque[Sample] = deque(maxlen=HISTORY)
         self._process: psutil.Process | None = None
@@ -113,7 +115,7 @@ class Sampler:
         """
         metrics.keep_flushing()
         pid = os.getpid()
-        if self.thread_pid == pid:
+        if self.thread_pid == pid or self.stopped:
             return
         with self.lock:
             if self.thread_pid == pid:
@@ -122,11 +124,15 @@ class Sampler:
         # A weak reference: an app that is gone (a test's) takes its thread with it.
         thread = threading.Thread(
             target=_sample_forever,
-            args=(weakref.ref(self), self.interval),
+            args=(weakref.ref(self), max(self.interval, MIN_SAMPLE_SECONDS)),
             name="studio-sampler",
             daemon=True,
         )
         thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling on the thread (a test's app that is done with); sample() still works."""
+        self.stopped = True
 
     def sample(self) -> Sample:
         """Take a sample now: publish it as metrics, check the alerts, keep it for charts."""
@@ -205,7 +211,7 @@ def _sample_forever(sampler_ref: "weakref.ref[Sampler]", interval: float) -> Non
     pid = os.getpid()
     while True:
         sampler = sampler_ref()
-        if sampler is None or sampler.thread_pid != pid:
+        if sampler is None or sampler.thread_pid != pid or sampler.stopped:
             return
         try:
             sampler.sample()
