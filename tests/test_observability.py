@@ -2,9 +2,12 @@
 
 import ast
 import logging
+import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -218,3 +221,42 @@ def test_with_observability_off_nothing_of_it_is_in_the_request_path(tmp_path, o
         assert done.stdout.strip() == expected
     else:
         assert all(counts), counts  # the check can fail: on, each kind is found
+
+
+def test_samples_are_taken_on_a_thread_of_their_own_never_in_a_request(extra_apps):
+    app = extra_apps(METRICS_SAMPLE_SECONDS=0.5)
+    sampler = observatory(app).sampler
+    taken_on: list[str] = []
+    sample = sampler.sample
+
+    def recorded():
+        taken_on.append(threading.current_thread().name)
+        return sample()
+
+    sampler.sample = recorded
+    client = app.test_client()
+    for _ in range(5):
+        assert client.get("/health").status_code == 200
+    deadline = time.monotonic() + 5
+    while len(taken_on) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(taken_on) >= 2 and set(taken_on) == {"studio-sampler"}
+
+
+def test_a_forked_worker_samples_on_a_thread_of_its_own(extra_apps):
+    app = extra_apps()
+    sampler = observatory(app).sampler
+    app.test_client().get("/health")
+    assert sampler.thread_pid == os.getpid()
+    child = os.fork()
+    if child == 0:  # gunicorn's worker: the parent's thread did not come along
+        code = 2
+        try:
+            time.sleep(1.1)  # requests check once a second that the thread runs here
+            app.test_client().get("/health")
+            names = [thread.name for thread in threading.enumerate()]
+            code = 0 if sampler.thread_pid == os.getpid() and "studio-sampler" in names else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

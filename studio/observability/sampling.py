@@ -79,7 +79,7 @@ def pool_figures(pool: Any, stats: PoolStats, window_seconds: float) -> PoolFigu
 
 
 class Sampler:
-    """Samples one app's pool and this process; throttled to once per interval."""
+    """Samples one app's pool and this process: every interval on its thread, or when asked."""
 
     def __init__(
         self,
@@ -102,10 +102,10 @@ class Sampler:
         self.lock = threading.Lock()
         self.thread_pid = 0  # the process whose sampling thread runs; 0 before it starts
         self.stopped = False
-        _SAMPLERS.add(self)
         self.history: deque[Sample] = deque(maxlen=HISTORY)
         self._process: psutil.Process | None = None
         self._cpu = (0.0, 0.0)  # (monotonic time, percent) of the last CPU reading
+        _SAMPLERS.add(self)
 
     def keep_sampling(self) -> None:
         """Sample every interval on a thread of this process, started on the first call.
