@@ -16,7 +16,8 @@ import threading
 import time
 import urllib.request
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -79,11 +80,16 @@ class PendingHistogram:
         self.counts[index] += 1
         self.sums[index] += value
 
-    def flush(self) -> None:
+    def take(self) -> Callable[[], None] | None:
+        """Return the writing of what is held, and start afresh; the caller holds PENDING_LOCK."""
+        if not any(self.counts):
+            return None
         counts, sums = self.counts, self.sums
-        if not any(counts):
-            return
         self.reset()
+        return partial(self.write, counts, sums)
+
+    def write(self, counts: list[int], sums: list[float]) -> None:
+        """Observe what was taken, each bucket's observations at their mean."""
         lower = -math.inf
         for bound, count, total in zip(self.bounds, counts, sums, strict=True):
             if count:
@@ -111,10 +117,12 @@ class PendingCounter:
         """Add to the counter; the caller holds PENDING_LOCK."""
         self.total += amount
 
-    def flush(self) -> None:
-        if self.total:
-            total, self.total = self.total, 0.0
-            self.series.inc(total)
+    def take(self) -> Callable[[], None] | None:
+        """Return the writing of what is held, and start afresh; the caller holds PENDING_LOCK."""
+        if not self.total:
+            return None
+        total, self.total = self.total, 0.0
+        return partial(self.series.inc, total)
 
     def reset(self) -> None:
         self.total = 0.0
@@ -140,8 +148,11 @@ os.register_at_fork(after_in_child=_start_afresh_in_child)
 def flush_pending() -> None:
     """Write what this process holds back into prometheus_client's values."""
     with PENDING_LOCK:
-        for pending in _PENDING:
-            pending.flush()
+        writes = [pending.take() for pending in _PENDING]
+    # Outside the lock: a request holding back its figures need not wait for the files.
+    for write in writes:
+        if write is not None:
+            write()
 
 
 def keep_flushing() -> None:
