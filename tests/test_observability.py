@@ -4,6 +4,7 @@ import ast
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -258,5 +259,33 @@ def test_a_forked_worker_samples_on_a_thread_of_its_own(extra_apps):
             code = 0 if sampler.thread_pid == os.getpid() and "studio-sampler" in names else 1
         finally:
             os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_worker_forked_while_its_parent_sampled_does_not_wait_for_the_parents_lock(extra_apps):
+    app = extra_apps()
+    observed = observatory(app)
+    app.test_client().get("/health")
+    held, release = threading.Event(), threading.Event()
+
+    def sampling():  # what the sampling thread holds while it counts the requests
+        with observed.requests.lock:
+            held.set()
+            release.wait(10)
+
+    sampler = threading.Thread(target=sampling)
+    sampler.start()
+    held.wait(5)
+    child = os.fork()
+    if child == 0:
+        code = 2
+        try:
+            signal.alarm(10)  # a child stuck on the lock is killed, not left hanging
+            code = 0 if app.test_client().get("/health").status_code == 200 else 1
+        finally:
+            os._exit(code)
+    release.set()
+    sampler.join()
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0

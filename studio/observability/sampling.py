@@ -198,9 +198,16 @@ _SAMPLERS: "weakref.WeakSet[Sampler]" = weakref.WeakSet()
 
 
 def _start_afresh_in_child() -> None:
-    """A forked process samples on a thread of its own; its parent's lock may have been held."""
+    """A forked process samples on a thread of its own; its parent's may have held a lock.
+
+    gunicorn forks from a master that never served a request, so never sampled; a process
+    forked after serving (a test's) would otherwise wait forever on a lock held by a thread
+    it does not have.
+    """
     for sampler in list(_SAMPLERS):
-        sampler.lock = threading.Lock()
+        parts = (sampler, sampler.requests, sampler.slow_queries, sampler.alerts)
+        for part in (*parts, sampler.pool_stats, sampler.failed_sign_ins):
+            part.lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_start_afresh_in_child)
