@@ -12,12 +12,13 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .. import signals
 from . import metrics
 
-# What the engine's pool raises when no connection came within pool_timeout.
-POOL_TIMEOUT = "TimeoutError"
+# The error the product's database_unavailable signal names when no connection came in time.
+POOL_TIMEOUT = PoolTimeout.__name__
 
 
 class PoolStats:
