@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin, api, auth, cli, health, metrics
+from . import admin, api, auth, cli, health, observability
 from .auth.sessions import load_user
 from .config import load_settings
 from .database import IdConverter, register_engine_events, register_request_deadline
@@ -15,7 +15,6 @@ from .errors import register_error_handlers
 from .extensions import cache, csrf, db, limiter, login_manager, migrate
 from .limits import register_request_limits
 from .logs import configure_logging, log_startup
-from .observability import register_observability, use_measured_pool
 from .security import register_security
 from .services.cache import register_cache_epochs
 
@@ -30,9 +29,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
-    # Before security: its clock then starts first and stops last, so a request's total
-    # includes the other hooks and an HTTPS redirect is timed too.
-    register_observability(app)
+    # Its clock starts on request_started, before every before_request hook (CSRF's and
+    # the limiter's too); its after_request hook, registered before security's, runs after
+    # it, so a request's total includes the other hooks and an HTTPS redirect is timed too.
+    observability.init_app(app)
     register_security(app)
     cli.register_commands(app)
     register_request_limits(app)
@@ -42,7 +42,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    use_measured_pool(app)
     db.init_app(app)
     register_engine_events(app)
     register_request_deadline(app)
@@ -66,12 +65,10 @@ def register_blueprints(app: Flask) -> None:
     limiter.exempt(api.bp)
     limiter.exempt(admin.bp)
     limiter.exempt(health.bp)
-    limiter.exempt(metrics.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
-    app.register_blueprint(metrics.bp)
 
 
 def register_proxy_fix(app: Flask) -> None:

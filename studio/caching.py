@@ -18,8 +18,8 @@ from redis import from_url as redis_from_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeout
 
+from .clock import add_time
 from .logs import burst_log
-from .observability.timing import add_time
 from .resilience.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,9 @@
 """Command-line tools: admins, API tokens and demo data."""
 
+import functools
 import secrets
 import sys
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -15,7 +17,6 @@ from werkzeug.serving import run_simple
 from .database import lift_time_limits
 from .extensions import db
 from .models import Paint
-from .observability import budget, metrics, monitor
 from .services import accounts, cache, csv_io, demo, listing
 from .services.errors import ServiceError
 
@@ -34,29 +35,34 @@ def register_commands(app: Flask) -> None:
         cache_status,
         import_paints,
         export_paints,
-        tune,
-        run_monitor,
     )
     for command in commands:
         app.cli.add_command(command)
 
 
-def _fail(exc: ServiceError) -> click.ClickException:
-    details = "".join(f"\n  {field} {message}" for field, message in exc.fields.items())
-    return click.ClickException(f"{exc.message}{details}")
+def service_errors_shown(command: Callable[..., None]) -> Callable[..., None]:
+    """Show a ServiceError the command meets as its error message, one line per field."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except ServiceError as exc:
+            details = "".join(f"\n  {field} {message}" for field, message in exc.fields.items())
+            raise click.ClickException(f"{exc.message}{details}") from None
+
+    return run
 
 
 @click.command("create-admin")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @with_appcontext
+@service_errors_shown
 def create_admin(username: str, password_stdin: bool) -> None:
     """Create an admin who can sign in and own API tokens."""
     password = _read_password("Password", password_stdin)
-    try:
-        accounts.create_user(username, password)
-    except ServiceError as exc:
-        raise _fail(exc) from None
+    accounts.create_user(username, password)
     click.echo(f"Created admin {username}.")
 
 
@@ -71,28 +77,24 @@ def _read_password(prompt: str, from_stdin: bool) -> str:
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
 @with_appcontext
+@service_errors_shown
 def change_password(username: str, password_stdin: bool) -> None:
     """Set an admin's password; every session they have ends (their API tokens stay)."""
     user = accounts.find_user(username)
     if user is None:
         raise click.ClickException(f"User {username} does not exist.")
     password = _read_password("New password", password_stdin)
-    try:
-        accounts.set_password(user, password)
-    except ServiceError as exc:
-        raise _fail(exc) from None
+    accounts.set_password(user, password)
     click.echo(f"Changed the password of {username}; their sessions have ended.")
 
 
 @click.command("deactivate-admin")
 @click.argument("username")
 @with_appcontext
+@service_errors_shown
 def deactivate_admin(username: str) -> None:
     """Stop an admin from signing in; their sessions and API tokens stop working at once."""
-    try:
-        accounts.deactivate_user(username)
-    except ServiceError as exc:
-        raise _fail(exc) from None
+    accounts.deactivate_user(username)
     click.echo(f"Deactivated {username}.")
 
 
@@ -104,96 +106,14 @@ def cache_status() -> None:
         click.echo(f"{name}: {value}")
 
 
-@click.command("tune")
-@click.option(
-    "--metrics-url",
-    help="Read what the running app observed from its /metrics (e.g. https://shop.example/metrics).",
-)
-@click.option(
-    "--token",
-    envvar="METRICS_TOKEN",
-    help="Bearer token for --metrics-url (default: METRICS_TOKEN).",
-)
-@click.option(
-    "--metrics-file",
-    type=click.File("r"),
-    help="Read a saved /metrics scrape instead ('-' for standard input).",
-)
-@with_appcontext
-def tune(metrics_url: str | None, token: str | None, metrics_file: Any) -> None:
-    """Check the connection pools against the database server's limits and advise settings.
-
-    With --metrics-url or --metrics-file (or, beside gunicorn, PROMETHEUS_MULTIPROC_DIR)
-    the advice also uses the pool peaks, waits and timeouts the running workers saw.
-    """
-    if db.engine.dialect.name != "postgresql":
-        raise click.ClickException(
-            "tune reads PostgreSQL's limits; DATABASE_URL is not PostgreSQL."
-        )
-    observed = observed_pool_figures(metrics_url, token, metrics_file)
-    advice = budget.advise(budget.read_server_limits(), budget.deployment(current_app), observed)
-    for line in advice.reasoning:
-        click.echo(f"- {line}")
-    for problem in advice.problems:
-        click.echo(f"PROBLEM: {problem}")
-    if not advice.problems:
-        click.echo("The current settings fit.")
-    click.echo("Recommended:")
-    for name, value in advice.recommended.items():
-        click.echo(f"  {name}={value}")
-
-
-def observed_pool_figures(url: str | None, token: str | None, saved: Any) -> budget.Observed | None:
-    """Return what the running workers observed, from a scrape, a file or the shared files."""
-    try:
-        if url:
-            found = metrics.parse_exposition(metrics.fetch(url, token))
-        elif saved is not None:
-            found = metrics.parse_exposition(saved.read())
-        elif metrics.multiprocess_dir():
-            found = metrics.samples()
-        else:
-            click.echo("- No metrics given (--metrics-url or --metrics-file): limits only.")
-            return None
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot read the metrics: {exc}") from None
-    observed = budget.observed_from(found)
-    if observed is None:
-        raise click.ClickException("the metrics hold no pool figures of studio's.")
-    return observed
-
-
-@click.command("monitor")
-@click.option("--once", is_flag=True, help="Print one snapshot; exit 1 if any alert is raised.")
-@click.option(
-    "--interval",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0.1),
-    help="Seconds between snapshots in the live view.",
-)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object (one line) per snapshot.")
-@with_appcontext
-def run_monitor(once: bool, interval: float, as_json: bool) -> None:
-    """Watch the database's connections, queries and sizes and Redis's memory and hits."""
-    if once:
-        sys.exit(1 if monitor.show(as_json) else 0)
-    try:
-        monitor.watch(interval, as_json)
-    except KeyboardInterrupt:
-        pass
-
-
 @click.command("create-token")
 @click.argument("username")
 @click.option("--name", help="A label to recognise the token by, e.g. the script using it.")
 @with_appcontext
+@service_errors_shown
 def create_token(username: str, name: str | None) -> None:
     """Create an API token; the token itself is printed alone on the last line."""
-    try:
-        token, secret = accounts.create_token(username, name)
-    except ServiceError as exc:
-        raise _fail(exc) from None
+    token, secret = accounts.create_token(username, name)
     click.echo(f"Token {token.id} for {username}; it is shown only this once:", err=True)
     click.echo(secret)
 
@@ -203,14 +123,12 @@ def create_token(username: str, name: str | None) -> None:
 @click.argument("token_id", type=int, required=False)
 @click.option("--all", "revoke_all", is_flag=True, help="Revoke every token of the user.")
 @with_appcontext
+@service_errors_shown
 def revoke_token(username: str, token_id: int | None, revoke_all: bool) -> None:
     """Revoke one API token of a user (by id), or all of them with --all."""
     if (token_id is None) == (not revoke_all):
         raise click.UsageError("Give a TOKEN_ID or --all (not both).")
-    try:
-        count = accounts.revoke_tokens(username, token_id)
-    except ServiceError as exc:
-        raise _fail(exc) from None
+    count = accounts.revoke_tokens(username, token_id)
     if token_id is not None and count == 0:
         raise click.ClickException(f"{username} has no token {token_id}.")
     click.echo(f"Revoked {count} token(s) of {username}.")
@@ -219,12 +137,10 @@ def revoke_token(username: str, token_id: int | None, revoke_all: bool) -> None:
 @click.command("list-tokens")
 @click.argument("username")
 @with_appcontext
+@service_errors_shown
 def list_tokens(username: str) -> None:
     """List a user's API tokens (ids and labels; the secrets are not kept)."""
-    try:
-        tokens = accounts.list_tokens(username)
-    except ServiceError as exc:
-        raise _fail(exc) from None
+    tokens = accounts.list_tokens(username)
     for token in tokens:
         click.echo(f"{token.id}\t{token.name or '-'}\t{token.created_at:%Y-%m-%d %H:%M}")
 
@@ -249,6 +165,7 @@ def _seed(count: int) -> None:
 @click.command("import-paints")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @with_appcontext
+@service_errors_shown
 def import_paints(path: str) -> None:
     """Import a CSV file of paints: all of it in one transaction, or nothing if a row is bad."""
     lift_time_limits()
@@ -256,10 +173,7 @@ def import_paints(path: str) -> None:
         raw = source.read()
     rows = max(raw.count(b"\n") - 1, 1)
     with click.progressbar(length=rows, label="Checking rows") as bar:
-        try:
-            check = csv_io.check_import(raw, on_rows=bar.update)
-        except ServiceError as exc:
-            raise _fail(exc) from None
+        check = csv_io.check_import(raw, on_rows=bar.update)
     click.echo(check.how_read)
     if not check.ok:
         for line, reason in check.errors[:50]:
@@ -281,13 +195,11 @@ def import_paints(path: str) -> None:
     "--query", default="", help="The list's filters, e.g. 'brand=Citadel&stock=low_stock'."
 )
 @with_appcontext
+@service_errors_shown
 def export_paints(path: str, query: str) -> None:
     """Export the paints (all, or those the list filters pick) to a CSV file."""
     lift_time_limits()
-    try:
-        paint_filter = listing.PaintFilter.from_args(dict(parse_qsl(query)))
-    except ServiceError as exc:
-        raise _fail(exc) from None
+    paint_filter = listing.PaintFilter.from_args(dict(parse_qsl(query)))
     threshold = current_app.config["LOW_STOCK_THRESHOLD"]
     total, _ = listing.count_matching(
         paint_filter.conditions(listing.dialect_name(), threshold), ""

@@ -379,8 +379,12 @@ class Config:
             "METRICS_SAMPLE_SECONDS": _float(env, "METRICS_SAMPLE_SECONDS", 5.0),
             "ALERT_WINDOW_SECONDS": _int(env, "ALERT_WINDOW_SECONDS", 300),
             "ALERT_QUERY_SECONDS": _float(env, "ALERT_QUERY_SECONDS", 5.0),
+            # A worker's pool at its busiest / capacity; the machine's memory in use.
             "ALERT_POOL_PERCENT": _float(env, "ALERT_POOL_PERCENT", 80.0),
             "ALERT_MEMORY_PERCENT": _float(env, "ALERT_MEMORY_PERCENT", 85.0),
+            # `flask monitor`'s: the server's usable connections in use; Redis / maxmemory.
+            "ALERT_CONNECTIONS_PERCENT": _float(env, "ALERT_CONNECTIONS_PERCENT", 80.0),
+            "ALERT_REDIS_MEMORY_PERCENT": _float(env, "ALERT_REDIS_MEMORY_PERCENT", 85.0),
             "ALERT_ERROR_RATE_PERCENT": _float(env, "ALERT_ERROR_RATE_PERCENT", 5.0),
             "ALERT_POOL_TIMEOUTS": _int(env, "ALERT_POOL_TIMEOUTS", 3),
             "ALERT_FAILED_SIGN_INS": _int(env, "ALERT_FAILED_SIGN_INS", 50),

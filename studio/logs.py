@@ -20,14 +20,11 @@ LINES_PER_BURST = 5
 def configure_logging(app: Flask) -> None:
     """Send studio's log records to stderr at the configured level, once."""
     logger.setLevel(app.config["LOG_LEVEL"])
-    # SQLAlchemy names a pool's logger after its class: keep studio's pool as quiet as its own.
-    logging.getLogger("studio.observability.pool").setLevel(logging.WARNING)
     # A dead connection handed back to the pool is logged with its traceback; during an
     # outage that is every request, so those records go through the burst limiter.
-    for name in ("sqlalchemy.pool.impl.QueuePool", "studio.observability.pool.MeasuredPool"):
-        pool_logger = logging.getLogger(name)
-        if not any(isinstance(f, BurstFilter) for f in pool_logger.filters):
-            pool_logger.addFilter(BurstFilter())
+    pool_logger = logging.getLogger("sqlalchemy.pool.impl.QueuePool")
+    if not any(isinstance(f, BurstFilter) for f in pool_logger.filters):
+        pool_logger.addFilter(BurstFilter())
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

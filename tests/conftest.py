@@ -25,6 +25,7 @@ from studio.caching import counters
 from studio.config import normalize_database_url
 from studio.extensions import cache, db, limiter
 from studio.models import Paint, User, VocabularyTerm
+from studio.observability import observatory
 from studio.services import accounts, paints
 
 PG_VARIABLE = "STUDIO_TEST_DATABASE_URL"
@@ -188,6 +189,7 @@ def extra_apps(migrated_app: Flask):
 
     yield factory
     for extra in made:
+        observatory(extra).sampler.stop()  # its thread would go on publishing gauges
         with extra.app_context():
             db.engine.dispose()
     with make_app(url).app_context():

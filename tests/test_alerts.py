@@ -27,9 +27,8 @@ def active(app):
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_slow_query_raises_an_alert_that_ends_after_the_window(extra_apps, caplog):
-    app = extra_apps(
-        SLOW_QUERY_MS=100, ALERT_QUERY_SECONDS=0.3, ALERT_WINDOW_SECONDS=2, METRICS_SAMPLE_SECONDS=0
-    )
+    app = extra_apps(SLOW_QUERY_MS=100, ALERT_QUERY_SECONDS=0.3, ALERT_WINDOW_SECONDS=2)
+    sampler = observatory(app).sampler  # as its thread samples, every METRICS_SAMPLE_SECONDS
     started_before = REGISTRY.get_sample_value("studio_alerts_total", {"alert": "slow_query"})
     client = app.test_client()
     with caplog.at_level(logging.WARNING, logger="studio"):
@@ -37,15 +36,16 @@ def test_a_slow_query_raises_an_alert_that_ends_after_the_window(extra_apps, cap
             db.session.execute(text("SELECT pg_sleep(0.2)"))  # slow, but under the alert
             db.session.remove()
         client.get("/health")
+        sampler.sample()
         assert "slow_query" not in active(app)
         with app.app_context():
             db.session.execute(text("SELECT pg_sleep(0.4)"))
             db.session.remove()
-        client.get("/health")  # the request samples, and the sample checks the alerts
-        client.get("/health")
+        sampler.sample()  # a sample checks the alerts
+        sampler.sample()
         assert "slow_query" in active(app)
         time.sleep(2.1)
-        client.get("/health")
+        sampler.sample()
     assert "slow_query" not in active(app)
     logged = alerts_logged(caplog, "slow_query")
     assert len(logged) == 2
@@ -56,17 +56,20 @@ def test_a_slow_query_raises_an_alert_that_ends_after_the_window(extra_apps, cap
 
 
 def test_an_error_rate_over_the_threshold_raises_an_alert(extra_apps, caplog):
-    app = extra_apps(METRICS_SAMPLE_SECONDS=0, ALERT_ERROR_RATE_PERCENT=5)
+    app = extra_apps(ALERT_ERROR_RATE_PERCENT=5)
     app.add_url_rule("/boom", "boom", lambda: ("broken", 500))
-    client = app.test_client()
+    client, sampler = app.test_client(), observatory(app).sampler
     with caplog.at_level(logging.WARNING, logger="studio"):
         assert client.get("/boom").status_code == 500
+        sampler.sample()
         # One failure in one request is 100 %, but too few requests to call it a rate.
         assert "error_rate" not in active(app)
         for _ in range(MIN_REQUESTS_FOR_ERROR_RATE - 2):
             client.get("/health")
+        sampler.sample()
         assert "error_rate" not in active(app)
         client.get("/health")  # 1 failure in 20: 5 %
+        sampler.sample()
     assert "error_rate" in active(app)
     logged = alerts_logged(caplog, "error_rate")
     assert logged == ["alert started: error_rate: 5.0 % of requests failed (alert at 5 %)"]

@@ -95,7 +95,7 @@ def test_exposition_has_latency_pool_process_cache_and_alert_figures(app, api, m
         "studio_db_pool_capacity",
         "studio_db_pool_checked_out",
         "studio_db_pool_utilisation_ratio",
-        "studio_db_pool_checkout_seconds_count",
+        "studio_db_pool_checkouts_total",
         "studio_process_resident_memory_bytes",
         "studio_system_memory_percent",
         "studio_cache_hits_total",
@@ -205,7 +205,7 @@ def test_tune_sizes_the_pool_from_what_the_workers_used(gunicorn_server, committ
     base, _ = gunicorn_server
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: fetch(f"{base}/health/ready"), range(100)))
-    scrape_until(base, "studio_db_pool_checkout_seconds_count", 100)
+    scrape_until(base, "studio_db_pool_checkouts_total", 100)
     result = committed_app.test_cli_runner().invoke(
         args=["tune", "--metrics-url", f"{base}/metrics", "--token", METRICS_TOKEN]
     )
@@ -270,13 +270,15 @@ def test_a_command_run_beside_the_workers_does_not_stay_counted_as_one(tmp_path)
 
 
 def test_held_back_observations_add_up_as_if_observed_one_by_one():
-    """The flush writes into prometheus_client's undocumented bucket and sum values."""
+    """The flush hands each bucket's observations to observe() at their mean."""
     buckets = (0.001, 0.01, 0.1, 1.0)
     direct, held = CollectorRegistry(), CollectorRegistry()
     observed = Histogram("seconds", "x", buckets=buckets, registry=direct)
-    pending = metrics.PendingHistogram(Histogram("seconds", "x", buckets=buckets, registry=held))
-    # Bounds themselves, between them, zero, past the last bound and negative.
-    values = [0.0, 0.001, 0.0011, 0.01, 0.05, 0.1, 0.5, 1.0, 1.5, 30.0, -0.2] * 3
+    series = Histogram("seconds", "x", buckets=buckets, registry=held)
+    pending = metrics.PendingHistogram(series, buckets)
+    # Bounds themselves, between them, zero, past the last bound, negative; a bound 10 times
+    # over (its mean, by rounding, may fall past the bound).
+    values = [0.0, 0.001, 0.0011, 0.01, 0.05, 0.1, 0.5, 1.0, 1.5, 30.0, -0.2] * 3 + [0.1] * 7
     for number in values:
         observed.observe(number)
         with metrics.PENDING_LOCK:

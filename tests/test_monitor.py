@@ -177,7 +177,7 @@ def make_snapshot(
     )
 
 
-LIMITS = Thresholds(query_seconds=5.0, pool_percent=80.0, memory_percent=85.0)
+LIMITS = Thresholds(query_seconds=5.0, connections_percent=80.0, redis_memory_percent=85.0)
 
 
 @pytest.mark.parametrize(
@@ -307,3 +307,18 @@ def test_ctrl_c_ends_the_live_view_quietly(runner, monkeypatch):
     result = runner.invoke(args=["monitor", "--interval", "0.1"])
     assert result.exit_code == 0 and result.output == ""
     assert shown == [False]
+
+
+def test_the_monitor_has_settings_of_its_own_apart_from_the_workers_alerts(app):
+    """ALERT_POOL_PERCENT and ALERT_MEMORY_PERCENT are a worker's pool and the machine's memory."""
+    config = {
+        **app.config,
+        "ALERT_POOL_PERCENT": 1.0,
+        "ALERT_MEMORY_PERCENT": 2.0,
+        "ALERT_CONNECTIONS_PERCENT": 70.0,
+        "ALERT_REDIS_MEMORY_PERCENT": 90.0,
+    }
+    limits = Thresholds.from_config(config)
+    assert (limits.connections_percent, limits.redis_memory_percent) == (70.0, 90.0)
+    assert app.config["ALERT_CONNECTIONS_PERCENT"] == 80.0
+    assert app.config["ALERT_REDIS_MEMORY_PERCENT"] == 85.0

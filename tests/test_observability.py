@@ -1,12 +1,21 @@
 """Request timing and slow-query logging."""
 
+import ast
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+import studio
 from studio.extensions import db
 from studio.observability import observatory
 from studio.observability.queries import masked, shortened
@@ -120,3 +129,163 @@ def test_bulk_statements_and_their_rows_are_shortened_and_masked():
     assert "secret-" not in shown and "'token_hash': '***'" in shown
     assert shortened("INSERT " + "x" * 5000).startswith("INSERT xxx")
     assert len(shortened("INSERT " + "x" * 5000)) < 2100
+
+
+def imports_of(path: Path, package: str) -> set[str]:
+    """Return the absolute names of the modules a studio module imports from."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1]])
+                base = f"{base}.{node.module}" if node.module else base
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_nothing_outside_the_observability_package_imports_it():
+    """Measuring sits at the edge: the product talks to it through signals and the clock."""
+    root = Path(studio.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root.parent).with_suffix("")
+        parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+        module = ".".join(parts)
+        if module == "studio.observability" or module.startswith("studio.observability."):
+            continue
+        package = module if relative.name == "__init__" else module.rpartition(".")[0]
+        names = imports_of(path, package)
+        if any(n == "studio.observability" or n.startswith("studio.observability.") for n in names):
+            offenders.append(module)
+    # create_app binds the extension; nothing else may reach into it.
+    assert offenders == ["studio"]
+
+
+def test_the_import_scan_sees_relative_and_absolute_imports(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from ..observability import metrics\nfrom .. import observability\n"
+        "import studio.observability.timing\n"
+    )
+    found = imports_of(module, "studio.admin")
+    assert {"studio.observability", "studio.observability.metrics"} <= found
+    assert "studio.observability.timing" in found
+
+
+OFF_SCRIPT = """
+import sys
+import weakref
+from flask import request_started
+from studio import create_app, signals
+from studio.extensions import db
+from sqlalchemy import event
+app = create_app({"STUDIO_ENV": "testing", "TESTING": True, "DATABASE_URL": sys.argv[1],
+                  "OBSERVABILITY": OBSERVED})
+client = app.test_client()
+assert client.get("/health").status_code == 200
+def ours(function):
+    return getattr(function, "__module__", "").startswith("studio.observability")
+hooks = [f for funcs in (*app.before_request_funcs.values(), *app.after_request_funcs.values(),
+         *app.teardown_request_funcs.values(), *app.template_context_processors.values())
+         for f in funcs if ours(f)]
+def receiver(held):  # blinker keeps a weak reference, or the function itself (weak=False)
+    return held() if isinstance(held, weakref.ref) else held
+named = [*vars(signals).items(), ("request_started", request_started)]
+receivers = [name for name, signal in named if hasattr(signal, "receivers")
+             and any(ours(receiver(held)) for held in signal.receivers.values())]
+with app.app_context():
+    engine = db.engine
+    pool_events = [f for f in engine.pool.dispatch.checkout if ours(f)]
+    sql_events = [f for f in engine.dialect.dispatch.do_execute if ours(f)]
+import threading
+threads = [t for t in threading.enumerate() if t.name in ("studio-sampler", "studio-metrics-flush")]
+print(len(hooks), len(receivers), len(pool_events), len(sql_events), len(threads))
+"""
+
+
+@pytest.mark.parametrize("observed, expected", [(False, "0 0 0 0 0"), (True, None)])
+def test_with_observability_off_nothing_of_it_is_in_the_request_path(tmp_path, observed, expected):
+    """No hooks, signal receivers, pool or SQL events, threads; the same check finds them on."""
+    script = OFF_SCRIPT.replace("OBSERVED", str(observed))
+    url = f"sqlite:///{tmp_path / 'off.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", script, url], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    counts = [int(n) for n in done.stdout.split()]
+    if expected is not None:
+        assert done.stdout.strip() == expected
+    else:
+        assert all(counts), counts  # the check can fail: on, each kind is found
+
+
+def test_samples_are_taken_on_a_thread_of_their_own_never_in_a_request(extra_apps):
+    app = extra_apps(METRICS_SAMPLE_SECONDS=0.5)
+    sampler = observatory(app).sampler
+    taken_on: list[str] = []
+    sample = sampler.sample
+
+    def recorded():
+        taken_on.append(threading.current_thread().name)
+        return sample()
+
+    sampler.sample = recorded
+    client = app.test_client()
+    for _ in range(5):
+        assert client.get("/health").status_code == 200
+    deadline = time.monotonic() + 5
+    while len(taken_on) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(taken_on) >= 2 and set(taken_on) == {"studio-sampler"}
+
+
+def test_a_forked_worker_samples_on_a_thread_of_its_own(extra_apps):
+    app = extra_apps()
+    sampler = observatory(app).sampler
+    app.test_client().get("/health")
+    assert sampler.thread_pid == os.getpid()
+    child = os.fork()
+    if child == 0:  # gunicorn's worker: the parent's thread did not come along
+        code = 2
+        try:
+            time.sleep(1.1)  # requests check once a second that the thread runs here
+            app.test_client().get("/health")
+            names = [thread.name for thread in threading.enumerate()]
+            code = 0 if sampler.thread_pid == os.getpid() and "studio-sampler" in names else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_worker_forked_while_its_parent_sampled_does_not_wait_for_the_parents_lock(extra_apps):
+    app = extra_apps()
+    observed = observatory(app)
+    app.test_client().get("/health")
+    held, release = threading.Event(), threading.Event()
+
+    def sampling():  # what the sampling thread holds while it counts the requests
+        with observed.requests.lock:
+            held.set()
+            release.wait(10)
+
+    sampler = threading.Thread(target=sampling)
+    sampler.start()
+    held.wait(5)
+    child = os.fork()
+    if child == 0:
+        code = 2
+        try:
+            signal.alarm(10)  # a child stuck on the lock is killed, not left hanging
+            code = 0 if app.test_client().get("/health").status_code == 200 else 1
+        finally:
+            os._exit(code)
+    release.set()
+    sampler.join()
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -273,7 +273,7 @@ def test_pool_errors_lose_their_traceback_after_the_first(monkeypatch):
 
 
 # Views that never touch the database, and so have nothing to retry.
-NO_DATABASE = {"api.openapi", "admin.performance", "auth.index", "auth.logout", "static"}
+NO_DATABASE = {"api.openapi", "observability.performance", "auth.index", "auth.logout", "static"}
 
 
 def test_every_view_that_uses_the_database_retries(app):

@@ -27,15 +27,11 @@ from ..services.listing import PaintFilter
 from .charts import bar_chart
 from .formatting import money, short_figure
 from .forms import ConfirmForm, PaintForm, StockForm
-from .performance import active_alerts, ago, clock, gather, report_charts
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-bp.add_app_template_filter(clock)
-bp.add_app_template_filter(ago)
 bp.add_app_template_filter(money)
 bp.add_app_template_filter(short_figure)
 MOVEMENTS_PER_PAGE = 20
-REFRESH_SECONDS = 5
 
 
 @bp.before_request
@@ -44,12 +40,6 @@ def require_login():
         return login_manager.unauthorized()
     signals.admin_identified.send("session")
     return None
-
-
-@bp.context_processor
-def alerts_banner():
-    # Signed-in pages only: require_login has turned everyone else away by now.
-    return {"admin_alerts": active_alerts()}
 
 
 @bp.errorhandler(ServiceError)
@@ -76,15 +66,6 @@ def dashboard():
         ),
         brand_chart=bar_chart("Units per brand", figures.by_brand, noun="brands"),
     )
-
-
-@bp.get("/performance")
-def performance():
-    # Anything but refresh=0 keeps the page reloading itself.
-    refresh = None if request.args.get("refresh") == "0" else REFRESH_SECONDS
-    report = gather()
-    charts = report_charts(report, current_app.config["ALERT_POOL_PERCENT"])
-    return render_template("admin/performance.html", report=report, charts=charts, refresh=refresh)
 
 
 @bp.get("/paints")

@@ -52,31 +52,24 @@ class Observed:
     workers: int  # live workers that published pool figures
     peak_checked_out: int  # most connections one worker had out at once
     checkouts: int
-    slow_checkouts: int  # took longer than SLOW_CHECKOUT_SECONDS: waited for a connection
     timeouts: int
 
 
-SLOW_CHECKOUT_SECONDS = "0.1"  # a histogram bucket bound of studio_db_pool_checkout_seconds
-
-
 def observed_from(samples: Samples) -> Observed | None:
-    """Read pool peaks, waits and timeouts from metric samples; None if there are none."""
+    """Read pool peaks, checkouts and timeouts from metric samples; None if there are none."""
 
     def total(name: str, **labels: str) -> float:
         found = samples.get(name, [])
         return sum(v for got, v in found if labels.items() <= got.items())
 
     pids = {labels.get("pid", "") for labels, _ in samples.get("studio_db_pool_size", [])}
-    if "studio_db_pool_checkout_seconds_count" not in samples:
+    if "studio_db_pool_checkouts_total" not in samples:
         return None
-    checkouts = int(total("studio_db_pool_checkout_seconds_count"))
-    fast = total("studio_db_pool_checkout_seconds_bucket", le=SLOW_CHECKOUT_SECONDS)
     peaks = [v for _, v in samples.get("studio_db_pool_checked_out_peak", [])]
     return Observed(
         workers=len(pids),
         peak_checked_out=int(max(peaks, default=0)),
-        checkouts=checkouts,
-        slow_checkouts=int(checkouts - fast),
+        checkouts=int(total("studio_db_pool_checkouts_total")),
         timeouts=int(total("studio_db_pool_timeouts_total")),
     )
 
@@ -164,15 +157,14 @@ def fit_to_observed(
     peak = observed.peak_checked_out
     advice.reasoning.append(
         f"Observed over {observed.checkouts} checkout(s): at most {peak} connection(s) out at "
-        f"once in one worker, {observed.slow_checkouts} checkout(s) waited over "
-        f"{SLOW_CHECKOUT_SECONDS} s, {observed.timeouts} timed out."
+        f"once in one worker, {observed.timeouts} timed out."
     )
-    if observed.timeouts or observed.slow_checkouts:
+    if observed.timeouts:
         # Requests queued for connections: give each worker all the budget allows.
         size = max(min(per_process, max(peak + 1, pool_size)), 1)
         advice.problems.append(
-            f"{observed.timeouts} pool timeout(s) and {observed.slow_checkouts} slow checkout(s)"
-            " observed: requests waited for connections."
+            f"{observed.timeouts} pool timeout(s) observed: requests waited for connections"
+            " until they gave up."
         )
         advice.reasoning.append(
             f"Requests waited for connections, so pool_size {size} takes what the budget allows"
@@ -190,21 +182,31 @@ def fit_to_observed(
     return min(size, per_process) or 1, overflow
 
 
+LIMITS_SQL = text(
+    "SELECT current_setting('max_connections')::int, "
+    "current_setting('superuser_reserved_connections')::int"
+)
+OTHERS_SQL = text(
+    "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+    " AND coalesce(application_name, '') <> 'studio'), "
+    "(SELECT min(setting::float) / 1000 FROM pg_settings WHERE name IN "
+    " ('idle_session_timeout', 'idle_in_transaction_session_timeout') "
+    " AND setting <> '0')"
+)
+
+
+def connection_limits() -> tuple[int, int]:
+    """Return PostgreSQL's max_connections and the connections reserved for superusers."""
+    max_connections, reserved = db.session.execute(LIMITS_SQL).one()
+    return max_connections, reserved
+
+
 def read_server_limits() -> ServerLimits:
     """Ask PostgreSQL for its connection limits, idle timeouts and current connections."""
-    row = db.session.execute(
-        text(
-            "SELECT current_setting('max_connections')::int, "
-            "current_setting('superuser_reserved_connections')::int, "
-            "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-            " AND coalesce(application_name, '') <> 'studio'), "
-            "(SELECT min(setting::float) / 1000 FROM pg_settings WHERE name IN "
-            " ('idle_session_timeout', 'idle_in_transaction_session_timeout') "
-            " AND setting <> '0')"
-        )
-    ).one()
+    max_connections, reserved = connection_limits()
+    others, idle_timeout = db.session.execute(OTHERS_SQL).one()
     db.session.rollback()
-    return ServerLimits(row[0], row[1], row[2], row[3])
+    return ServerLimits(max_connections, reserved, others, idle_timeout)
 
 
 def deployment(app: Flask) -> Deployment:

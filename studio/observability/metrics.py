@@ -10,12 +10,14 @@ dropped when the worker exits); peaks keep the highest value any worker saw.
 import atexit
 import glob
 import logging
+import math
 import os
 import threading
 import time
 import urllib.request
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,7 +37,6 @@ logger = logging.getLogger(__name__)
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 FLUSH_SECONDS = 1.0  # the longest a worker holds figures of its hot path back from the files
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-CHECKOUT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
 
 # Its _count series is the request counter: one update per request instead of two. Requests
 # and checkouts update these through Pending* (below); a scrape flushes its own process first.
@@ -49,11 +50,7 @@ REQUEST_DB_SECONDS = Counter("studio_request_db_seconds", "Time requests spent i
 REQUEST_CACHE_SECONDS = Counter("studio_request_cache_seconds", "Time requests spent in the cache.")
 SLOW_QUERIES = Counter("studio_slow_queries", "Statements slower than SLOW_QUERY_MS.")
 
-POOL_CHECKOUT_SECONDS = Histogram(
-    "studio_db_pool_checkout_seconds",
-    "Time to get a connection from the pool (waiting, or opening one).",
-    buckets=CHECKOUT_BUCKETS,
-)
+POOL_CHECKOUTS = Counter("studio_db_pool_checkouts", "Connections taken from the pool.")
 POOL_TIMEOUTS = Counter("studio_db_pool_timeouts", "Checkouts that gave up after pool_timeout.")
 
 
@@ -61,39 +58,49 @@ class PendingHistogram:
     """Observations of one histogram series, held in the process until the next flush.
 
     Under gunicorn every update of a series takes a lock, calls getpid() and writes into a
-    memory-mapped file, and a paint read made five of them. Held here an observation costs
-    a bisect and two additions; a flush writes each moved bucket and the sum once. It writes
-    into the series' bucket and sum values, which prometheus_client does not document: the
-    version is pinned and a test compares a flush with plain observe() calls.
+    memory-mapped file, and a request made several of them. Held here an observation costs
+    a bisect and two additions. A flush, on the flusher's thread, hands each bucket's
+    observations to the series' public observe(), at their mean: the mean of values within
+    one bucket lies within it, so buckets, count and sum come out as if observed one by one.
     """
 
-    __slots__ = ("series", "bounds", "counts", "total")
+    __slots__ = ("series", "bounds", "counts", "sums")
 
-    def __init__(self, series: Histogram) -> None:
+    def __init__(self, series: Histogram, buckets: Sequence[float]) -> None:
         self.series = series
-        self.bounds = series._upper_bounds
+        # observe() counts an amount in the first bucket whose bound is at or above it.
+        self.bounds = (*buckets, math.inf)
         self.counts = [0] * len(self.bounds)
-        self.total = 0.0
+        self.sums = [0.0] * len(self.bounds)
         _PENDING.append(self)
 
     def observe(self, value: float) -> None:
         """Count one observation; the caller holds PENDING_LOCK."""
-        # The first bound at or above the value: observe() counts amount <= bound.
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
+        index = bisect_left(self.bounds, value)
+        self.counts[index] += 1
+        self.sums[index] += value
 
-    def flush(self) -> None:
-        counts, total = self.counts, self.total
-        if not any(counts):
-            return
+    def take(self) -> Callable[[], None] | None:
+        """Return the writing of what is held, and start afresh; the caller holds PENDING_LOCK."""
+        if not any(self.counts):
+            return None
+        counts, sums = self.counts, self.sums
         self.reset()
-        for bucket, count in zip(self.series._buckets, counts, strict=True):
+        return partial(self.write, counts, sums)
+
+    def write(self, counts: list[int], sums: list[float]) -> None:
+        """Observe what was taken, each bucket's observations at their mean."""
+        lower = -math.inf
+        for bound, count, total in zip(self.bounds, counts, sums, strict=True):
             if count:
-                bucket.inc(count)
-        self.series._sum.inc(total)
+                # Rounding may put a mean just past its bucket's edge: keep it inside.
+                mean = min(max(total / count, math.nextafter(lower, math.inf)), bound)
+                for _ in range(count):
+                    self.series.observe(mean)
+            lower = bound
 
     def reset(self) -> None:
-        self.counts, self.total = [0] * len(self.bounds), 0.0
+        self.counts, self.sums = [0] * len(self.bounds), [0.0] * len(self.bounds)
 
 
 class PendingCounter:
@@ -110,10 +117,12 @@ class PendingCounter:
         """Add to the counter; the caller holds PENDING_LOCK."""
         self.total += amount
 
-    def flush(self) -> None:
-        if self.total:
-            total, self.total = self.total, 0.0
-            self.series.inc(total)
+    def take(self) -> Callable[[], None] | None:
+        """Return the writing of what is held, and start afresh; the caller holds PENDING_LOCK."""
+        if not self.total:
+            return None
+        total, self.total = self.total, 0.0
+        return partial(self.series.inc, total)
 
     def reset(self) -> None:
         self.total = 0.0
@@ -139,8 +148,11 @@ os.register_at_fork(after_in_child=_start_afresh_in_child)
 def flush_pending() -> None:
     """Write what this process holds back into prometheus_client's values."""
     with PENDING_LOCK:
-        for pending in _PENDING:
-            pending.flush()
+        writes = [pending.take() for pending in _PENDING]
+    # Outside the lock: a request holding back its figures need not wait for the files.
+    for write in writes:
+        if write is not None:
+            write()
 
 
 def keep_flushing() -> None:
@@ -171,7 +183,7 @@ def _flush_forever() -> None:
 
 REQUEST_DB_PENDING = PendingCounter(REQUEST_DB_SECONDS)
 REQUEST_CACHE_PENDING = PendingCounter(REQUEST_CACHE_SECONDS)
-POOL_CHECKOUT_PENDING = PendingHistogram(POOL_CHECKOUT_SECONDS)
+POOL_CHECKOUTS_PENDING = PendingCounter(POOL_CHECKOUTS)
 
 
 def _worker_gauge(name: str, documentation: str) -> Gauge:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
 from ..services import cache
+from .budget import connection_limits
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +39,6 @@ CONNECTIONS_SQL = text(
     "FROM pg_stat_activity "
     "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
     "GROUP BY 1, 2"
-)
-LIMITS_SQL = text(
-    "SELECT current_setting('max_connections')::int, "
-    "current_setting('superuser_reserved_connections')::int"
 )
 # clock_timestamp(), not now(): now() stands still for the whole transaction.
 LONGEST_SQL = text(
@@ -165,16 +162,18 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Thresholds:
-    query_seconds: float
-    pool_percent: float
-    memory_percent: float
+    """The monitor's alerts: figures the servers report, each with a setting of its own."""
+
+    query_seconds: float  # ALERT_QUERY_SECONDS, as for the workers' slow_query alert
+    connections_percent: float  # ALERT_CONNECTIONS_PERCENT of the usable connections
+    redis_memory_percent: float  # ALERT_REDIS_MEMORY_PERCENT of Redis's maxmemory
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Thresholds":
         return cls(
             config["ALERT_QUERY_SECONDS"],
-            config["ALERT_POOL_PERCENT"],
-            config["ALERT_MEMORY_PERCENT"],
+            config["ALERT_CONNECTIONS_PERCENT"],
+            config["ALERT_REDIS_MEMORY_PERCENT"],
         )
 
 
@@ -229,7 +228,7 @@ def _connections() -> Connections:
         others[state] = others.get(state, 0) + count
         name = application or "(no name)"
         by_application[name] = by_application.get(name, 0) + count
-    max_connections, reserved = db.session.execute(LIMITS_SQL).one()
+    max_connections, reserved = connection_limits()
     return Connections(max_connections, reserved, studio, others, by_application)
 
 
@@ -313,7 +312,7 @@ def _query_alerts(queries: list[Query], limits: Thresholds) -> list[Alert]:
 
 
 def _connection_alerts(connections: Connections, limits: Thresholds) -> list[Alert]:
-    if connections.percent_in_use < limits.pool_percent:
+    if connections.percent_in_use < limits.connections_percent:
         return []
     return [
         Alert(
@@ -321,20 +320,20 @@ def _connection_alerts(connections: Connections, limits: Thresholds) -> list[Ale
             f"{connections.percent_in_use:.0f} % of usable connections in use: "
             f"{connections.in_use} of {connections.usable} (max_connections "
             f"{connections.max_connections} less {connections.reserved} reserved; "
-            f"alert at {limits.pool_percent:g} %)",
+            f"alert at {limits.connections_percent:g} %)",
         )
     ]
 
 
 def _memory_alerts(view: RedisView, limits: Thresholds) -> list[Alert]:
     percent = view.memory_percent
-    if percent is None or percent < limits.memory_percent:
+    if percent is None or percent < limits.redis_memory_percent:
         return []
     return [
         Alert(
             "redis_memory",
             f"Redis uses {percent:.0f} % of maxmemory: {human_size(view.used_memory)} of "
-            f"{human_size(view.maxmemory)} (alert at {limits.memory_percent:g} %)",
+            f"{human_size(view.maxmemory)} (alert at {limits.redis_memory_percent:g} %)",
         )
     ]
 

@@ -13,10 +13,10 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import event
 
+from ..clock import add_time
 from ..extensions import db
 from ..logs import burst_log
 from . import metrics
-from .timing import add_time
 
 logger = logging.getLogger(__name__)
 KEPT = 50

@@ -1,24 +1,33 @@
-"""Every few seconds a worker samples its pool and process, publishes them and checks alerts."""
+"""Every few seconds a worker samples its pool and process, publishes them and checks alerts.
 
+On a thread of its own in each worker, never in a request: psutil's readings and the
+alerts' gauges cost a request nothing.
+"""
+
+import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import psutil
 from sqlalchemy import Engine
+from sqlalchemy.pool import QueuePool
 
 from . import metrics
 from .alerts import MIN_REQUESTS_FOR_ERROR_RATE, AlertBook
-from .pool import MeasuredPool
+from .pool import PoolStats
 from .queries import SlowQueries
 from .sign_ins import FailedSignIns
 from .timing import RequestTimes
 
+logger = logging.getLogger(__name__)
 HISTORY = 120  # samples kept for the performance page's charts
 MIN_CPU_INTERVAL_SECONDS = 0.5
+MIN_SAMPLE_SECONDS = 0.5  # METRICS_SAMPLE_SECONDS=0 samples as often as this
 
 
 @dataclass(frozen=True)
@@ -51,14 +60,14 @@ class Sample:
     slowest_query_seconds: float | None  # within the alert window
 
 
-def pool_figures(pool: Any, window_seconds: float) -> PoolFigures | None:
-    if not isinstance(pool, MeasuredPool):
+def pool_figures(pool: Any, stats: PoolStats, window_seconds: float) -> PoolFigures | None:
+    """Return a QueuePool's figures from its public counts; None for another kind of pool."""
+    if not isinstance(pool, QueuePool):
         return None
     out = pool.checkedout()
-    stats = pool.stats
     return PoolFigures(
         size=pool.size(),
-        capacity=pool.capacity,
+        capacity=pool.size() + stats.max_overflow,
         checked_in=pool.checkedin(),
         checked_out=out,
         overflow=max(pool.overflow(), 0),
@@ -70,18 +79,20 @@ def pool_figures(pool: Any, window_seconds: float) -> PoolFigures | None:
 
 
 class Sampler:
-    """Samples one app's pool and this process; throttled to once per interval."""
+    """Samples one app's pool and this process: every interval on its thread, or when asked."""
 
     def __init__(
         self,
         engine: Engine,
         requests: RequestTimes,
+        pool_stats: PoolStats,
         slow_queries: SlowQueries,
         alerts: AlertBook,
         interval_seconds: float,
         failed_sign_ins: FailedSignIns,
     ) -> None:
         self.engine = engine
+        self.pool_stats = pool_stats
         self.failed_sign_ins = failed_sign_ins
         self.requests = requests
         self.slow_queries = slow_queries
@@ -89,20 +100,43 @@ class Sampler:
         self.interval = interval_seconds
         self.window = alerts.window_seconds
         self.lock = threading.Lock()
-        self.next_due = 0.0
+        self.thread_pid = 0  # the process whose sampling thread runs; 0 before it starts
+        self.stopped = False
         self.history: deque[Sample] = deque(maxlen=HISTORY)
         self._process: psutil.Process | None = None
         self._cpu = (0.0, 0.0)  # (monotonic time, percent) of the last CPU reading
+        _SAMPLERS.add(self)
 
-    def maybe_sample(self) -> None:
-        """Sample if the interval has passed since the last sample."""
-        if time.monotonic() >= self.next_due:
-            self.sample()
+    def keep_sampling(self) -> None:
+        """Sample every interval on a thread of this process, started on the first call.
+
+        Started lazily, from a request, because gunicorn forks its workers after import:
+        a thread started in the master would not exist in them.
+        """
+        metrics.keep_flushing()
+        pid = os.getpid()
+        if self.thread_pid == pid or self.stopped:
+            return
+        with self.lock:
+            if self.thread_pid == pid:
+                return
+            self.thread_pid = pid
+        # A weak reference: an app that is gone (a test's) takes its thread with it.
+        thread = threading.Thread(
+            target=_sample_forever,
+            args=(weakref.ref(self), max(self.interval, MIN_SAMPLE_SECONDS)),
+            name="studio-sampler",
+            daemon=True,
+        )
+        thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling on the thread (a test's app that is done with); sample() still works."""
+        self.stopped = True
 
     def sample(self) -> Sample:
         """Take a sample now: publish it as metrics, check the alerts, keep it for charts."""
         with self.lock:
-            self.next_due = time.monotonic() + self.interval
             sample = self._measure()
             self.history.append(sample)
         publish(sample)
@@ -118,7 +152,7 @@ class Sampler:
             pid=process.pid,
             requests=count,
             errors=errors,
-            pool=pool_figures(self.engine.pool, self.window),
+            pool=pool_figures(self.engine.pool, self.pool_stats, self.window),
             rss_bytes=process.memory_info().rss,
             cpu_percent=self.cpu_percent(process),
             memory_percent=psutil.virtual_memory().percent,
@@ -158,6 +192,40 @@ class Sampler:
     def recent(self) -> list[Sample]:
         with self.lock:
             return list(self.history)
+
+
+_SAMPLERS: "weakref.WeakSet[Sampler]" = weakref.WeakSet()
+
+
+def _start_afresh_in_child() -> None:
+    """A forked process samples on a thread of its own; its parent's may have held a lock.
+
+    gunicorn forks from a master that never served a request, so never sampled; a process
+    forked after serving (a test's) would otherwise wait forever on a lock held by a thread
+    it does not have.
+    """
+    for sampler in list(_SAMPLERS):
+        parts = (sampler, sampler.requests, sampler.slow_queries, sampler.alerts)
+        for part in (*parts, sampler.pool_stats, sampler.failed_sign_ins):
+            part.lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_start_afresh_in_child)
+
+
+def _sample_forever(sampler_ref: "weakref.ref[Sampler]", interval: float) -> None:
+    """Sample at once (a worker's gauges appear with its first request), then every interval."""
+    pid = os.getpid()
+    while True:
+        sampler = sampler_ref()
+        if sampler is None or sampler.thread_pid != pid or sampler.stopped:
+            return
+        try:
+            sampler.sample()
+        except Exception:  # psutil or the metric files failing: keep sampling
+            logger.exception("could not take a sample")
+        del sampler
+        time.sleep(interval)
 
 
 def publish(sample: Sample) -> None:

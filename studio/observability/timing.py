@@ -5,51 +5,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from contextvars import ContextVar
 from statistics import quantiles
 
 from flask import Flask, Response, request, request_started
 
 from .. import signals
+from ..clock import RequestClock, current_clock, mark_admin
 from ..logs import burst_log
 from . import metrics
 
 logger = logging.getLogger(__name__)
 WINDOW = 1000  # latest requests kept per endpoint
-
-
-class RequestClock:
-    """When the current request started, and its time in the database and the cache so far."""
-
-    __slots__ = ("started", "db", "cache", "for_admin")
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.db = 0.0
-        self.cache = 0.0
-        self.for_admin = False
-
-
-# A context variable rather than `g`: every SQL statement and cache call adds to it, and a
-# variable lookup costs a fraction of going through Flask's context proxies.
-current_clock: ContextVar[RequestClock | None] = ContextVar("studio_request_clock", default=None)
-
-
-def add_time(kind: str, seconds: float) -> None:
-    """Count time spent in the database ("db") or the cache towards the current request."""
-    clock = current_clock.get()
-    if clock is not None:
-        if kind == "db":
-            clock.db += seconds
-        else:
-            clock.cache += seconds
-
-
-def note_admin(sender: str) -> None:
-    """Mark the current request as a signed-in admin's, who may see its Server-Timing."""
-    clock = current_clock.get()
-    if clock is not None:
-        clock.for_admin = True
 
 
 class EndpointTimes:
@@ -62,7 +28,9 @@ class EndpointTimes:
         # Looked up once: finding a labelled series costs more than updating it.
         series = metrics.REQUEST_SECONDS.labels
         self.by_status = {
-            status: metrics.PendingHistogram(series(endpoint, f"{status}xx"))
+            status: metrics.PendingHistogram(
+                series(endpoint, f"{status}xx"), metrics.LATENCY_BUCKETS
+            )
             for status in (1, 2, 3, 4, 5)
         }
 
@@ -79,6 +47,9 @@ class RequestTimes:
     """The figures of every endpoint this process served, and its recent outcomes."""
 
     def __init__(self, window_seconds: int) -> None:
+        # Called at most once a second, from a request: a check that the threads that
+        # flush and sample run in this process (gunicorn forks its workers after import).
+        self.every_second: Callable[[], None] = lambda: None
         self.lock = threading.Lock()
         self.endpoints: dict[str, EndpointTimes] = {}
         self.window_seconds = window_seconds
@@ -104,7 +75,7 @@ class RequestTimes:
                 self.outcomes.append([second, 1, failed])
                 while self.outcomes[0][0] <= second - self.window_seconds:
                     self.outcomes.popleft()
-                metrics.keep_flushing()  # once a second: a check that the flusher runs here
+                self.every_second()
         with metrics.PENDING_LOCK:
             times.by_status[min(max(status // 100, 1), 5)].observe(seconds)
             if db:
@@ -134,14 +105,12 @@ class RequestTimes:
             }
 
 
-def register_request_timing(
-    app: Flask, request_times: RequestTimes, after: Callable[[], None]
-) -> None:
-    """Time every request of the app, whatever blueprint serves it; call `after` for each."""
+def register_request_timing(app: Flask, request_times: RequestTimes) -> None:
+    """Time every request of the app, whatever blueprint serves it."""
     slow_ms = app.config["SLOW_REQUEST_MS"]
     # Timings tell anyone which lookups hit the database: shown to admins only, unless set.
     shown_to = app.config["SERVER_TIMING"]
-    signals.admin_identified.connect(note_admin)
+    signals.admin_identified.connect(mark_admin)
 
     # On request_started, which Flask sends before any before_request hook: CSRFProtect's
     # and the limiter's hooks, registered with the extensions, read the body, and a
@@ -171,7 +140,6 @@ def register_request_timing(
         request_times.record(
             request.endpoint or "unmatched", total, response.status_code, db, cached
         )
-        after()
         if total * 1000 > slow_ms:
             burst_log.note(
                 logger,

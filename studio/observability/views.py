@@ -1,16 +1,26 @@
-"""GET /metrics: every worker's figures in Prometheus' text format, for a Bearer token."""
+"""The extension's pages: /metrics for the operators' scraper, /admin/performance for admins."""
 
 import hmac
 from collections.abc import Iterable
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, render_template, request
+from flask_login import current_user
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..observability import metrics, observatory
+from .. import signals
+from ..extensions import login_manager
 from ..services import accounts, cache
+from . import metrics
+from .report import active_alerts, ago, clock, gather, report_charts
+from .state import observatory
 
-bp = Blueprint("metrics", __name__)
+bp = Blueprint("observability", __name__, template_folder="templates")
+bp.add_app_template_filter(clock)
+bp.add_app_template_filter(ago)
+REFRESH_SECONDS = 5
+# The blueprints whose pages show the alert banner: the signed-in admin's.
+ADMIN_PAGES = frozenset({"admin", "observability"})
 
 
 class CacheCollector(Collector):
@@ -60,3 +70,25 @@ def exposition():
     observatory().sampler.sample()
     body, content_type = metrics.exposition(extra=[CacheCollector()])
     return Response(body, content_type=content_type)
+
+
+@bp.get("/admin/performance")
+def performance():
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    signals.admin_identified.send("session")
+    # Anything but refresh=0 keeps the page reloading itself.
+    refresh = None if request.args.get("refresh") == "0" else REFRESH_SECONDS
+    report = gather()
+    charts = report_charts(report, current_app.config["ALERT_POOL_PERCENT"])
+    return render_template(
+        "observability/performance.html", report=report, charts=charts, refresh=refresh
+    )
+
+
+def alerts_banner() -> dict[str, object]:
+    """Give every signed-in admin page the alerts on in any worker."""
+    # Admin pages only: their blueprints have turned everyone else away by now.
+    if request.blueprint not in ADMIN_PAGES:
+        return {}
+    return {"admin_alerts": active_alerts()}

@@ -13,18 +13,18 @@ from typing import Any
 
 from flask import current_app
 
-from ..observability import metrics, observatory
-from ..observability.alerts import THRESHOLDS, Alert, alerts_of_all_workers
-from ..observability.fault_counts import fault_counts
-from ..observability.pool import MeasuredPool
-from ..observability.queries import SlowQuery
-from ..observability.sampling import Sample
+from ..admin.charts import bars, duration, gauge, line_chart
 from ..resilience import database_breaker
 from ..services import cache
-from .charts import bars, duration, gauge, line_chart
+from . import metrics
+from .alerts import THRESHOLDS, Alert, alerts_of_all_workers
+from .fault_counts import fault_counts
+from .queries import SlowQuery
+from .sampling import Sample
+from .state import observatory
 
 MIB = 1024 * 1024
-ALERTS_KEY = "studio.admin.alerts"
+ALERTS_KEY = "studio.observability.alerts"
 ALERTS_READ_SECONDS = 1.0
 # How the page names each threshold's figure: label, unit, decimals.
 READINGS = {
@@ -63,14 +63,6 @@ class ThresholdRow:
 
 
 @dataclass(frozen=True)
-class CheckoutTimes:
-    count: int
-    p50: float  # milliseconds
-    p95: float
-    highest: float
-
-
-@dataclass(frozen=True)
 class Report:
     worker: Worker
     sample: Sample
@@ -79,7 +71,7 @@ class Report:
     thresholds: list[ThresholdRow]
     window_seconds: int
     endpoints: list[EndpointRow]
-    checkouts: CheckoutTimes | None
+    checkouts: int  # since the process started
     cache: dict[str, Any]
     slow_queries: list[SlowQuery]  # newest first
     faults: dict[str, Any]
@@ -99,7 +91,7 @@ def gather() -> Report:
         thresholds=threshold_rows(config, watch.sampler.readings(sample), alerts),
         window_seconds=config["ALERT_WINDOW_SECONDS"],
         endpoints=endpoint_rows(watch.requests.snapshot()),
-        checkouts=checkout_times(watch.sampler.engine.pool),
+        checkouts=watch.sampler.pool_stats.checkouts,
         cache=cache.status(),
         slow_queries=watch.slow_queries.latest()[::-1],
         faults=fault_figures(),
@@ -151,20 +143,6 @@ def threshold_rows(
         limit = f"{float(config[threshold.setting]):g} {unit}".strip()
         rows.append(ThresholdRow(label, reading, limit, threshold.name in on))
     return rows
-
-
-def checkout_times(pool: Any) -> CheckoutTimes | None:
-    """Return the recent waits for a connection in milliseconds; None before any checkout."""
-    if not isinstance(pool, MeasuredPool):
-        return None
-    waits = sorted(seconds * 1000 for seconds in pool.stats.recent_waits())
-    if not waits:
-        return None
-    return CheckoutTimes(len(waits), nearest_rank(waits, 0.5), nearest_rank(waits, 0.95), waits[-1])
-
-
-def nearest_rank(ordered: Sequence[float], fraction: float) -> float:
-    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
 
 
 def requests_per_second(history: Sequence[Sample]) -> list[tuple[float, float]]:

@@ -1,0 +1,94 @@
+"""The extension's commands: `flask tune` (pool advice) and `flask monitor` (the servers' view)."""
+
+import sys
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from ..extensions import db
+from . import budget, metrics, monitor
+
+
+@click.command("tune")
+@click.option(
+    "--metrics-url",
+    help="Read what the running app observed from its /metrics (e.g. https://shop.example/metrics).",
+)
+@click.option(
+    "--token",
+    envvar="METRICS_TOKEN",
+    help="Bearer token for --metrics-url (default: METRICS_TOKEN).",
+)
+@click.option(
+    "--metrics-file",
+    type=click.File("r"),
+    help="Read a saved /metrics scrape instead ('-' for standard input).",
+)
+@with_appcontext
+def tune(metrics_url: str | None, token: str | None, metrics_file: Any) -> None:
+    """Check the connection pools against the database server's limits and advise settings.
+
+    With --metrics-url or --metrics-file (or, beside gunicorn, PROMETHEUS_MULTIPROC_DIR)
+    the advice also uses the pool peaks, waits and timeouts the running workers saw.
+    """
+    if db.engine.dialect.name != "postgresql":
+        raise click.ClickException(
+            "tune reads PostgreSQL's limits; DATABASE_URL is not PostgreSQL."
+        )
+    observed = observed_pool_figures(metrics_url, token, metrics_file)
+    advice = budget.advise(budget.read_server_limits(), budget.deployment(current_app), observed)
+    for line in advice.reasoning:
+        click.echo(f"- {line}")
+    for problem in advice.problems:
+        click.echo(f"PROBLEM: {problem}")
+    if not advice.problems:
+        click.echo("The current settings fit.")
+    click.echo("Recommended:")
+    for name, value in advice.recommended.items():
+        click.echo(f"  {name}={value}")
+
+
+def observed_pool_figures(url: str | None, token: str | None, saved: Any) -> budget.Observed | None:
+    """Return what the running workers observed, from a scrape, a file or the shared files."""
+    try:
+        if url:
+            found = metrics.parse_exposition(metrics.fetch(url, token))
+        elif saved is not None:
+            found = metrics.parse_exposition(saved.read())
+        elif metrics.multiprocess_dir():
+            found = metrics.samples()
+        else:
+            click.echo("- No metrics given (--metrics-url or --metrics-file): limits only.")
+            return None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read the metrics: {exc}") from None
+    observed = budget.observed_from(found)
+    if observed is None:
+        raise click.ClickException("the metrics hold no pool figures of studio's.")
+    return observed
+
+
+@click.command("monitor")
+@click.option("--once", is_flag=True, help="Print one snapshot; exit 1 if any alert is raised.")
+@click.option(
+    "--interval",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between snapshots in the live view.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (one line) per snapshot.")
+@with_appcontext
+def run_monitor(once: bool, interval: float, as_json: bool) -> None:
+    """Watch the database's connections, queries and sizes and Redis's memory and hits."""
+    if once:
+        sys.exit(1 if monitor.show(as_json) else 0)
+    try:
+        monitor.watch(interval, as_json)
+    except KeyboardInterrupt:
+        pass
+
+
+COMMANDS = (tune, run_monitor)
