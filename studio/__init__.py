@@ -17,7 +17,7 @@ from .limits import register_request_limits
 from .logs import configure_logging, log_startup
 from .observability import register_observability, use_measured_pool
 from .security import register_security
-from .services.cache import register_cache_epochs
+from .services.cached_reads import register_cache_epochs
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

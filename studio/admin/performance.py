@@ -20,7 +20,7 @@ from ..observability.pool import MeasuredPool
 from ..observability.queries import SlowQuery
 from ..observability.sampling import Sample
 from ..resilience import database_breaker
-from ..services import cache
+from ..services import cached_reads
 from .charts import bars, duration, gauge, line_chart
 
 MIB = 1024 * 1024
@@ -100,7 +100,7 @@ def gather() -> Report:
         window_seconds=config["ALERT_WINDOW_SECONDS"],
         endpoints=endpoint_rows(watch.requests.snapshot()),
         checkouts=checkout_times(watch.sampler.engine.pool),
-        cache=cache.status(),
+        cache=cached_reads.status(),
         slow_queries=watch.slow_queries.latest()[::-1],
         faults=fault_figures(),
     )

@@ -8,7 +8,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..observability import metrics, observatory
-from ..services import accounts, cache
+from ..services import accounts, cached_reads
 
 bp = Blueprint("metrics", __name__)
 
@@ -17,7 +17,7 @@ class CacheCollector(Collector):
     """The cache's counters, read when scraped (shared by all workers where Redis keeps them)."""
 
     def collect(self) -> Iterable[Metric]:
-        status = cache.status()
+        status = cached_reads.status()
         for name in ("hits", "misses", "errors"):
             yield CounterMetricFamily(
                 f"studio_cache_{name}", f"Cache {name} counted by studio.", value=status[name]

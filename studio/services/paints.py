@@ -13,7 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
-from . import cache, transactions
+from . import cached_reads, transactions
 from .errors import Conflict, EditConflict, NotFound, ValidationError, VersionConflict
 from .planner import refresh_statistics
 from .validation import (
@@ -59,8 +59,10 @@ PAINT_COLUMNS = [getattr(Paint, column.name) for column in fields(PaintRecord)]
 
 def get_paint_record(paint_id: int) -> PaintRecord:
     """Return a read-only copy of the paint (cached until it changes), or raise NotFound."""
-    return cache.remember(
-        cache.paint_key(paint_id), "PAINT_CACHE_TTL", lambda: PaintRecord.of(get_paint(paint_id))
+    return cached_reads.remember(
+        cached_reads.paint_key(paint_id),
+        "PAINT_CACHE_TTL",
+        lambda: PaintRecord.of(get_paint(paint_id)),
     )
 
 
@@ -99,7 +101,7 @@ def create_paint(
             db.session.flush()
         saved = PaintRecord.of(paint)
         # Nobody can have cached a paint that did not exist: only listings change.
-        transactions.commit(cache.paints_changed())
+        transactions.commit(cached_reads.paints_changed())
     return saved
 
 
@@ -145,7 +147,7 @@ def update_paint(
         with _unique_code_guard():
             db.session.flush()
             saved = PaintRecord.of(paint)
-            transactions.commit(cache.paints_changed(paint_id))
+            transactions.commit(cached_reads.paints_changed(paint_id))
     except StaleDataError:
         # Another admin saved (or stock moved) between our read and our write.
         db.session.rollback()
@@ -285,7 +287,7 @@ def _write_edited(
             delta = edited["stock"] - original["stock"]
             db.session.add(_correction(paint_id, delta, saved.stock, user_id))
             db.session.flush()
-        transactions.commit(cache.paints_changed(paint_id))
+        transactions.commit(cached_reads.paints_changed(paint_id))
     return saved
 
 
@@ -339,7 +341,7 @@ def delete_paint(paint_id: int) -> None:
     if result.rowcount == 0:
         db.session.rollback()
         raise NotFound(f"Paint {paint_id} does not exist.")
-    transactions.commit(cache.paints_changed(paint_id))
+    transactions.commit(cached_reads.paints_changed(paint_id))
 
 
 def bulk_create_paints(
@@ -366,7 +368,7 @@ def bulk_create_paints(
             if on_batch:
                 on_batch(count)
         refresh_statistics()
-        transactions.commit(cache.paints_changed())
+        transactions.commit(cached_reads.paints_changed())
     return count
 
 
