@@ -8,7 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin, api, auth, cli, health, metrics
-from .auth.sessions import load_user
+from .auth.sessions import CookieSessionsOutsideApi, load_user
 from .config import load_settings
 from .database import IdConverter, register_engine_events, register_request_deadline
 from .errors import register_error_handlers
@@ -52,6 +52,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.user_loader(load_user)
+    app.session_interface = CookieSessionsOutsideApi()
     csrf.init_app(app)
     limiter.init_app(app)
     cache.init_app(app)
@@ -61,12 +62,6 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     csrf.exempt(api.bp)
-    # Only sign-in is throttled; sparing the API the limiter's per-request work keeps
-    # a cached read cheap.
-    limiter.exempt(api.bp)
-    limiter.exempt(admin.bp)
-    limiter.exempt(health.bp)
-    limiter.exempt(metrics.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
