@@ -19,6 +19,10 @@ from . import cached_reads, passwords, transactions
 from .errors import Conflict, NotFound, ValidationError
 
 MAX_PASSWORD_LENGTH = 1024
+USERS, TOKENS = User.__table__, ApiToken.__table__
+TOKEN_OWNER = select(
+    USERS.c.id, USERS.c.username, USERS.c.is_active, USERS.c.session_generation
+).join_from(TOKENS, USERS, TOKENS.c.user_id == USERS.c.id)
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]{3,80}")
 TOKEN_PREFIX = "stu_"
 
@@ -232,12 +236,8 @@ def user_for_token(secret: str, also_prefetch: Sequence[str] = ()) -> SignedInUs
         cached_reads.prefetch(cached_reads.token_key(token_hash), *also_prefetch)
 
     def load() -> SignedInUser | None:
-        # The owner's columns alone, in one query: no token or user enters the session.
-        row = db.session.execute(
-            select(User.id, User.username, User.is_active, User.session_generation)
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == token_hash)
-        ).first()
+        # The owner's columns alone, in one Core query: no token or user enters the session.
+        row = db.session.execute(TOKEN_OWNER.where(TOKENS.c.token_hash == token_hash)).first()
         if row is None or not row.is_active:
             return None
         return SignedInUser(*row)

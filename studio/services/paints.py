@@ -55,6 +55,10 @@ class PaintRecord:
 
 
 PAINT_COLUMNS = [getattr(Paint, column.name) for column in fields(PaintRecord)]
+# The same columns of the table itself: a Core statement, which the session runs without
+# the ORM's compile and loading steps.
+PAINTS = Paint.__table__
+PAINT_ROW = select(*(PAINTS.c[column.name] for column in fields(PaintRecord)))
 
 
 def get_paint_record(paint_id: int) -> PaintRecord:
@@ -72,7 +76,7 @@ def load_paint_record(paint_id: int) -> PaintRecord:
     """
     row = None
     if 0 < paint_id <= MAX_INT:
-        row = db.session.execute(select(*PAINT_COLUMNS).where(Paint.id == paint_id)).first()
+        row = db.session.execute(PAINT_ROW.where(PAINTS.c.id == paint_id)).first()
     if row is None:
         raise NotFound(f"Paint {paint_id} does not exist.")
     return PaintRecord(*row)
