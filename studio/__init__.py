@@ -8,7 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin, api, auth, cli, health, observability
-from .auth.sessions import load_user
+from .auth.sessions import CookieSessionsOutsideApi, load_user
 from .config import load_settings
 from .database import IdConverter, register_engine_events, register_request_deadline
 from .errors import register_error_handlers
@@ -16,7 +16,7 @@ from .extensions import cache, csrf, db, limiter, login_manager, migrate
 from .limits import register_request_limits
 from .logs import configure_logging, log_startup
 from .security import register_security
-from .services.cache import register_cache_epochs
+from .services.cached_reads import register_cache_epochs
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -51,6 +51,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.user_loader(load_user)
+    app.session_interface = CookieSessionsOutsideApi()
     csrf.init_app(app)
     limiter.init_app(app)
     cache.init_app(app)
@@ -60,11 +61,6 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     csrf.exempt(api.bp)
-    # Only sign-in is throttled; sparing the API the limiter's per-request work keeps
-    # a cached read cheap.
-    limiter.exempt(api.bp)
-    limiter.exempt(admin.bp)
-    limiter.exempt(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)

@@ -17,7 +17,7 @@ from werkzeug.serving import run_simple
 from .database import lift_time_limits
 from .extensions import db
 from .models import Paint
-from .services import accounts, cache, csv_io, demo, listing
+from .services import accounts, cached_reads, csv_io, demo, listing
 from .services.errors import ServiceError
 
 
@@ -102,7 +102,7 @@ def deactivate_admin(username: str) -> None:
 @with_appcontext
 def cache_status() -> None:
     """Print the cache's backend, state (ok or degraded) and hit counters."""
-    for name, value in cache.status().items():
+    for name, value in cached_reads.status().items():
         click.echo(f"{name}: {value}")
 
 

@@ -306,7 +306,9 @@ class Config:
         """Return Flask-Caching's settings: Redis where there is one, else in-process."""
         env = self.environ
         cache_redis_url = env.get("CACHE_REDIS_URL", "").strip() or redis_url
-        default_type = "studio.caching.ResilientRedisCache" if cache_redis_url else "SimpleCache"
+        default_type = (
+            "studio.redis_backend.ResilientRedisCache" if cache_redis_url else "SimpleCache"
+        )
         cache_type = env.get("CACHE_TYPE", "").strip() or default_type
         timeout = _positive(env, "CACHE_REDIS_TIMEOUT", 0.25)
         # Per-process caches cannot see other workers' writes: keep what they hold young.

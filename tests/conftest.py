@@ -21,11 +21,11 @@ from werkzeug.security import generate_password_hash
 
 from studio import create_app
 from studio.auth import sessions
-from studio.caching import counters
 from studio.config import normalize_database_url
 from studio.extensions import cache, db, limiter
 from studio.models import Paint, User, VocabularyTerm
 from studio.observability import observatory
+from studio.redis_backend import counters
 from studio.services import accounts, paints
 
 PG_VARIABLE = "STUDIO_TEST_DATABASE_URL"

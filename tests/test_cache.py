@@ -14,10 +14,9 @@ from redis import Redis
 from sqlalchemy import event
 
 from studio import logs
-from studio.caching import counters
 from studio.extensions import cache, db
-from studio.services import cache as inventory_cache
-from studio.services import paints
+from studio.redis_backend import counters
+from studio.services import cached_reads, paints
 
 from .conftest import Admin, free_port, make_api, make_app, sign_in_as
 
@@ -101,7 +100,7 @@ def test_hit_rate_is_counted(api, make_paint):
     paint = make_paint()
     for _ in range(5):
         api.get(f"/api/v1/paints/{paint.id}")
-    status = inventory_cache.status()
+    status = cached_reads.status()
     assert status["backend"] == "SimpleCache" and status["state"] == "ok"
     # Each request looks up the token and the paint: 2 misses first, then hits.
     assert (status["hits"], status["misses"]) == (8, 2)
@@ -183,7 +182,7 @@ def test_counters_add_up_over_workers(committed_app, workers):
         for _ in range(3):
             call("get", f"/api/v1/paints/{paint_id}")
     with workers[0].app_context():
-        status = inventory_cache.status()
+        status = cached_reads.status()
     assert status["shared"] is True and status["state"] == "ok"
     # 6 requests x (token + paint) lookups; only the very first of each key missed.
     assert status["hits"] + status["misses"] == 12
@@ -271,7 +270,7 @@ def test_redis_outage_is_survived_logged_once_and_recovered(
     )
     assert call("get", path).get_json()["name"] == "Changed in the outage"
     with worker.app_context():
-        assert inventory_cache.status()["state"] == "degraded"
+        assert cached_reads.status()["state"] == "degraded"
     outages = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(outages) == 1
 
@@ -280,11 +279,11 @@ def test_redis_outage_is_survived_logged_once_and_recovered(
     for _ in range(3):
         assert call("get", path).get_json()["name"] == "Changed in the outage"
     with worker.app_context():
-        assert inventory_cache.status()["state"] == "ok"
+        assert cached_reads.status()["state"] == "ok"
     assert len([r for r in caplog.records if "reachable again" in r.getMessage()]) == 1
     # Caching is back: the paint is in the new Redis.
     with worker.app_context():
-        key = inventory_cache.stored_key(inventory_cache.paint_key(paint_id))
+        key = cached_reads.stored_key(cached_reads.paint_key(paint_id))
     assert Redis.from_url(own_redis.url).exists(f"outage:{key}")
 
 
@@ -309,14 +308,14 @@ def test_redis_down_at_start_serves_from_the_database(committed_app, redis_url, 
         assert call("get", f"/api/v1/paints/{paint_id}").status_code == 200
     assert time.monotonic() - started < 2
     with worker.app_context():
-        assert inventory_cache.status()["state"] == "degraded"
+        assert cached_reads.status()["state"] == "degraded"
 
 
 def test_a_warm_paint_read_asks_the_cache_once(api, make_paint, monkeypatch):
     """The token and the paint come in one round trip (one MGET on Redis)."""
     paint = make_paint()
     api.get(f"/api/v1/paints/{paint.id}")
-    store = inventory_cache.backend()
+    store = cached_reads.backend()
     calls, get, get_many = [], store.get, store.get_many
 
     def counted_get_many(*keys):
@@ -335,7 +334,7 @@ def test_a_warm_paint_read_asks_the_cache_once(api, make_paint, monkeypatch):
     monkeypatch.setattr(store, "get_many", counted_get_many)
     assert api.get(f"/api/v1/paints/{paint.id}").status_code == 200
     assert [name for name, _ in calls] == ["get_many"]
-    assert f"0:{inventory_cache.paint_key(paint.id)}" in calls[0][1]
+    assert f"0:{cached_reads.paint_key(paint.id)}" in calls[0][1]
 
 
 def test_a_cache_that_raises_after_a_commit_never_fails_the_write(
@@ -347,7 +346,7 @@ def test_a_cache_that_raises_after_a_commit_never_fails_the_write(
     paint_id = committed_paint(name="Raced", brand="B", stock=1)
     assert reader("get", f"/api/v1/paints/{paint_id}").get_json()["stock"] == 1
     with workers[0].app_context():
-        epoch_before = inventory_cache.epochs().current()
+        epoch_before = cached_reads.epochs().current()
 
     def refuse(*args, **kwargs):
         raise RuntimeError("Failed to delete keys")
@@ -357,13 +356,13 @@ def test_a_cache_that_raises_after_a_commit_never_fails_the_write(
     for name in ("set_many", "delete_many", "unlink", "inc"):
         monkeypatch.setattr(redis_cache, name, refuse)
     caplog.set_level(logging.WARNING, logger="studio")
-    monkeypatch.setattr(inventory_cache, "burst_log", logs.BurstLog())  # no earlier bursts
+    monkeypatch.setattr(cached_reads, "burst_log", logs.BurstLog())  # no earlier bursts
     written = writer("post", f"/api/v1/paints/{paint_id}/stock", json={"delta": 2, "reason": "x"})
     monkeypatch.undo()
 
     assert written.status_code == 201 and written.get_json()["paint"]["stock"] == 3
     assert any("missed the retirement" in record.getMessage() for record in caplog.records)
     with workers[1].app_context():
-        inventory_cache.epochs().refresh()  # what its watcher does every second
-        assert inventory_cache.epochs().current() != epoch_before
+        cached_reads.epochs().refresh()  # what its watcher does every second
+        assert cached_reads.epochs().current() != epoch_before
     assert reader("get", f"/api/v1/paints/{paint_id}").get_json()["stock"] == 3

@@ -13,7 +13,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from studio.caching import counters
 from studio.extensions import db
 from studio.observability import monitor
 from studio.observability.monitor import (
@@ -25,6 +24,7 @@ from studio.observability.monitor import (
     Thresholds,
     check_alerts,
 )
+from studio.redis_backend import counters
 
 from .conftest import free_port
 

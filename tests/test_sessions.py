@@ -380,3 +380,17 @@ def test_an_ended_session_can_sign_in_again_at_the_first_try(app, api, clock):
     data = {"username": "alice", "password": PASSWORD, "csrf_token": token_from(refused.text)}
     assert browser.post("/login", data=data).status_code == 302
     assert signed_in(browser)
+
+
+def test_the_api_neither_reads_nor_answers_with_a_session_cookie(app, api, make_paint):
+    """The API signs in by token alone: a browser's session cookie changes nothing there."""
+    paint = make_paint()
+    browser = signed_in_client(app)
+    headers = {"Authorization": api.headers["Authorization"]}
+    response = browser.get(f"/api/v1/paints/{paint.id}", headers=headers)
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert "Cookie" not in response.headers.get("Vary", "")
+    # Without the token the cookie of a signed-in admin is no credential.
+    assert browser.get(f"/api/v1/paints/{paint.id}").status_code == 401
+    assert signed_in(browser)  # and the browser's session itself goes on

@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import serializers
 from ..resilience.retry import retry_transient
-from ..services import cache, listing, paints, stats, stock, vocabularies
+from ..services import cached_reads, listing, paints, stats, stock, vocabularies
 from ..services.errors import ServiceError, ValidationError
 from .auth import prefetches, require_token
 from .errors import handle_http_error, handle_service_error
@@ -122,7 +122,7 @@ def create_paint():
 
 
 @bp.get("/paints/<id:paint_id>")
-@prefetches(lambda paint_id: [cache.paint_key(paint_id)])
+@prefetches(lambda paint_id: [cached_reads.paint_key(paint_id)])
 @retry_transient
 def get_paint(paint_id: int):
     return serializers.paint(paints.get_paint_record(paint_id))

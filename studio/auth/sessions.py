@@ -16,7 +16,8 @@ from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, session
+from flask import Flask, Request, current_app, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
 from ..services import accounts
@@ -27,6 +28,22 @@ SESSION_ID, GENERATION, STARTED, SEEN = "_sid", "_generation", "_started", "_see
 SIGNED_IN_KEYS = ("_user_id", "_fresh", "_id", SESSION_ID, GENERATION, STARTED, SEEN)
 # The last use is written into the cookie at most this often, not on every request.
 SEEN_GRANULARITY_SECONDS = 60
+# The JSON API signs in by token alone.
+TOKEN_ONLY_PATHS = "/api/"
+
+
+class CookieSessionsOutsideApi(SecureCookieSessionInterface):
+    """Flask's signed cookie sessions, except under the API, which reads no cookie at all.
+
+    A browser's session means nothing to the API; not opening (and saving) one spares
+    each API request the signing serializer and the cookie, and its session is Flask's
+    null session, which refuses to be written.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> Any:
+        if request.path.startswith(TOKEN_ONLY_PATHS):
+            return self.null_session_class()
+        return super().open_session(app, request)
 
 
 def now() -> float:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..extensions import db
 from ..resilience import database_breaker
 from ..resilience.faults import DatabaseUnavailable, retry_after
-from ..services import cache
+from ..services import cached_reads
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("health", __name__, url_prefix="/health")
@@ -25,7 +25,7 @@ def alive():
 def ready():
     breaker = database_breaker()
     database, wait = database_state()
-    cache_state = cache.probe()
+    cache_state = cached_reads.probe()
     status = "ok" if database == "ok" and cache_state == "ok" else "degraded"
     body = {
         "status": "unavailable" if database != "ok" else status,

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
-from ..services import cache
+from ..services import cached_reads
 from .budget import connection_limits
 
 logger = logging.getLogger(__name__)
@@ -277,7 +277,7 @@ def read_redis(url: str) -> RedisView:
 
 def _studio_cache() -> dict[str, Any] | None:
     """Return every worker's cache counters, or None when they are not kept in Redis."""
-    status = cache.status()
+    status = cached_reads.status()
     if not status["shared"] or status["state"] != "ok":
         return None
     return {name: status[name] for name in ("hits", "misses", "errors", "hit_rate")}

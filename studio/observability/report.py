@@ -15,7 +15,7 @@ from flask import current_app
 
 from ..admin.charts import bars, duration, gauge, line_chart
 from ..resilience import database_breaker
-from ..services import cache
+from ..services import cached_reads
 from . import metrics
 from .alerts import THRESHOLDS, Alert, alerts_of_all_workers
 from .fault_counts import fault_counts
@@ -92,7 +92,7 @@ def gather() -> Report:
         window_seconds=config["ALERT_WINDOW_SECONDS"],
         endpoints=endpoint_rows(watch.requests.snapshot()),
         checkouts=watch.sampler.pool_stats.checkouts,
-        cache=cache.status(),
+        cache=cached_reads.status(),
         slow_queries=watch.slow_queries.latest()[::-1],
         faults=fault_figures(),
     )

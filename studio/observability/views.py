@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 
 from .. import signals
 from ..extensions import login_manager
-from ..services import accounts, cache
+from ..services import accounts, cached_reads
 from . import metrics
 from .report import active_alerts, ago, clock, gather, report_charts
 from .state import observatory
@@ -27,7 +27,7 @@ class CacheCollector(Collector):
     """The cache's counters, read when scraped (shared by all workers where Redis keeps them)."""
 
     def collect(self) -> Iterable[Metric]:
-        status = cache.status()
+        status = cached_reads.status()
         for name in ("hits", "misses", "errors"):
             yield CounterMetricFamily(
                 f"studio_cache_{name}", f"Cache {name} counted by studio.", value=status[name]

@@ -48,7 +48,7 @@ from ..models import (
     utcnow,
 )
 from ..resilience.faults import DatabaseUnavailable, cause
-from . import cache, csv_io, transactions
+from . import cached_reads, csv_io, transactions
 from .errors import Conflict, NotFound, ServiceError, ValidationError
 from .paints import ZERO_PRICE
 from .planner import refresh_statistics
@@ -415,7 +415,7 @@ def _import_rows(
         raise _clash_error("") from None
     upload.status, upload.imported_at, upload.progress = "imported", utcnow(), upload.row_count
     refresh_statistics()
-    transactions.commit(cache.paints_changed())
+    transactions.commit(cached_reads.paints_changed())
 
 
 def _note_progress(upload_id: int, done: int) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from ..extensions import db
 from ..models import Paint
 from ..search import word_parts
-from . import cache, vocabularies
+from . import cached_reads, vocabularies
 from .errors import ValidationError
 from .paints import PaintRecord
 from .validation import MAX_INT, MAX_PRICE, FieldError, clean_int, clean_text
@@ -280,7 +280,7 @@ def dialect_name() -> str:
 
 def list_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
     """Return the page of paints matching the filter (cached until the next write)."""
-    return cache.remember_in_generation(
+    return cached_reads.remember_in_generation(
         "paints",
         (paint_filter, low_stock_threshold),
         "LIST_CACHE_TTL",
@@ -396,7 +396,7 @@ def filter_choices() -> FilterChoices:
         query = select(Paint.brand).distinct().order_by(Paint.brand)
         return list(db.session.scalars(query))
 
-    brands = cache.remember_in_generation("choices", (), "LIST_CACHE_TTL", load)
+    brands = cached_reads.remember_in_generation("choices", (), "LIST_CACHE_TTL", load)
     vocabulary = vocabularies.current()
     return FilterChoices(
         brands, list(vocabulary.names["color_family"]), list(vocabulary.names["color_type"])
@@ -415,6 +415,6 @@ def low_stock_paints(low_stock_threshold: int, limit: int = 10) -> list[PaintRec
     def load() -> list[PaintRecord]:
         return [PaintRecord.of(paint) for paint in db.session.scalars(query)]
 
-    return cache.remember_in_generation(
+    return cached_reads.remember_in_generation(
         "low-stock", (low_stock_threshold, limit), "STATS_CACHE_TTL", load
     )

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text, type_coerce
 
 from ..extensions import db
 from ..models import Money, Paint
-from . import cache
+from . import cached_reads
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class InventoryStats:
 
 def inventory_stats(low_stock_threshold: int) -> InventoryStats:
     """Return the inventory figures (cached until the next write, or their short TTL)."""
-    return cache.remember_in_generation(
+    return cached_reads.remember_in_generation(
         "stats", low_stock_threshold, "STATS_CACHE_TTL", lambda: _load_stats(low_stock_threshold)
     )
 

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, cast, func, select, update
 
 from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
-from . import cache, transactions
+from . import cached_reads, transactions
 from .errors import InsufficientStock, ValidationError
 from .listing import Page
 from .paints import PAINT_COLUMNS, PaintRecord, get_paint, get_paint_record
@@ -104,7 +104,7 @@ def adjust_stock(
         username=movement.username,
         created_at=movement.created_at,
     )
-    transactions.commit(cache.paints_changed(paint_id))
+    transactions.commit(cached_reads.paints_changed(paint_id))
     return StockChange(paint, saved)
 
 

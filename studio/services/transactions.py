@@ -7,7 +7,7 @@ transaction's id beforehand and asks the server (txid_status) once it answers ag
 Committed: carry on as if nothing happened. Aborted: NotCommitted, safe to retry. No
 answer within DB_COMMIT_CONFIRM_SECONDS: CommitOutcomeUnknown, a 503 that says so.
 
-The cache is told what changed before the commit (studio.services.cache); if it cannot
+The cache is told what changed before the commit (studio.services.cached_reads); if it cannot
 be told, the transaction itself starts a new epoch of the whole cache, so the reset holds
 even if this worker dies right after the commit.
 """
@@ -35,7 +35,7 @@ from ..resilience.faults import (
     is_disconnect,
 )
 from ..resilience.retry import note_commit_sent
-from . import cache
+from . import cached_reads
 from .cache_epochs import add_epoch
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 class Enclosing:
     """A block whose commits become one transaction, committed when it ends."""
 
-    retirements: list[cache.Retirement] = field(default_factory=list)
+    retirements: list[cached_reads.Retirement] = field(default_factory=list)
 
 
 _enclosing: ContextVar[Enclosing | None] = ContextVar("studio_enclosing", default=None)
@@ -57,7 +57,7 @@ def _commit_is_about_to_be_sent(session: Session) -> None:
     note_commit_sent()
 
 
-def commit(retire: cache.Retirement | None = None) -> None:
+def commit(retire: cached_reads.Retirement | None = None) -> None:
     """Commit the session's work and retire from the cache what it changed.
 
     Inside `one_transaction()` this only flushes; the block commits at its end.
@@ -89,11 +89,11 @@ def one_transaction() -> Iterator[None]:
     _commit_now(enclosing.retirements)
 
 
-def _commit_now(retirements: list[cache.Retirement]) -> None:
+def _commit_now(retirements: list[cached_reads.Retirement]) -> None:
     session = db.session
     session.flush()
     new_epoch = None
-    if retirements and not cache.retire_before_commit(retirements):
+    if retirements and not cached_reads.retire_before_commit(retirements):
         new_epoch = add_epoch(session, "a write the cache could not be told of")
     xid = _transaction_id(session)
     try:
@@ -103,7 +103,7 @@ def _commit_now(retirements: list[cache.Retirement]) -> None:
         if xid is None or not is_disconnect(exc):
             raise  # the server answered, with an error: the transaction did not commit
         _confirm_commit(xid, exc)
-    cache.after_commit(retirements, new_epoch)
+    cached_reads.after_commit(retirements, new_epoch)
 
 
 def _transaction_id(session: Session) -> int | None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import VOCABULARY_KINDS, Paint, VocabularyTerm, utcnow
-from . import cache, transactions
+from . import cached_reads, transactions
 from .errors import Conflict, NotFound, ValidationError
 from .planner import BULK_ROWS, refresh_statistics
 
@@ -81,7 +81,7 @@ def current() -> Vocabulary:
             # Changed by this request: the cached copy is retired only when it commits.
             vocabulary = _load()
         else:
-            vocabulary = cache.remember(CACHE_KEY, "PAINT_CACHE_TTL", _load)
+            vocabulary = cached_reads.remember(CACHE_KEY, "PAINT_CACHE_TTL", _load)
         g.vocabulary = vocabulary
     return vocabulary
 
@@ -301,9 +301,9 @@ def _rewrite_paints(kind: str, old_name: str, new_name: str) -> list[int]:
     return changed
 
 
-def _retirement(paint_ids: list[int]) -> cache.Retirement:
+def _retirement(paint_ids: list[int]) -> cached_reads.Retirement:
     # The list itself, the paints rewritten, and every listing and figure (filters, charts).
     g.pop("vocabulary", None)
     g.vocabulary_changed = True
-    keys = (CACHE_KEY, *(cache.paint_key(paint_id) for paint_id in paint_ids))
-    return cache.Retirement(keys, listings=True)
+    keys = (CACHE_KEY, *(cached_reads.paint_key(paint_id) for paint_id in paint_ids))
+    return cached_reads.Retirement(keys, listings=True)

@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, g
 
 from .. import signals
-from ..caching import ResilientRedisCache, counters
 from ..extensions import cache, db
 from ..logs import burst_log
+from ..redis_backend import ResilientRedisCache, counters
 from ..resilience.breaker import CLOSED
 from .cache_epochs import Epochs
 
