@@ -200,7 +200,7 @@ def export_paints(path: str, query: str) -> None:
     """Export the paints (all, or those the list filters pick) to a CSV file."""
     lift_time_limits()
     paint_filter = listing.PaintFilter.from_args(dict(parse_qsl(query)))
-    threshold = current_app.config["LOW_STOCK_THRESHOLD"]
+    threshold = listing.low_stock_threshold()
     total, _ = listing.count_matching(
         paint_filter.conditions(listing.dialect_name(), threshold), ""
     )

@@ -48,14 +48,10 @@ def service_error_page(exc: ServiceError):
     return render_template("error.html", error=error), exc.status
 
 
-def low_stock_threshold() -> int:
-    return current_app.config["LOW_STOCK_THRESHOLD"]
-
-
 @bp.get("/")
 @retry_transient
 def dashboard():
-    threshold = low_stock_threshold()
+    threshold = listing.low_stock_threshold()
     figures = stats.inventory_stats(threshold)
     return render_template(
         "admin/dashboard.html",
@@ -76,14 +72,14 @@ def list_paints():
         paint_filter = PaintFilter.from_args(request.args)
     except ValidationError as exc:
         errors, paint_filter = exc.fields, PaintFilter()
-    page = listing.list_paints(paint_filter, low_stock_threshold())
+    page = listing.list_paints(paint_filter, listing.low_stock_threshold())
     return render_template(
         "admin/paints/list.html",
         page=page,
         paint_filter=paint_filter,
         choices=listing.filter_choices(),
         errors=errors,
-        threshold=low_stock_threshold(),
+        threshold=listing.low_stock_threshold(),
     ), (422 if errors else 200)
 
 
@@ -91,7 +87,7 @@ def list_paints():
 @retry_transient
 def export_paints():
     paint_filter = PaintFilter.from_args(request.args)
-    rows = listing.matching_paints(paint_filter, low_stock_threshold())
+    rows = listing.matching_paints(paint_filter, listing.low_stock_threshold())
     # The query runs here, inside the view: a database away now is retried, or a 503.
     first = next(rows, None)
     found = chain([first], rows) if first is not None else iter(())
@@ -166,7 +162,7 @@ def render_detail(paint_id: int, stock_form: StockForm, status: int = 200):
         paint=paint,
         movements=movements,
         stock_form=stock_form,
-        threshold=low_stock_threshold(),
+        threshold=listing.low_stock_threshold(),
     ), status
 
 

@@ -99,16 +99,12 @@ def _printable(key: str) -> str:
     return key.encode("utf-8", "backslashreplace").decode()
 
 
-def low_stock_threshold() -> int:
-    return current_app.config["LOW_STOCK_THRESHOLD"]
-
-
 @bp.get("/paints")
 @retry_transient
 def list_paints():
     paint_filter = listing.PaintFilter.from_args(request.args)
     return serializers.page(
-        listing.list_paints(paint_filter, low_stock_threshold()), serializers.paint
+        listing.list_paints(paint_filter, listing.low_stock_threshold()), serializers.paint
     )
 
 
@@ -167,7 +163,7 @@ def list_movements(paint_id: int):
 @bp.get("/stats")
 @retry_transient
 def get_stats():
-    figures = stats.inventory_stats(low_stock_threshold())
+    figures = stats.inventory_stats(listing.low_stock_threshold())
     return serializers.stats(figures, currency=current_app.config["CURRENCY"])
 
 

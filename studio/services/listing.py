@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal, DecimalException
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -276,6 +277,11 @@ def search_conditions(q: str) -> list[ColumnElement[bool]]:
 def dialect_name() -> str:
     """Return the name of the database the session talks to."""
     return db.session.get_bind().dialect.name
+
+
+def low_stock_threshold() -> int:
+    """Return the stock at or below which a paint in stock is running low."""
+    return current_app.config["LOW_STOCK_THRESHOLD"]
 
 
 def list_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
