@@ -342,6 +342,10 @@ class Config:
             "LIST_CACHE_TTL": ttl("LIST_CACHE_TTL", 60),
             "STATS_CACHE_TTL": ttl("STATS_CACHE_TTL", 30),
             "AUTH_CACHE_TTL": ttl("AUTH_CACHE_TTL", 300),
+            # Each worker's copies of hot Redis values, retired by Redis's invalidations.
+            "NEAR_CACHE": "Redis" in cache_type and _bool(env, "NEAR_CACHE", True),
+            "NEAR_CACHE_SECONDS": _positive(env, "NEAR_CACHE_SECONDS", 5.0),
+            "NEAR_CACHE_ENTRIES": _at_least(env, "NEAR_CACHE_ENTRIES", 10_000, 1),
         }
 
     @cached_property

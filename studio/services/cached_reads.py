@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
+from redis import from_url as redis_from_url
 
 from .. import signals
 from ..extensions import cache, db
 from ..logs import burst_log
+from ..near_cache import MISSING, NearCache
 from ..redis_backend import ResilientRedisCache, counters
 from ..resilience.breaker import CLOSED
 from .cache_epochs import Epochs
@@ -34,6 +36,10 @@ T = TypeVar("T")
 GENERATION_KEY = "generation"
 TOMBSTONE = "studio:retired"
 EPOCHS_KEY = "studio.cache_epochs"
+NEAR_KEY = "studio.near_cache"
+# What the near cache may hold: frozen records (paint, token's and user's owner) and numbers.
+NEAR_KINDS = ("paint:", "token:", "user:", GENERATION_KEY)
+TTL_SETTINGS = ("PAINT_CACHE_TTL", "LIST_CACHE_TTL", "STATS_CACHE_TTL", "AUTH_CACHE_TTL")
 
 
 @dataclass(frozen=True)
@@ -45,11 +51,31 @@ class Retirement:
 
 
 def register_cache_epochs(app: Flask) -> None:
-    """Give the app its cache epoch (after the cache and the database are bound)."""
+    """Give the app its cache epoch and near cache (after the cache and the database are bound)."""
     with app.app_context():
         engine, store = db.engine, cache.cache
     server_id = redis_run_id(store) if isinstance(store, ResilientRedisCache) else None
     app.extensions[EPOCHS_KEY] = Epochs(engine, app.config["CACHE_EPOCH_POLL_SECONDS"], server_id)
+    redis = isinstance(store, ResilientRedisCache)
+    app.extensions[NEAR_KEY] = near_cache_for(app.config, store) if redis else None
+
+
+def near_cache_for(config: Any, store: ResilientRedisCache) -> NearCache | None:
+    """Return the near cache in front of this Redis cache, or None when it is turned off."""
+    if not config["NEAR_CACHE"]:
+        return None
+    ttls = [config[name] for name in TTL_SETTINGS if config[name] > 0]
+    options = config.get("CACHE_OPTIONS") or {}
+    url = config["CACHE_REDIS_URL"]
+    return NearCache(
+        client=lambda: redis_from_url(url, **options, protocol=2),
+        prefix=store.prefix,
+        max_entries=config["NEAR_CACHE_ENTRIES"],
+        # Never longer than Redis keeps the value.
+        max_age=min([config["NEAR_CACHE_SECONDS"], *ttls]),
+        silence=options.get("socket_timeout") or 0.25,
+        healthy=lambda: store.circuit.state == CLOSED,
+    )
 
 
 def redis_run_id(store: ResilientRedisCache) -> Callable[[], str | None]:
@@ -80,7 +106,28 @@ def prefetch(*keys: str) -> None:
     stored = [stored_key(key) for key in keys]
     if None in stored:
         return
-    g.cache_prefetched = dict(zip(keys, backend().get_many(*stored), strict=True))
+    g.cache_prefetched = dict(zip(keys, read_many(stored), strict=True))
+
+
+def read_many(stored: list[str]) -> list[Any]:
+    """Return the values of these stored keys: from this worker's near cache, else Redis."""
+    near = current_app.extensions.get(NEAR_KEY)
+    found = near.get_many(stored, epochs().current()) if near else None
+    if found is None:
+        return backend().get_many(*stored)
+    missing = [key for key, value in zip(stored, found, strict=True) if value is MISSING]
+    if not missing:
+        return found
+    mark = near.mark()
+    read = dict(zip(missing, backend().get_many(*missing), strict=True))
+    near.keep(mark, {key: value for key, value in read.items() if _near_keeps(key, value)})
+    pairs = zip(stored, found, strict=True)
+    return [read[key] if value is MISSING else value for key, value in pairs]
+
+
+def _near_keeps(stored: str, value: Any) -> bool:
+    # Every request gets the same object: only frozen records and numbers, never a tombstone.
+    return not _is_tombstone(value) and stored.split(":", 1)[-1].startswith(NEAR_KINDS)
 
 
 def remember(key: str, ttl_setting: str, loader: Callable[[], T], revocable: bool = False) -> T:
@@ -101,7 +148,7 @@ def remember(key: str, ttl_setting: str, loader: Callable[[], T], revocable: boo
         if stored is None:
             counters.add("misses")
             return loader()
-        value = backend().get(stored)
+        value = read_many([stored])[0]
     if value is not None and not _is_tombstone(value):
         counters.add("hits")
         counters.flush(backend())
@@ -120,7 +167,7 @@ def generation() -> int | None:
     key = stored_key(GENERATION_KEY)
     if key is None:
         return None
-    current = backend().get(key)
+    current = read_many([key])[0]
     if current is None:
         # Starting from the clock, a lost counter can never come back to an old number.
         backend().add(key, time.time_ns(), timeout=0)
