@@ -78,6 +78,7 @@ class NearCache:
         self.client_id: int | None = None  # Redis's id of the tracking connection
         self.pings: deque[float] = deque()
         self.answered_ping = 0.0  # when the last answered ping was sent
+        self.ping_sent = 0.0
         self.next_setup = 0.0
         self.watching = False
 
@@ -150,9 +151,10 @@ class NearCache:
         while connection.can_read(timeout=0):
             self._handle(connection.read_response())
         now = time.monotonic()
-        if not self.pings or now - self.pings[-1] >= self.silence / 4:
+        if now - self.ping_sent >= self.silence / 4:
             connection.send_command("PING")
             self.pings.append(now)
+            self.ping_sent = now
 
     def _handle(self, message: Any) -> None:
         kind = message[0]
@@ -211,7 +213,7 @@ class NearCache:
             self._empty()
             self.connection = connection
             self.pings.clear()
-            self.answered_ping = 0.0
+            self.answered_ping = self.ping_sent = 0.0
         logger.info("near cache: tracking Redis keys under %r", self.prefix)
 
     def tick(self) -> None:

@@ -220,3 +220,12 @@ def test_no_near_cache_without_redis_or_when_turned_off(app, redis_url, extra_ap
     assert app.extensions[cached_reads.NEAR_KEY] is None
     off = extra_apps(**redis_settings(redis_url, "near-off:"), NEAR_CACHE=False)
     assert off.extensions[cached_reads.NEAR_KEY] is None
+
+
+def test_a_read_pings_redis_only_a_few_times_per_silence(tracked):
+    """A ping on every read would cost each request a system call for nothing."""
+    near = tracked[0](silence=10)
+    sent = len(near.pings), near.ping_sent
+    for _ in range(20):
+        near.get_many(["0:paint:1"], 0)
+    assert (len(near.pings), near.ping_sent) == sent
