@@ -8,8 +8,9 @@ than what Redis would have answered:
 
 - Before serving, the request drains the invalidations already in the connection's
   socket. A writer tombstones what it changes before its commit, and Redis writes the
-  invalidation out before its answer to that write, so a write that committed before this
-  read began has retired the entry here already.
+  invalidation out in the same pass as its answer to that write (Redis 7.0's beforeSleep
+  queues broadcast invalidations, then writes every pending reply), so a write that
+  committed before this read began has retired the entry here already.
 - A value read from Redis is kept only if no invalidation arrived during the read (a
   sequence number, checked after draining once more); one that arrives later evicts it.
 - The connection is pinged every quarter of `silence` seconds, and the tier is served
