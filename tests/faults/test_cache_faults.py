@@ -119,3 +119,21 @@ def test_a_redis_that_comes_back_with_an_old_snapshot_is_not_believed(
     own_redis.start()  # loads the snapshot: the old paint is back in the cache
     restarted = time.monotonic()
     assert_fresh_within(2, reader.base, token, paint_id, before + 5, since=restarted)
+
+
+def test_each_write_is_seen_by_the_next_read_on_another_instance(
+    fault_database, own_redis, studio_server
+):
+    """The reader's workers keep the paint in their near caches: each write must retire it."""
+    url, token = fault_database
+    writer = studio_server(url, own_redis.url)
+    reader = studio_server(url, own_redis.url)
+    paint_id = seed_paints(writer.base, token, 1)[0]
+    for _ in range(40):  # cached in Redis, then in both reader workers' near caches
+        stock_seen(reader.base, token, paint_id)
+    for _ in range(60):
+        body = {"delta": 1, "reason": "read right after"}
+        written = call(writer.base, "POST", f"/api/v1/paints/{paint_id}/stock", token, body)
+        assert written.status == 201, written.body
+        assert stock_seen(reader.base, token, paint_id) == written.body["paint"]["stock"]
+        assert stock_seen(reader.base, token, paint_id) == written.body["paint"]["stock"]
