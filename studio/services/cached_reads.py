@@ -54,9 +54,9 @@ def register_cache_epochs(app: Flask) -> None:
     """Give the app its cache epoch and near cache (after the cache and the database are bound)."""
     with app.app_context():
         engine, store = db.engine, cache.cache
-    server_id = redis_run_id(store) if isinstance(store, ResilientRedisCache) else None
-    app.extensions[EPOCHS_KEY] = Epochs(engine, app.config["CACHE_EPOCH_POLL_SECONDS"], server_id)
     redis = isinstance(store, ResilientRedisCache)
+    server_id = redis_run_id(store) if redis else None
+    app.extensions[EPOCHS_KEY] = Epochs(engine, app.config["CACHE_EPOCH_POLL_SECONDS"], server_id)
     app.extensions[NEAR_KEY] = near_cache_for(app.config, store) if redis else None
 
 
