@@ -12,11 +12,12 @@ from .auth.sessions import CookieSessionsOutsideApi, load_user
 from .config import load_settings
 from .database import IdConverter, register_engine_events, register_request_deadline
 from .errors import register_error_handlers
-from .extensions import cache, csrf, db, limiter, login_manager, migrate
+from .extensions import cache, csrf, db, login_manager, migrate
 from .limits import register_request_limits
 from .logs import configure_logging, log_startup
 from .security import register_security
 from .services.cached_reads import register_cache_epochs
+from .throttle import init_limiter
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -53,7 +54,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.user_loader(load_user)
     app.session_interface = CookieSessionsOutsideApi()
     csrf.init_app(app)
-    limiter.init_app(app)
+    init_limiter(app, auth.bp.name)
     cache.init_app(app)
     register_cache_epochs(app)
 

@@ -194,6 +194,7 @@ class Config:
         "pool_recycle": 3600,
     }
     PRE_PING = False
+    PRE_PING_IDLE_SECONDS = 0
 
     def __init__(self, environ: Mapping[str, str], instance_path: str) -> None:
         self.environ = environ
@@ -344,7 +345,7 @@ class Config:
             "AUTH_CACHE_TTL": ttl("AUTH_CACHE_TTL", 300),
             # Each worker's copies of hot Redis values, retired by Redis's invalidations.
             "NEAR_CACHE": "Redis" in cache_type and _bool(env, "NEAR_CACHE", True),
-            "NEAR_CACHE_SECONDS": _positive(env, "NEAR_CACHE_SECONDS", 5.0),
+            "NEAR_CACHE_SECONDS": _positive(env, "NEAR_CACHE_SECONDS", 30.0),
             "NEAR_CACHE_ENTRIES": _at_least(env, "NEAR_CACHE_ENTRIES", 10_000, 1),
         }
 
@@ -397,7 +398,7 @@ class Config:
         }
 
     def pre_ping_idle_seconds(self) -> int:
-        return _int(self.environ, "DB_PRE_PING_IDLE_SECONDS", 0)
+        return _int(self.environ, "DB_PRE_PING_IDLE_SECONDS", self.PRE_PING_IDLE_SECONDS)
 
     def workers(self) -> int:
         """Return how many worker processes serve the app (WEB_CONCURRENCY, read by gunicorn)."""
@@ -491,6 +492,10 @@ class ProductionConfig(Config):
         "pool_recycle": 300,
     }
     PRE_PING = True
+    # A connection back in the pool less than this long ago is not pinged: a busy worker
+    # would pay a round trip per request for nothing. One that broke meanwhile fails its
+    # first statement as a disconnect, which empties the pool, and its work is retried.
+    PRE_PING_IDLE_SECONDS = 10
 
     def database_url(self) -> str:
         url = self.environ.get("DATABASE_URL", "").strip()

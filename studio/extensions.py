@@ -1,6 +1,5 @@
 """Unbound extension instances, bound to an app by the factory."""
 
-from flask import request
 from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -35,13 +34,3 @@ csrf = CSRFProtect()
 cache = Cache()
 # Client addresses are right behind the platform's router because ProxyFix runs first.
 limiter = Limiter(key_func=get_remote_address)
-
-
-@limiter.request_filter
-def outside_sign_in() -> bool:
-    """Spare every request but the sign-in pages' the limiter's work (only they are limited).
-
-    With the filter the limiter resolves no limit for other requests, though its three
-    hooks still run on every request (about 10 % of a cached API read in the worker).
-    """
-    return request.blueprint != "auth"

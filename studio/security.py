@@ -16,6 +16,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+NO_STORE = [("Cache-Control", "no-store")]
 HSTS_SECONDS = 365 * 24 * 3600  # ASVS 3.4.1: at least a year
 # Pages and answers for a signed-in admin or a token, which no browser or proxy may keep.
 PRIVATE_BLUEPRINTS = frozenset({"admin", "auth", "api", "metrics"})
@@ -87,21 +88,32 @@ def known_host_over_https(allowed_hosts: tuple[str, ...], force_https: bool) -> 
 
 def register_headers(app: Flask) -> None:
     """Send the security headers; HSTS over HTTPS; no-store on private pages and answers."""
-    headers = {"Content-Security-Policy": content_security_policy(app.config["IMAGE_HOSTS"])}
-    headers.update(HEADERS)
-    hsts = f"max-age={HSTS_SECONDS}" if app.config["HSTS"] else None
+    common = [("Content-Security-Policy", content_security_policy(app.config["IMAGE_HOSTS"]))]
+    common += HEADERS.items()
+    hsts = [("Strict-Transport-Security", f"max-age={HSTS_SECONDS}")] if app.config["HSTS"] else []
+    # The four combinations, made once: (private, secure) -> the headers to add.
+    prepared = {
+        (private, secure): common + (hsts if secure else []) + (NO_STORE if private else [])
+        for private in (False, True)
+        for secure in (False, True)
+    }
+    names = frozenset(name.lower() for name, _ in common + hsts)
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
-        for name, value in headers.items():
-            response.headers.setdefault(name, value)
         # Browsers ignore HSTS over plain HTTP, and RFC 6797 forbids sending it there.
-        if hsts and request.is_secure:
-            response.headers.setdefault("Strict-Transport-Security", hsts)
-        if request.blueprint in PRIVATE_BLUEPRINTS:
-            # add() rather than setting it, which compares every header's name; a view's own
-            # directives, were there any, would join no-store, which overrides them all.
-            response.headers.add("Cache-Control", "no-store")
+        wanted = prepared[request.blueprint in PRIVATE_BLUEPRINTS, request.is_secure]
+        headers = response.headers
+        if names.isdisjoint(name.lower() for name in headers.keys()):
+            headers.extend(wanted)  # the usual case: one pass, no name compared
+            return response
+        # A view set one of them itself: its value stands. A view's own Cache-Control
+        # directives, were there any, would join no-store, which overrides them all.
+        for name, value in wanted:
+            if name == "Cache-Control":
+                headers.add(name, value)
+            else:
+                headers.setdefault(name, value)
         return response
 
 

@@ -271,6 +271,8 @@ def test_engine_is_built_with_the_pool_settings():
         assert pool.timeout() == 10
         assert pool._recycle == 300
     assert app.config["DB_POOL_PRE_PING"] is True
+    # Only connections idle this long are pinged (tests/test_pre_ping.py shows the rest retried).
+    assert app.config["DB_PRE_PING_IDLE_SECONDS"] == 10
 
 
 @pytest.mark.parametrize(

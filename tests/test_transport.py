@@ -111,6 +111,43 @@ def test_admin_pages_sign_in_and_api_answers_are_not_stored(admin, api, make_pai
     assert "no-store" not in admin.client.get("/health").headers.get("Cache-Control", "")
 
 
+def test_every_answer_gets_each_security_header_once_and_a_views_own_value_stands(extra_apps):
+    app = extra_apps(HSTS=True)
+
+    @app.get("/framed")
+    def framed():
+        return "", 200, {"X-Frame-Options": "SAMEORIGIN"}
+
+    client = app.test_client()
+    for path in ("/framed", "/login", "/health"):
+        headers = client.get(path, base_url="https://localhost").headers
+        for name in (
+            "Content-Security-Policy",
+            "X-Content-Type-Options",
+            "Referrer-Policy",
+            "Cross-Origin-Opener-Policy",
+            "X-Frame-Options",
+            "Strict-Transport-Security",
+        ):
+            assert len(headers.getlist(name)) == 1, (path, name)
+    framed_headers = client.get("/framed").headers
+    assert framed_headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert framed_headers["Referrer-Policy"] == "same-origin"
+    assert client.get("/login").headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_rate_limiter_runs_for_the_sign_in_pages_alone(app):
+    # Only sign-in and the password change are limited; every other request skips its hooks.
+    def from_limiter(hook):
+        return getattr(getattr(hook, "func", hook), "__module__", "").startswith("flask_limiter")
+
+    scopes = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    where = {
+        name for hooks in scopes for name, funcs in hooks.items() if any(map(from_limiter, funcs))
+    }
+    assert where == {"auth"}
+
+
 def test_a_signed_out_visitor_gets_no_server_timing(client, admin, api):
     assert "Server-Timing" not in client.get("/login").headers
     assert "Server-Timing" not in client.get("/admin/").headers  # the redirect to sign in

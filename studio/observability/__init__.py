@@ -7,7 +7,7 @@ product does from studio.signals and studio.clock, and brings its own pages (/me
 
 from flask import Flask
 
-from ..extensions import db, limiter
+from ..extensions import db
 from .alerts import AlertBook
 from .budget import check_connection_budget
 from .commands import COMMANDS
@@ -31,7 +31,6 @@ def init_app(app: Flask) -> None:
     """
     observed = make_observatory(app)
     app.extensions[EXTENSION_KEY] = observed
-    limiter.exempt(bp)
     app.register_blueprint(bp)
     for command in COMMANDS:
         app.cli.add_command(command)
