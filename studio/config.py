@@ -347,6 +347,8 @@ class Config:
             "NEAR_CACHE": "Redis" in cache_type and _bool(env, "NEAR_CACHE", True),
             "NEAR_CACHE_SECONDS": _positive(env, "NEAR_CACHE_SECONDS", 30.0),
             "NEAR_CACHE_ENTRIES": _at_least(env, "NEAR_CACHE_ENTRIES", 10_000, 1),
+            # Readers' fills sent to Redis by a thread of each worker (studio.fill_behind).
+            "CACHE_FILL_BEHIND": _bool(env, "CACHE_FILL_BEHIND", True),
         }
 
     @cached_property

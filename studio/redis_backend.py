@@ -98,6 +98,17 @@ class ResilientRedisCache(RedisCache):
         dump = self.serializer.dumps(value)
         return bool(self.client.set(self.prefix + key, dump, nx=True, ex=seconds or None))
 
+    def add_many(self, fills: list[tuple[str, Any, int | None]]) -> Any:
+        """Store each (key, value, timeout) where the key is absent, all in one round trip."""
+        return self.guarded(None, self._set_many_if_absent, fills)
+
+    def _set_many_if_absent(self, fills: list[tuple[str, Any, int | None]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value, timeout in fills:
+            seconds = self.default_timeout if timeout is None else timeout
+            pipe.set(self.prefix + key, self.serializer.dumps(value), nx=True, ex=seconds or None)
+        return pipe.execute()
+
     def set_many(self, mapping: dict[str, Any], timeout: int | None = None) -> Any:
         return self.guarded([], super().set_many, mapping, timeout)
 

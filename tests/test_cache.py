@@ -181,6 +181,8 @@ def test_counters_add_up_over_workers(committed_app, workers):
         call = api_for(worker, token)
         for _ in range(3):
             call("get", f"/api/v1/paints/{paint_id}")
+            # A miss's fill is sent by the worker's thread: let it land before the next read.
+            assert worker.extensions[cached_reads.FILLS_KEY].settled()
     with workers[0].app_context():
         status = cached_reads.status()
     assert status["shared"] is True and status["state"] == "ok"

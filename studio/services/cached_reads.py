@@ -25,6 +25,7 @@ from redis import from_url as redis_from_url
 
 from .. import signals
 from ..extensions import cache, db
+from ..fill_behind import FillBehind
 from ..logs import burst_log
 from ..near_cache import MISSING, NearCache
 from ..redis_backend import ResilientRedisCache, counters
@@ -37,8 +38,11 @@ GENERATION_KEY = "generation"
 TOMBSTONE = "studio:retired"
 EPOCHS_KEY = "studio.cache_epochs"
 NEAR_KEY = "studio.near_cache"
+FILLS_KEY = "studio.fill_behind"
 # What the near cache may hold: frozen records (paint, token's and user's owner) and numbers.
 NEAR_KINDS = ("paint:", "token:", "user:", GENERATION_KEY)
+# A queued fill older than this is dropped: far below a tombstone's life (studio.fill_behind).
+FILL_MAX_DELAY = 1.0
 TTL_SETTINGS = ("PAINT_CACHE_TTL", "LIST_CACHE_TTL", "STATS_CACHE_TTL", "AUTH_CACHE_TTL")
 
 
@@ -58,6 +62,8 @@ def register_cache_epochs(app: Flask) -> None:
     server_id = redis_run_id(store) if redis else None
     app.extensions[EPOCHS_KEY] = Epochs(engine, app.config["CACHE_EPOCH_POLL_SECONDS"], server_id)
     app.extensions[NEAR_KEY] = near_cache_for(app.config, store) if redis else None
+    fills = redis and app.config["CACHE_FILL_BEHIND"]
+    app.extensions[FILLS_KEY] = FillBehind(store.add_many, FILL_MAX_DELAY) if fills else None
 
 
 def near_cache_for(config: Any, store: ResilientRedisCache) -> NearCache | None:
@@ -156,10 +162,23 @@ def remember(key: str, ttl_setting: str, loader: Callable[[], T], revocable: boo
     counters.add("misses")
     loaded = loader()
     if loaded is not None and not _is_tombstone(value):
-        # add, not set: a writer's tombstone that arrived meanwhile must win.
-        backend().add(stored or stored_key(key), loaded, timeout=current_app.config[ttl_setting])
+        fill(stored or stored_key(key), loaded, current_app.config[ttl_setting])
     counters.flush(backend())
     return loaded
+
+
+def fill(stored: str | None, value: Any, ttl: int) -> None:
+    """Store a value a reader loaded, for the next reader (from a thread, where there is one).
+
+    An add, not a set: a writer's tombstone that arrived meanwhile must win.
+    """
+    if stored is None:
+        return
+    filler = current_app.extensions.get(FILLS_KEY)
+    if filler is None:
+        backend().add(stored, value, timeout=ttl)
+    else:
+        filler.add(stored, value, ttl)
 
 
 def generation() -> int | None:
