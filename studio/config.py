@@ -240,6 +240,8 @@ class Config:
             "SLOW_QUERY_PARAMETERS_MS": _int(env, "SLOW_QUERY_PARAMETERS_MS", 1000),
             "DB_POOL_PRE_PING": _bool(env, "DB_POOL_PRE_PING", self.PRE_PING),
             "DB_PRE_PING_IDLE_SECONDS": self.pre_ping_idle_seconds(),
+            # GET requests' statements without BEGIN and ROLLBACK (studio.database).
+            "DB_AUTOCOMMIT_READS": _bool(env, "DB_AUTOCOMMIT_READS", True),
             **self.faults,
             **self.monitoring_settings(),
             "REDIS_URL": redis_url,

@@ -6,13 +6,13 @@ import time
 import weakref
 from typing import Any
 
-from flask import Flask
+from flask import Flask, has_request_context, request
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
-from .extensions import READS_ONLY, db
+from .extensions import AUTOCOMMIT, READS_ONLY, db
 from .logs import burst_log
 from .resilience import BREAKER_KEY
 from .resilience.breaker import CLOSED, CircuitBreaker
@@ -97,6 +97,9 @@ def register_engine_events(app: Flask) -> None:
         limit_each_transaction(
             engine, config["DB_STATEMENT_TIMEOUT_MS"], config["DB_LOCK_TIMEOUT_MS"]
         )
+    elif config["DB_AUTOCOMMIT_READS"]:
+        # Not with per-transaction timeouts: SET LOCAL outside a transaction does nothing.
+        autocommit_reads(engine)
     forget_connections_after_fork(engine)
 
 
@@ -170,6 +173,36 @@ def guard_checkouts(
     def on_checkin(dbapi_connection: Any, record: Any) -> None:
         watchdog.detach(dbapi_connection)
         record.info["checked_in_at"] = time.monotonic()
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def autocommit_reads(engine: Engine) -> None:
+    """Run a GET's statements without a transaction: two round trips fewer per request.
+
+    psycopg2 sends BEGIN before a transaction's first statement and the pool sends
+    ROLLBACK when the connection comes back; a request that only reads needs neither
+    (under READ COMMITTED each statement sees its own snapshot either way). A connection
+    checked out for a GET, HEAD or OPTIONS request is put in autocommit mode until it is
+    returned; a commit on it is refused (studio.services.transactions), so a write
+    reached by a GET fails loudly instead of committing statement by statement.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def reads_in_autocommit(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if has_request_context() and request.method in SAFE_METHODS:
+            dbapi_connection.autocommit = True
+            record.info[AUTOCOMMIT] = True
+
+    # After the pool's reset on return, which in autocommit sends nothing.
+    @event.listens_for(engine, "checkin")
+    def back_to_transactions(dbapi_connection: Any, record: Any) -> None:
+        if record.info.pop(AUTOCOMMIT, False) and dbapi_connection is not None:
+            try:
+                dbapi_connection.autocommit = False
+            except Exception:  # closed: the pool will not hand it out again
+                record.invalidate()
 
 
 def count_read_only_as_disconnect(engine: Engine) -> None:

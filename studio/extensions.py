@@ -28,6 +28,9 @@ db = SQLAlchemy(model_class=Base)
 # A connection's execution option: it only reads, so on SQLite it begins a plain transaction
 # and never queues behind a writer (see database.configure_sqlite).
 READS_ONLY = "studio_reads_only"
+# Set in a connection's info while it runs a GET's statements without a transaction (on
+# PostgreSQL, see database.autocommit_reads): nothing may be committed through it.
+AUTOCOMMIT = "studio_autocommit"
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -25,7 +25,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ..extensions import db
+from ..extensions import AUTOCOMMIT, db
 from ..logs import burst_log
 from ..resilience.deadline import watchdog
 from ..resilience.faults import (
@@ -91,6 +91,9 @@ def one_transaction() -> Iterator[None]:
 
 def _commit_now(retirements: list[cached_reads.Retirement]) -> None:
     session = db.session
+    if session.connection().info.get(AUTOCOMMIT):
+        # Its statements would each have committed already, one by one.
+        raise RuntimeError("a write inside a GET request, which studio runs without transactions")
     session.flush()
     new_epoch = None
     if retirements and not cached_reads.retire_before_commit(retirements):
