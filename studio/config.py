@@ -35,6 +35,18 @@ def environment_name(environ: Mapping[str, str]) -> str:
     return "development"
 
 
+def redis_url_checked(url: str | None, verify: bool) -> str | None:
+    """Return the Redis URL, told not to check the server's certificate when `verify` is off.
+
+    Heroku Redis speaks TLS (rediss://) with a self-signed certificate, which redis-py
+    refuses by default; Heroku's advice is not to verify it. Every client studio makes
+    (cache, near cache, limiter, monitor) reads the option from the URL.
+    """
+    if not url or verify or not url.lower().startswith("rediss://") or "ssl_cert_reqs" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "ssl_cert_reqs=none"
+
+
 def normalize_database_url(raw: str) -> str:
     """Return the URL with postgres:// and postgresql:// pinned to psycopg2."""
     try:
@@ -205,7 +217,9 @@ class Config:
         url = normalize_database_url(self.database_url())
         env = self.environ
         max_body = _int(env, "MAX_CONTENT_LENGTH", 2 * 1024 * 1024)
-        redis_url = env.get("REDIS_URL", "").strip() or None
+        # Heroku's Redis certificate is self-signed: not checked there unless asked.
+        verify_redis = _bool(env, "REDIS_TLS_VERIFY", "DYNO" not in env)
+        redis_url = redis_url_checked(env.get("REDIS_URL", "").strip() or None, verify_redis)
         force_https = _bool(env, "FORCE_HTTPS", False)
         secure_cookies = _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES)
         # A browser keeps a __Host- cookie only if it is Secure, for Path=/ and no Domain.
@@ -308,7 +322,13 @@ class Config:
     def cache_settings(self, redis_url: str | None) -> dict[str, Any]:
         """Return Flask-Caching's settings: Redis where there is one, else in-process."""
         env = self.environ
-        cache_redis_url = env.get("CACHE_REDIS_URL", "").strip() or redis_url
+        cache_redis_url = (
+            redis_url_checked(
+                env.get("CACHE_REDIS_URL", "").strip(),
+                _bool(env, "REDIS_TLS_VERIFY", "DYNO" not in env),
+            )
+            or redis_url
+        )
         default_type = (
             "studio.redis_backend.ResilientRedisCache" if cache_redis_url else "SimpleCache"
         )

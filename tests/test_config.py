@@ -582,3 +582,23 @@ def test_unparseable_database_url_is_refused_in_one_line(monkeypatch):
 
 def test_environment_override_is_read_like_the_variable():
     assert build(" Production ").config["STUDIO_ENV"] == "production"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"DYNO": "web.1"}, "rediss://:pw@ec2.example:6380/0?ssl_cert_reqs=none"),
+        ({"DYNO": "web.1", "REDIS_TLS_VERIFY": "true"}, "rediss://:pw@ec2.example:6380/0"),
+        ({}, "rediss://:pw@ec2.example:6380/0"),
+        ({"REDIS_TLS_VERIFY": "false"}, "rediss://:pw@ec2.example:6380/0?ssl_cert_reqs=none"),
+    ],
+)
+def test_heroku_redis_self_signed_certificate_is_accepted_there(monkeypatch, environ, expected):
+    # Heroku's Redis is TLS with a self-signed certificate, which redis-py refuses by default.
+    monkeypatch.setenv("REDIS_URL", "rediss://:pw@ec2.example:6380/0")
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    config = build("development").config
+    assert config["REDIS_URL"] == expected
+    assert config["CACHE_REDIS_URL"] == expected
+    assert config["RATELIMIT_STORAGE_URI"] == expected
