@@ -303,3 +303,18 @@ def test_the_pgbouncer_run_goes_through_pgbouncer(app):
     # The timeouts are set per transaction (SET LOCAL), not as connection options.
     assert "options" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]
     assert db.session.execute(text("SHOW statement_timeout")).scalar() == "5s"
+
+
+@ON_POSTGRESQL
+def test_sizing_leaves_no_connection_open(migrated_app, extra_apps, auto_pool):
+    """The probe's connection is closed before the engine exists: nothing for a fork to share."""
+    app = extra_apps()
+    assert app.extensions[KEY].sizing is not None
+    name = application_name("under-test", os.getpid())
+    with migrated_app.app_context():
+        left = db.session.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": name},
+        ).scalar()
+        db.session.remove()
+    assert left == 0
