@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import admin, api, auth, cli, health, observability
 from .auth.sessions import CookieSessionsOutsideApi, load_user
 from .config import load_settings
+from .connection_budget import apply_pool_size
 from .database import IdConverter, register_engine_events, register_request_deadline
 from .errors import register_error_handlers
 from .extensions import cache, csrf, db, login_manager, migrate
@@ -43,6 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    apply_pool_size(app)  # before the engine is made, which takes the pool's size
     db.init_app(app)
     register_engine_events(app)
     register_request_deadline(app)

@@ -4,6 +4,7 @@ import math
 import os
 import re
 import secrets
+import socket
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
@@ -16,7 +17,7 @@ from sqlalchemy.exc import ArgumentError
 
 ENVIRONMENTS = ("development", "testing", "production")
 SQLITE_BUSY_TIMEOUT_SECONDS = 15
-ENVIRONMENT_STAND_INS = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")
+ENVIRONMENT_STAND_INS = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DB_POOL")
 
 
 class ConfigError(SystemExit):
@@ -182,6 +183,26 @@ def _limits(environ: Mapping[str, str], name: str, default: str) -> str:
 
 
 TIMEOUT_SCOPES = ("connection", "transaction")
+POOL_MODES = ("auto", "pgbouncer")
+
+
+def instance_id(environ: Mapping[str, str]) -> str:
+    """Return this instance's name: STUDIO_INSTANCE_ID, Railway's replica, Heroku's dyno, host."""
+    for variable in ("STUDIO_INSTANCE_ID", "RAILWAY_REPLICA_ID", "DYNO"):
+        value = environ.get(variable, "").strip()
+        if value:
+            break
+    else:
+        value = socket.gethostname()
+    return re.sub(r"[^A-Za-z0-9._-]", "-", value) or "unknown"
+
+
+def _pool_number(environ: Mapping[str, str], name: str, default: int, auto: bool) -> int | None:
+    """Return a pool setting's number, or None for `auto` (also when unset and `auto`)."""
+    value = environ.get(name, "").strip().lower()
+    if value == "auto" or (not value and auto):
+        return None
+    return _at_least(environ, name, default, 0)
 
 
 def timeout_options(settings: Mapping[str, Any]) -> str:
@@ -207,6 +228,8 @@ class Config:
     }
     PRE_PING = False
     PRE_PING_IDLE_SECONDS = 0
+    # DB_POOL_SIZE unset: sized at start from the server (studio.connection_budget), or fixed.
+    AUTO_POOL = False
 
     def __init__(self, environ: Mapping[str, str], instance_path: str) -> None:
         self.environ = environ
@@ -250,6 +273,7 @@ class Config:
             "THREADS_PER_WORKER": max(_int(env, "THREADS_PER_WORKER", 1), 1),
             "DB_BUDGET_CHECK": _bool(env, "DB_BUDGET_CHECK", self.NAME == "production"),
             "DB_BUDGET_STRICT": _bool(env, "DB_BUDGET_STRICT", False),
+            **self.budget_settings(make_url(url)),
             "SLOW_QUERY_MS": _int(env, "SLOW_QUERY_MS", 200),
             "SLOW_QUERY_PARAMETERS_MS": _int(env, "SLOW_QUERY_PARAMETERS_MS", 1000),
             "DB_POOL_PRE_PING": _bool(env, "DB_POOL_PRE_PING", self.PRE_PING),
@@ -284,6 +308,34 @@ class Config:
             "REMEMBER_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", self.SECURE_COOKIES),
             **self.session_limits(),
         }
+
+    def budget_settings(self, url: URL) -> dict[str, Any]:
+        """Return how the pool is sized: from the server at start (auto) or fixed, and its mode."""
+        env = self.environ
+        size, overflow = self.pool_numbers()
+        postgres = url.get_backend_name() == "postgresql"
+        return {
+            "DB_POOL": self.pool_mode(),
+            "DB_POOL_AUTO": postgres and size is None,
+            "DB_MAX_OVERFLOW_AUTO": postgres and overflow is None,
+            # A deploy starts new instances beside the live ones (Railway, Heroku's preboot).
+            "DB_DEPLOY_OVERLAP": _at_least(env, "DB_DEPLOY_OVERLAP", 1, 0),
+            # PgBouncer's own default_pool_size is 20.
+            "DB_PGBOUNCER_POOL_SIZE": _at_least(env, "DB_PGBOUNCER_POOL_SIZE", 20, 1),
+            "STUDIO_INSTANCE_ID": instance_id(env),
+        }
+
+    def pool_mode(self) -> str:
+        return _choice(self.environ, "DB_POOL", POOL_MODES)
+
+    def pool_numbers(self) -> tuple[int | None, int | None]:
+        """Return DB_POOL_SIZE and DB_MAX_OVERFLOW, None where the server's budget decides."""
+        env, pool = self.environ, self.POOL
+        size = _pool_number(env, "DB_POOL_SIZE", pool["pool_size"], self.AUTO_POOL)
+        if size == 0:
+            raise ConfigError("DB_POOL_SIZE must be at least 1 (or auto), not '0'.")
+        overflow = _pool_number(env, "DB_MAX_OVERFLOW", pool["max_overflow"], size is None)
+        return size, overflow
 
     def session_limits(self) -> dict[str, Any]:
         """Return how long a browser session may stay unused, and live at all."""
@@ -377,11 +429,20 @@ class Config:
     def faults(self) -> dict[str, Any]:
         """Return the time limits, retry and circuit-breaker settings for database failures."""
         env = self.environ
-        timeouts_per = env.get("DB_TIMEOUTS_PER", "").strip().lower() or "connection"
-        if timeouts_per not in TIMEOUT_SCOPES:
+        timeouts_per = env.get("DB_TIMEOUTS_PER", "").strip().lower()
+        if timeouts_per and timeouts_per not in TIMEOUT_SCOPES:
             raise ConfigError(
                 f"DB_TIMEOUTS_PER must be one of {', '.join(TIMEOUT_SCOPES)}, not {timeouts_per!r}."
             )
+        if self.pool_mode() == "pgbouncer":
+            # PgBouncer refuses connection options; SET LOCAL ends with the transaction.
+            if timeouts_per == "connection":
+                raise ConfigError(
+                    "DB_TIMEOUTS_PER must be transaction with DB_POOL=pgbouncer "
+                    "(PgBouncer refuses connection options), not 'connection'."
+                )
+            timeouts_per = "transaction"
+        timeouts_per = timeouts_per or "connection"
         return {
             # 0 turns a timeout off, as in PostgreSQL.
             "DB_STATEMENT_TIMEOUT_MS": _at_least(env, "DB_STATEMENT_TIMEOUT_MS", 5000, 0),
@@ -451,9 +512,11 @@ class Config:
         if url.get_backend_name() == "sqlite":
             return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
         env, pool = self.environ, self.POOL
+        size, overflow = self.pool_numbers()
         return {
-            "pool_size": _int(env, "DB_POOL_SIZE", pool["pool_size"]),
-            "max_overflow": _int(env, "DB_MAX_OVERFLOW", pool["max_overflow"]),
+            # Auto: the environment's numbers until studio.connection_budget sizes the pool.
+            "pool_size": pool["pool_size"] if size is None else size,
+            "max_overflow": pool["max_overflow"] if overflow is None else overflow,
             "pool_timeout": _int(env, "DB_POOL_TIMEOUT", pool["pool_timeout"]),
             "pool_recycle": _int(env, "DB_POOL_RECYCLE", pool["pool_recycle"]),
             # Checkouts are pinged by studio.database's own listener (DB_POOL_PRE_PING), so a
@@ -468,6 +531,7 @@ class Config:
         connect_args: dict[str, Any] = {
             # libpq treats 0 as "wait forever" and anything under 2 s as 2 s.
             "connect_timeout": _at_least(env, "DB_CONNECT_TIMEOUT", 5, 1),
+            # Each connection is named studio/<instance>/<pid> when made (studio.database).
             "application_name": "studio",
             # A server that vanished (host down, network cut) is noticed within ~25 s on an
             # idle connection and within tcp_user_timeout on a busy one, not after hours.
@@ -516,6 +580,7 @@ class ProductionConfig(Config):
         "pool_recycle": 300,
     }
     PRE_PING = True
+    AUTO_POOL = True
     # A connection back in the pool less than this long ago is not pinged: a busy worker
     # would pay a round trip per request for nothing. One that broke meanwhile fails its
     # first statement as a disconnect, which empties the pool, and its work is retried.

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
+from .connection_budget import application_name
 from .extensions import AUTOCOMMIT, READS_ONLY, db
 from .logs import burst_log
 from .resilience import BREAKER_KEY
@@ -84,7 +85,7 @@ def register_engine_events(app: Flask) -> None:
         probe_seconds=config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["connect_timeout"] + 1,
     )
     app.extensions[BREAKER_KEY] = breaker
-    connect_through(engine, breaker)
+    connect_through(engine, breaker, config["STUDIO_INSTANCE_ID"])
     ping = config["DB_POOL_PRE_PING"] or config["DB_PRE_PING_IDLE_SECONDS"] > 0
     guard_checkouts(
         engine,
@@ -103,11 +104,17 @@ def register_engine_events(app: Flask) -> None:
     forget_connections_after_fork(engine)
 
 
-def connect_through(engine: Engine, breaker: CircuitBreaker) -> None:
-    """Count every new connection's success or failure in the breaker; refuse while it is open."""
+def connect_through(engine: Engine, breaker: CircuitBreaker, instance: str) -> None:
+    """Count every new connection's success or failure in the breaker; refuse while it is open.
+
+    Each connection is named studio/<instance>/<pid> here, at connect time, so a worker
+    forked from a --preload master names its own pid; the connection budget counts live
+    instances and workers by these names.
+    """
 
     @event.listens_for(engine, "do_connect")
     def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+        cparams["application_name"] = application_name(instance, os.getpid())
         if not breaker.allows():
             raise BreakerOpen(
                 "The database is not answering; not trying again yet.",
@@ -123,7 +130,7 @@ def connect_through(engine: Engine, breaker: CircuitBreaker) -> None:
                     logger,
                     "refused-options",
                     "the server refuses connection options (PgBouncer does): "
-                    "set DB_TIMEOUTS_PER=transaction",
+                    "set DB_POOL=pgbouncer (or DB_TIMEOUTS_PER=transaction)",
                     level=logging.ERROR,
                 )
             raise

@@ -35,6 +35,9 @@ REDIS_VARIABLE = "STUDIO_TEST_REDIS_URL"
 PG_SKIP_REASON = (
     f"set {PG_VARIABLE} (e.g. postgresql://postgres@127.0.0.1:5432/test) to run on PostgreSQL"
 )
+# Set to 1: the PostgreSQL apps connect through a PgBouncer (transaction mode) of the session's.
+PGBOUNCER_VARIABLE = "STUDIO_TEST_PGBOUNCER"
+BOUNCERS: list[Any] = []
 
 
 @contextmanager
@@ -63,7 +66,36 @@ def empty_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> It
     if not server_url:
         pytest.skip(PG_SKIP_REASON)
     with temporary_postgres_database(server_url) as url:
-        yield url
+        yield through_pgbouncer(url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_pgbouncer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """With STUDIO_TEST_PGBOUNCER=1, start a PgBouncer in front of the test server."""
+    server_url = os.environ.get(PG_VARIABLE)
+    if os.environ.get(PGBOUNCER_VARIABLE) != "1" or not server_url:
+        yield
+        return
+    from .faults.servers import OwnPgBouncer  # it imports this module
+
+    url = make_url(normalize_database_url(server_url))
+    if url.host not in ("127.0.0.1", "localhost") or url.username != "postgres":
+        pytest.fail(f"{PGBOUNCER_VARIABLE} needs {PG_VARIABLE} at postgres@127.0.0.1")
+    bouncer = OwnPgBouncer(tmp_path_factory.mktemp("pgbouncer"), url)
+    bouncer.start()
+    BOUNCERS.append(bouncer)
+    try:
+        yield
+    finally:
+        BOUNCERS.clear()
+        bouncer.close()
+
+
+def through_pgbouncer(url: str) -> str:
+    """Return the URL of the same database through the session's PgBouncer, if there is one."""
+    if not BOUNCERS:
+        return url
+    return BOUNCERS[0].url(make_url(url).database)
 
 
 class RequestClient(FlaskClient):
@@ -80,6 +112,8 @@ class RequestClient(FlaskClient):
 
 
 def make_app(database_url: str, **overrides: Any) -> Flask:
+    if BOUNCERS and make_url(database_url).port == BOUNCERS[0].port:
+        overrides.setdefault("DB_POOL", "pgbouncer")  # no connection options, SET LOCAL
     app = create_app(
         {"STUDIO_ENV": "testing", "DATABASE_URL": database_url, "TESTING": True, **overrides}
     )

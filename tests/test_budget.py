@@ -24,27 +24,33 @@ def plan(**changes):
 
 
 @pytest.mark.parametrize(
-    ("max_connections", "others", "fits"),
+    ("max_connections", "others", "overlap", "fits"),
     [
-        (20, 0, False),
-        (25, 0, False),
-        (40, 0, True),
-        (40, 10, False),
-        (100, 0, True),
-        (500, 50, True),
+        (20, 0, 1, False),
+        (25, 0, 0, False),
+        (40, 0, 0, True),
+        # A deploy's new instance beside the live one doubles the worst case.
+        (40, 0, 1, False),
+        (40, 10, 0, False),
+        (100, 0, 1, True),
+        (100, 40, 1, False),
+        (500, 50, 1, True),
     ],
 )
-def test_worst_case_is_compared_with_what_the_server_can_give(max_connections, others, fits):
+def test_worst_case_is_compared_with_what_the_server_can_give(
+    max_connections, others, overlap, fits
+):
     limits = ServerLimits(max_connections, 3, others, None)
-    advice = advise(limits, plan())
+    advice = advise(limits, plan(overlap=overlap))
     assert limits.available == max_connections - 3 - others - HEADROOM
-    assert plan().worst_case == 30
+    worst = 30 * (1 + overlap)
+    assert f"= {worst} connections at worst" in " ".join(advice.reasoning)
     assert (not advice.problems) == fits
 
 
 def test_the_heroku_essential_example():
     """20 connections, SQLAlchemy's 5 + 10 and two workers: 30 asked, 15 to give."""
-    advice = advise(ServerLimits(20, 3, 0, None), plan())
+    advice = advise(ServerLimits(20, 3, 0, None), plan(overlap=0))
     assert "worst case 30 connections exceeds the 15" in advice.problems[0]
     recommended = advice.recommended
     per_worker = recommended["DB_POOL_SIZE"] + recommended["DB_MAX_OVERFLOW"]
@@ -54,10 +60,11 @@ def test_the_heroku_essential_example():
 
 def test_several_instances_share_the_budget():
     advice = advise(ServerLimits(100, 3, 0, None), plan(instances=4, pool_size=5, max_overflow=10))
-    assert advice.problems and "120 connections" in advice.reasoning[1]
+    # Four instances and a fifth starting during a deploy.
+    assert advice.problems and "150 connections at worst" in advice.reasoning[2]
     recommended = advice.recommended
     total = (
-        4
+        5
         * recommended["WEB_CONCURRENCY"]
         * (recommended["DB_POOL_SIZE"] + recommended["DB_MAX_OVERFLOW"])
     )
@@ -106,6 +113,34 @@ def test_tune_explains_its_numbers(extra_apps, monkeypatch):
     result = extra_apps().test_cli_runner().invoke(args=["tune"])
     assert result.exit_code == 0, result.output
     assert "connections at worst" in result.output and "DB_POOL_SIZE=" in result.output
+    assert "for a deploy's overlap" in result.output
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_tune_recommends_what_the_start_up_sizing_picks(extra_apps, monkeypatch):
+    """Following tune's advice draws no warning at start, and auto picks the same pool."""
+    for name in ("STUDIO_INSTANCES", "DB_DEPLOY_OVERLAP", "DB_BUDGET_STRICT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STUDIO_INSTANCE_ID", "tuned")
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    monkeypatch.setenv("THREADS_PER_WORKER", "8")
+    result = extra_apps().test_cli_runner().invoke(args=["tune"])
+    assert result.exit_code == 0, result.output
+    recommended = dict(
+        line.strip().split("=")
+        for line in result.output.split("Recommended:")[1].splitlines()
+        if "=" in line
+    )
+    assert int(recommended["DB_POOL_SIZE"]) >= int(recommended.get("THREADS_PER_WORKER", 8))
+    for name, value in recommended.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DB_BUDGET_STRICT", "true")  # any problem would refuse to start
+    extra_apps(DB_BUDGET_CHECK=True)
+    monkeypatch.setenv("DB_POOL_SIZE", "auto")
+    monkeypatch.setenv("DB_MAX_OVERFLOW", "auto")
+    options = extra_apps().config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_size"] == int(recommended["DB_POOL_SIZE"])
+    assert options["max_overflow"] == int(recommended["DB_MAX_OVERFLOW"])
 
 
 def observed(**changes):
@@ -114,14 +149,17 @@ def observed(**changes):
 
 
 def test_observed_timeouts_take_what_the_budget_allows():
-    limits = ServerLimits(40, 3, 0, None)  # 35 for studio: 17 per worker
+    # 35 for studio over 2 workers of this instance and of a deploy's next: 8 per worker.
+    limits = ServerLimits(40, 3, 0, None)
     advice = advise(limits, plan(pool_size=2, max_overflow=0), observed(timeouts=4))
     assert any("4 pool timeout(s)" in problem for problem in advice.problems)
     recommended = advice.recommended
-    assert recommended["DB_POOL_SIZE"] + recommended["DB_MAX_OVERFLOW"] <= 17
+    assert recommended["DB_POOL_SIZE"] + recommended["DB_MAX_OVERFLOW"] <= 8
     assert recommended["DB_POOL_SIZE"] >= 2
-    total = recommended["WEB_CONCURRENCY"] * (
-        recommended["DB_POOL_SIZE"] + recommended["DB_MAX_OVERFLOW"]
+    total = (
+        2
+        * recommended["WEB_CONCURRENCY"]
+        * (recommended["DB_POOL_SIZE"] + recommended["DB_MAX_OVERFLOW"])
     )
     assert total <= limits.available
 

@@ -34,9 +34,11 @@ SETTINGS_VARIABLES = {
     "SERVER_TIMING",
 }
 # SQLAlchemy's own pre-ping is always off: studio.database pings on checkout (DB_POOL_PRE_PING).
+# Production sizes the pool from the server (DB_POOL_SIZE=auto); db.example.com cannot be
+# asked, so it falls back to one connection per thread and a spare, no overflow.
 PRODUCTION_POOL = {
-    "pool_size": 5,
-    "max_overflow": 10,
+    "pool_size": 2,
+    "max_overflow": 0,
     "pool_timeout": 10,
     "pool_recycle": 300,
     "pool_pre_ping": False,
@@ -266,8 +268,8 @@ def test_engine_is_built_with_the_pool_settings():
     with app.app_context():
         pool = db.engine.pool
         assert type(pool) is QueuePool
-        assert pool.size() == 5
-        assert pool._max_overflow == 10
+        assert pool.size() == 2
+        assert pool._max_overflow == 0
         assert pool.timeout() == 10
         assert pool._recycle == 300
     assert app.config["DB_POOL_PRE_PING"] is True
@@ -303,7 +305,7 @@ def test_postgres_connection_carries_the_connect_args(monkeypatch):
                 name = connection.execute(text("SHOW application_name")).scalar()
         finally:
             db.engine.dispose()
-    assert name == "studio"
+    assert name == f"studio/{app.config['STUDIO_INSTANCE_ID']}/{os.getpid()}"
 
 
 @pytest.mark.parametrize("scope", ["connection", "transaction"])

@@ -97,7 +97,7 @@ def test_a_connection_killed_under_a_read_is_retried(committed_app):
         pids = list(
             db.session.execute(
                 text(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'studio' "
+                    "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'studio/%' "
                     "AND datname = current_database()"
                 )
             ).scalars()

@@ -5,44 +5,50 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import ConfigError
+from ..connection_budget import (
+    ADVICE,
+    HEADROOM,
+    KEY,
+    LIMITS_SQL,
+    MAX_OVERFLOW,
+    Hints,
+    ServerView,
+    application_name,
+    me,
+    probe_url,
+    read_server_view,
+    recommend,
+    size_pools,
+)
 from ..extensions import db
 from .metrics import Samples
 
 logger = logging.getLogger(__name__)
-# Kept free for a one-off shell, a migration or the monitor.
-HEADROOM = 2
-MAX_RECOMMENDED_OVERFLOW = 5
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    max_connections: int
-    reserved: int
-    in_use_by_others: int
-    idle_timeout_seconds: float | None
-
-    @property
-    def available(self) -> int:
-        """Connections studio may count on, after superusers, other clients and headroom."""
-        return max(self.max_connections - self.reserved - self.in_use_by_others - HEADROOM, 0)
+# The server's view, named as the advisor has always named it.
+ServerLimits = ServerView
+__all__ = ["HEADROOM", "MAX_OVERFLOW", "ServerLimits"]
 
 
 @dataclass(frozen=True)
 class Deployment:
+    """The settings in force: hints of the deployment's shape, and the pool's numbers."""
+
     instances: int
     workers: int
     threads: int
     pool_size: int
     max_overflow: int
     pool_recycle: int
+    overlap: int = 1
+    pgbouncer_pool: int | None = None  # in PgBouncer mode, the pool it keeps on the server
 
     @property
-    def worst_case(self) -> int:
-        return self.instances * self.workers * (self.pool_size + self.max_overflow)
+    def hints(self) -> Hints:
+        return Hints(self.instances, self.workers, self.threads, self.overlap, self.pgbouncer_pool)
 
 
 @dataclass(frozen=True)
@@ -81,25 +87,37 @@ class Advice:
     recommended: dict[str, int] = field(default_factory=dict)
 
 
-def advise(limits: ServerLimits, plan: Deployment, observed: Observed | None = None) -> Advice:
+def advise(
+    limits: ServerView,
+    plan: Deployment,
+    observed: Observed | None = None,
+    me: tuple[str, int] = ("", 0),
+) -> Advice:
     """Check the plan against the server and recommend pool and worker settings, with reasons.
 
-    With `observed` figures from running workers, size the pool by what they used.
+    Instances and workers are counted as the start-up sizing counts them (live ones seen,
+    the hints as minimums, a deploy's overlap), and the recommended pool is the one
+    DB_POOL_SIZE=auto picks (studio.connection_budget.recommend): following the advice
+    draws no warning at start. With `observed` figures from running workers, the pool
+    is sized by what they used, never below their threads.
     """
     advice = Advice()
-    processes = plan.instances * plan.workers
+    now = size_pools(limits, me, plan.hints)
+    if plan.pgbouncer_pool is not None:
+        advice.reasoning.extend(now.reasoning)
+        advice.problems.extend(filter(None, [now.problem]))
+        advice.recommended = {"DB_POOL_SIZE": now.pool_size, "DB_MAX_OVERFLOW": now.max_overflow}
+        return advice
+    counted, workers = now.instances + plan.overlap, now.workers
+    worst_case = counted * workers * (plan.pool_size + plan.max_overflow)
+    advice.reasoning.extend(now.reasoning[:2])
     advice.reasoning.append(
-        f"The server allows {limits.max_connections} connections; {limits.reserved} are reserved "
-        f"for superusers, {limits.in_use_by_others} are held by other clients and {HEADROOM} are "
-        f"kept free for shells and migrations: {limits.available} are left for studio."
+        f"{counted} instance(s) x {workers} worker(s) x (pool_size {plan.pool_size} + "
+        f"max_overflow {plan.max_overflow}) = {worst_case} connections at worst."
     )
-    advice.reasoning.append(
-        f"{plan.instances} instance(s) x {plan.workers} worker(s) x (pool_size {plan.pool_size} + "
-        f"max_overflow {plan.max_overflow}) = {plan.worst_case} connections at worst."
-    )
-    if plan.worst_case > limits.available:
+    if worst_case > limits.available:
         advice.problems.append(
-            f"worst case {plan.worst_case} connections exceeds the {limits.available} the server "
+            f"worst case {worst_case} connections exceeds the {limits.available} the server "
             "can give; requests will fail with 'too many connections' under load."
         )
     if plan.pool_size < plan.threads:
@@ -112,26 +130,22 @@ def advise(limits: ServerLimits, plan: Deployment, observed: Observed | None = N
             f"pool_recycle {plan.pool_recycle} s is not shorter than the server's idle timeout "
             f"({limits.idle_timeout_seconds:.0f} s): pooled connections will be cut."
         )
-    per_process = limits.available // max(processes, 1)
-    workers = plan.workers
-    if per_process < plan.threads:
-        workers = max(limits.available // (plan.instances * max(plan.threads, 1)), 1)
-        per_process = limits.available // max(plan.instances * workers, 1)
-        advice.reasoning.append(
-            f"{plan.workers} worker(s) would leave each fewer connections than threads; "
-            f"{workers} worker(s) leave {per_process} each."
-        )
-    # A sync worker uses one connection at a time; one spare covers a nested session.
-    pool_size = max(min(per_process, plan.threads + 1), 1)
-    overflow = max(min(per_process - pool_size, MAX_RECOMMENDED_OVERFLOW), 0)
+    chosen = recommend(limits, me, plan.hints)
+    advice.reasoning.extend(chosen.reasoning)
+    sizing = chosen.sizing
+    pool_size, overflow = sizing.pool_size, sizing.max_overflow
     advice.reasoning.append(
-        f"Each worker may hold {per_process} connection(s): pool_size {pool_size} covers its "
-        f"{plan.threads} thread(s) and one spare, max_overflow {overflow} absorbs bursts "
-        f"(at most {MAX_RECOMMENDED_OVERFLOW}: each overflow connection is opened for a burst "
-        "and closed after it)."
+        f"Each worker may hold {sizing.per_process} connection(s): pool_size {pool_size} covers "
+        f"its {sizing.threads} thread(s) and one spare where it fits, max_overflow {overflow} "
+        f"absorbs bursts (at most {MAX_OVERFLOW}: each overflow connection is opened for a "
+        "burst and closed after it). DB_POOL_SIZE=auto picks these at start."
     )
+    if not sizing.fits and sizing.problem:
+        advice.problems.append(f"even the recommended settings do not fit: {sizing.problem}")
     if observed is not None:
-        pool_size, overflow = fit_to_observed(advice, observed, plan, per_process, pool_size)
+        pool_size, overflow = fit_to_observed(
+            advice, observed, plan, sizing.per_process, pool_size, sizing.threads
+        )
     timeout = 10 if overflow == 0 else 20
     advice.reasoning.append(
         f"pool_timeout {timeout} s: a request that cannot get a connection fails well within "
@@ -140,18 +154,25 @@ def advise(limits: ServerLimits, plan: Deployment, observed: Observed | None = N
     recycle = plan.pool_recycle
     if limits.idle_timeout_seconds:
         recycle = min(recycle, max(int(limits.idle_timeout_seconds * 0.8), 30))
-    advice.recommended = {
-        "WEB_CONCURRENCY": workers,
-        "DB_POOL_SIZE": pool_size,
-        "DB_MAX_OVERFLOW": overflow,
-        "DB_POOL_TIMEOUT": timeout,
-        "DB_POOL_RECYCLE": recycle,
-    }
+    advice.recommended = {"WEB_CONCURRENCY": chosen.workers}
+    if chosen.threads != plan.threads:
+        advice.recommended["THREADS_PER_WORKER"] = chosen.threads
+    advice.recommended.update(
+        DB_POOL_SIZE=pool_size,
+        DB_MAX_OVERFLOW=overflow,
+        DB_POOL_TIMEOUT=timeout,
+        DB_POOL_RECYCLE=recycle,
+    )
     return advice
 
 
 def fit_to_observed(
-    advice: Advice, observed: Observed, plan: Deployment, per_process: int, pool_size: int
+    advice: Advice,
+    observed: Observed,
+    plan: Deployment,
+    per_process: int,
+    pool_size: int,
+    threads: int,
 ) -> tuple[int, int]:
     """Resize the recommended pool by what the workers used; return (pool_size, overflow)."""
     peak = observed.peak_checked_out
@@ -171,42 +192,29 @@ def fit_to_observed(
             f" per worker ({per_process}); if that is still short, the budget is the limit: "
             "fewer threads per worker, or a database plan with more connections."
         )
-        return size, max(min(per_process - size, MAX_RECOMMENDED_OVERFLOW), 0)
-    size = max(min(pool_size, peak + 1), plan.threads, 1)
+        return size, max(min(per_process - size, MAX_OVERFLOW), 0)
+    size = max(min(pool_size, peak + 1), threads, 1)
     if size < pool_size:
         advice.reasoning.append(
             f"No request waited and the busiest worker used {peak}: pool_size {size} (that peak,"
             " its threads and one spare) is enough, leaving connections for others."
         )
-    overflow = max(min(per_process - size, MAX_RECOMMENDED_OVERFLOW), 0)
-    return min(size, per_process) or 1, overflow
-
-
-LIMITS_SQL = text(
-    "SELECT current_setting('max_connections')::int, "
-    "current_setting('superuser_reserved_connections')::int"
-)
-OTHERS_SQL = text(
-    "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-    " AND coalesce(application_name, '') <> 'studio'), "
-    "(SELECT min(setting::float) / 1000 FROM pg_settings WHERE name IN "
-    " ('idle_session_timeout', 'idle_in_transaction_session_timeout') "
-    " AND setting <> '0')"
-)
+    overflow = max(min(per_process - size, MAX_OVERFLOW), 0)
+    return size, overflow
 
 
 def connection_limits() -> tuple[int, int]:
-    """Return PostgreSQL's max_connections and the connections reserved for superusers."""
-    max_connections, reserved = db.session.execute(LIMITS_SQL).one()
+    """Return PostgreSQL's max_connections and the connections reserved (as studio counts them)."""
+    max_connections, reserved, _ = db.session.execute(LIMITS_SQL).one()
     return max_connections, reserved
 
 
-def read_server_limits() -> ServerLimits:
-    """Ask PostgreSQL for its connection limits, idle timeouts and current connections."""
-    max_connections, reserved = connection_limits()
-    others, idle_timeout = db.session.execute(OTHERS_SQL).one()
-    db.session.rollback()
-    return ServerLimits(max_connections, reserved, others, idle_timeout)
+def read_server_limits() -> ServerView:
+    """Ask PostgreSQL for its limits, idle timeouts and who holds its connections."""
+    try:
+        return read_server_view(db.session.connection())
+    finally:
+        db.session.rollback()
 
 
 def deployment(app: Flask) -> Deployment:
@@ -218,30 +226,53 @@ def deployment(app: Flask) -> Deployment:
         pool_size=options.get("pool_size", 5),
         max_overflow=options.get("max_overflow", 10),
         pool_recycle=options.get("pool_recycle", -1),
+        overlap=app.config["DB_DEPLOY_OVERLAP"],
+        pgbouncer_pool=(
+            app.config["DB_PGBOUNCER_POOL_SIZE"] if app.config["DB_POOL"] == "pgbouncer" else None
+        ),
     )
 
 
 def check_connection_budget(app: Flask) -> Advice | None:
-    """At start on PostgreSQL: warn (or, with DB_BUDGET_STRICT, refuse) when pools cannot fit."""
+    """At start on PostgreSQL: warn (or, with DB_BUDGET_STRICT, refuse) when pools cannot fit.
+
+    A pool sized at start (DB_POOL_SIZE=auto) was checked then, with the server's view read
+    once; explicit numbers are checked here against a view read on a connection of its own.
+    """
     if not app.config.get("DB_BUDGET_CHECK"):
         return None
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            return None
-        try:
-            limits = read_server_limits()
-        except SQLAlchemyError as exc:
-            reason = exc.__class__.__name__
-            logger.warning("connection budget not checked: database unreachable (%s)", reason)
-            return None
-        finally:
-            db.session.remove()
-            # Leave no connection in this process: gunicorn --preload forks its workers
-            # from it, and a socket shared with them would carry their queries crossed.
-            db.engine.dispose()
-    advice = advise(limits, deployment(app))
+    if make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() != "postgresql":
+        return None
+    sized = app.extensions.get(KEY)
+    if sized is not None and (sized.view is None or sized.pgbouncer):
+        return None  # unreachable (said at start), or PgBouncer's pool checked then
+    limits = sized.view if sized is not None else probe_view(app)
+    if limits is None:
+        return None
+    advice = advise(limits, deployment(app), me=me(app.config))
+    if sized is not None and sized.sizing is not None and not sized.sizing.fits:
+        return advice  # said and refused (DB_BUDGET_STRICT) at start already
     for problem in advice.problems:
-        logger.warning("connection budget: %s Run 'flask --app wsgi tune' for advice.", problem)
+        logger.warning("connection budget: %s %s", problem, ADVICE)
     if advice.problems and app.config.get("DB_BUDGET_STRICT"):
         raise ConfigError(f"Refusing to start: {advice.problems[0]} (DB_BUDGET_STRICT is set)")
     return advice
+
+
+def probe_view(app: Flask) -> ServerView | None:
+    """Read the server's view on a connection of its own, closed at once; None if unreachable.
+
+    Nothing stays open in this process: gunicorn --preload forks its workers from it,
+    and a socket shared with them would carry their queries crossed.
+    """
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    name = application_name(*me(app.config))
+    try:
+        return probe_url(
+            app.config["SQLALCHEMY_DATABASE_URI"],
+            {**options["connect_args"], "application_name": name},
+        )
+    except SQLAlchemyError as exc:
+        reason = exc.__class__.__name__
+        logger.warning("connection budget not checked: database unreachable (%s)", reason)
+        return None

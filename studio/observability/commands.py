@@ -7,6 +7,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ..connection_budget import application_name, me
 from ..extensions import db
 from . import budget, metrics, monitor
 
@@ -38,7 +39,16 @@ def tune(metrics_url: str | None, token: str | None, metrics_file: Any) -> None:
             "tune reads PostgreSQL's limits; DATABASE_URL is not PostgreSQL."
         )
     observed = observed_pool_figures(metrics_url, token, metrics_file)
-    advice = budget.advise(budget.read_server_limits(), budget.deployment(current_app), observed)
+    config = current_app.config
+    advice = budget.advise(
+        budget.read_server_limits(), budget.deployment(current_app), observed, me(config)
+    )
+    options = config["SQLALCHEMY_ENGINE_OPTIONS"]
+    sized = "sized at start (DB_POOL_SIZE=auto)" if config["DB_POOL_AUTO"] else "as set"
+    click.echo(
+        f"- This process ({application_name(*me(config))}) has pool_size {options['pool_size']}"
+        f" + max_overflow {options['max_overflow']}, {sized}; mode DB_POOL={config['DB_POOL']}."
+    )
     for line in advice.reasoning:
         click.echo(f"- {line}")
     for problem in advice.problems:

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..connection_budget import is_studio
 from ..extensions import db
 from ..services import cached_reads
 from .budget import connection_limits
@@ -30,8 +31,6 @@ logger = logging.getLogger(__name__)
 STATEMENT_TIMEOUT_MS = 5000
 LONGEST_QUERIES = 5
 QUERY_TEXT_CHARS = 200
-# config.engine_options gives every studio connection this name.
-STUDIO_APPLICATION = "studio"
 STATE_ORDER = ("active", "idle", "idle in transaction", "idle in transaction (aborted)")
 
 CONNECTIONS_SQL = text(
@@ -222,7 +221,7 @@ def _connections() -> Connections:
     others: dict[str, int] = {}
     by_application: dict[str, int] = {}
     for application, state, count in db.session.execute(CONNECTIONS_SQL):
-        if application == STUDIO_APPLICATION:
+        if is_studio(application):
             studio[state] = studio.get(state, 0) + count
             continue
         others[state] = others.get(state, 0) + count

@@ -318,9 +318,10 @@ class OwnRedis:
 
 
 class OwnPgBouncer:
-    """A throwaway PgBouncer in transaction mode in front of an OwnPostgres."""
+    """A throwaway PgBouncer in transaction mode in front of an OwnPostgres (or a server's URL
+    on 127.0.0.1: anything with a `port`)."""
 
-    def __init__(self, directory: Path, postgres: OwnPostgres) -> None:
+    def __init__(self, directory: Path, postgres: Any) -> None:
         self.postgres = postgres
         self.port = free_port()
         self.home = Path(tempfile.mkdtemp(prefix="studio-faults-pgbouncer-"))
@@ -339,7 +340,7 @@ class OwnPgBouncer:
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.home / 'users.txt'}\n"
-            "pool_mode = transaction\ndefault_pool_size = 10\n"
+            "pool_mode = transaction\ndefault_pool_size = 10\nmax_client_conn = 500\n"
         )
         command = [shutil.which("pgbouncer"), str(self.home / "pgbouncer.ini")]
         if os.geteuid() == 0:  # pgbouncer refuses to run as root, too
