@@ -241,7 +241,8 @@ def copy_data(source_url: str, force: bool, dry_run: bool) -> None:
     paints and stock movements; leaves runtime state behind (idempotency keys, checked
     CSV files awaiting confirmation, cache epochs). Both databases must be at the newest
     migration. The copy is one transaction, checked before it commits (rows per table,
-    units, stock value, movements); then a new cache epoch retires every cached copy.
+    units, stock value, movements), that also starts a new cache epoch, so nothing cached
+    before is served.
     """
     if dry_run:
         report = copying.copy_shop(source_url, force=force, dry_run=True)
