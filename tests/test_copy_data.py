@@ -138,6 +138,14 @@ def test_round_trip_keeps_ids_prices_times_tokens_and_search(source, target):
     assert (db.session.scalar(select(func.max(CacheEpoch.id))) or 0) > epoch_before
     assert accounts.user_for_token(source["token"]).username == "alice"
     assert db.session.scalar(select(func.count(EndedSession.id))) == 1
+    with db.engine.connect() as connection:  # statistics read afresh, outside this session
+        maintained = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_user_tables WHERE relname IN ('paints', "
+                "'stock_movements') AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL"
+            )
+        ).scalar()
+    assert maintained == 2
 
 
 def test_refuses_a_target_that_is_not_empty_unless_forced(source, target):
