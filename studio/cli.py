@@ -17,7 +17,7 @@ from werkzeug.serving import run_simple
 from .database import lift_time_limits
 from .extensions import db
 from .models import Paint
-from .services import accounts, cached_reads, csv_io, demo, listing
+from .services import accounts, cached_reads, copying, csv_io, demo, listing
 from .services.errors import ServiceError
 
 
@@ -35,6 +35,7 @@ def register_commands(app: Flask) -> None:
         cache_status,
         import_paints,
         export_paints,
+        copy_data,
     )
     for command in commands:
         app.cli.add_command(command)
@@ -213,6 +214,55 @@ def export_paints(path: str, query: str) -> None:
                 target.write(chunk)
     written = total
     click.echo(f"Exported {written} paints to {path}.")
+
+
+@click.command("copy-data")
+@click.option(
+    "--from",
+    "source_url",
+    required=True,
+    metavar="URL",
+    help="The SQLite database to copy, e.g. sqlite:///instance/studio.db.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Empty the target's tables first, in the copy's transaction (all or nothing).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Check and count what would be copied; write nothing."
+)
+@with_appcontext
+@service_errors_shown
+def copy_data(source_url: str, force: bool, dry_run: bool) -> None:
+    """Copy a SQLite shop into the configured PostgreSQL DATABASE_URL, ids kept.
+
+    Copies admins, API tokens, signed-out sessions, the types and colour families lists,
+    paints and stock movements; leaves runtime state behind (idempotency keys, checked
+    CSV files awaiting confirmation, cache epochs). Both databases must be at the newest
+    migration. The copy is one transaction, checked before it commits (rows per table,
+    units, stock value, movements), that also starts a new cache epoch, so nothing cached
+    before is served.
+    """
+    if dry_run:
+        report = copying.copy_shop(source_url, force=force, dry_run=True)
+    else:
+        with click.progressbar(length=1, label="Copying rows", show_pos=True) as bar:
+
+            def advance(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            report = copying.copy_shop(source_url, force=force, on_rows=advance)
+    if not report.copied:
+        click.echo(f"Dry run: would copy {report.source.summary()}.")
+        if report.emptied:
+            emptied = ", ".join(f"{count:,} {name}" for name, count in report.emptied.items())
+            click.echo(f"--force would first empty the target's {emptied}.")
+        click.echo("Nothing was changed.")
+        return
+    click.echo(f"Copied and verified: {report.source.summary()}, the same on both sides.")
+    click.echo("Sequences reset, cache retired (new epoch), tables vacuumed and analysed.")
 
 
 def _counted(paints, bar):

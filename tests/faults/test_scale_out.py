@@ -1,0 +1,245 @@
+"""Two instances of studio on one PostgreSQL (directly, or through PgBouncer) and one Redis.
+
+Each instance is gunicorn with two workers, as the Procfile runs it, with production
+settings. Clients send a 90/10 read/write mix to either instance for 30 s; every write
+answered is read back at once from the OTHER instance, which must not show the paint as
+it was before the write. Meanwhile a sampler counts the app's connections on the server
+every 100 ms: never more than instances x workers x (pool_size + max_overflow).
+
+One staleness is by design (README, Caching): a write whose worker could not tell Redis
+(a call over CACHE_REDIS_TIMEOUT, 0.25 s, as on a machine at a load average of 10)
+starts a new cache epoch instead, and the other workers serve the old epoch until they
+next read it, within CACHE_EPOCH_POLL_SECONDS. A stale read is excused only there: next
+to a "missed the retirement" line in a server's log; any other fails the test.
+"""
+
+import http.client
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg2
+import pytest
+
+from .conftest import require_fault_programs
+from .load import Answer, connect, failed, mixed_pick, seed_paints, send
+from .servers import OwnPgBouncer, OwnPostgres, OwnRedis, prepare_database
+
+logger = logging.getLogger(__name__)
+INSTANCES = 2
+WORKERS = 2
+POOL_SIZE, MAX_OVERFLOW = 2, 2
+BUDGET = INSTANCES * WORKERS * (POOL_SIZE + MAX_OVERFLOW)
+CLIENTS = 8
+SECONDS = 30
+PAINTS = 20
+SETTINGS = {"DB_POOL_SIZE": str(POOL_SIZE), "DB_MAX_OVERFLOW": str(MAX_OVERFLOW)}
+# PgBouncer in transaction mode hands a server connection to another client between
+# transactions: the time limits are set per transaction (see README, DB_TIMEOUTS_PER).
+BEHIND_PGBOUNCER = {"DB_TIMEOUTS_PER": "transaction"}
+# A write whose retirement Redis missed: the other workers may serve the old epoch until
+# their next poll (1 s), later on a loaded machine.
+MISSED_RETIREMENT = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+ studio.services.cached_reads: "
+    r"the cache missed the retirement"
+)
+EPOCH_WINDOW = (-0.5, 3.0)
+# The app's connections to its database; the sampler's own sits in another database.
+COUNT_CONNECTIONS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = 'studio' "
+    "AND backend_type = 'client backend'"
+)
+
+
+@dataclass
+class Servers:
+    """One PostgreSQL (with a PgBouncer in front) and one Redis, shared by both variants."""
+
+    postgres: OwnPostgres
+    pgbouncer: OwnPgBouncer
+    redis: OwnRedis
+    database_url: str
+    token: str
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """Start the servers once for both variants (a cluster and a migration cost ~15 s each)."""
+    require_fault_programs()
+    directory = tmp_path_factory.mktemp("scale-out")
+    postgres = OwnPostgres(directory)
+    pgbouncer = OwnPgBouncer(directory, postgres)
+    redis = OwnRedis(directory)
+    try:
+        postgres.start()
+        pgbouncer.start()
+        redis.start()
+        url = postgres.create_database("studio")
+        token = prepare_database(url, directory / "prepare.log")
+        yield Servers(postgres, pgbouncer, redis, url, token)
+    finally:
+        pgbouncer.close()
+        redis.close()
+        postgres.close()
+
+
+@dataclass
+class ReadBack:
+    """A write's answer, and the paint as the other instance showed it right afterwards."""
+
+    write: Answer
+    read: Answer
+    # The wall-clock time the write was answered, to set beside the servers' logs.
+    written_at: float
+
+    @property
+    def stale(self) -> bool:
+        written = self.write.body["paint"]["version"]
+        return self.read.status != 200 or self.read.body["version"] < written
+
+    def excused(self, missed: list[float]) -> bool:
+        """Whether a write's retirement was missed just before: the epoch's documented window."""
+        early, late = EPOCH_WINDOW
+        return any(at + early <= self.written_at <= at + late for at in missed)
+
+
+def missed_retirements(logs: list[str]) -> list[float]:
+    """Return when (wall clock) the servers logged a write whose retirement Redis missed."""
+    times = []
+    for log in logs:
+        for line in log.splitlines():
+            found = MISSED_RETIREMENT.match(line)
+            if found:
+                moment = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f")
+                times.append(moment.timestamp())  # logged in local time, like time.time()
+    return times
+
+
+@dataclass
+class Mix:
+    """Clients sending a 90/10 mix to both instances, each write read back from the other."""
+
+    bases: list[str]
+    token: str
+    paint_ids: list[int]
+    answers: list[Answer] = field(default_factory=list)
+    read_backs: list[ReadBack] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client(self, index: int, deadline: float) -> None:
+        rng = random.Random(index)
+        pick = mixed_pick(self.paint_ids, write_share=0.1)
+        connections = [connect(base, timeout=35) for base in self.bases]
+        while time.monotonic() < deadline:
+            request = pick(rng, index)
+            here = rng.randrange(len(self.bases))
+            answer = self.send(connections, here, request)
+            written_at = time.time()
+            if request[0] != "write" or answer.status != 201:
+                continue
+            other = (here + 1) % len(self.bases)
+            paint = answer.body["paint"]["id"]
+            read = self.send(
+                connections, other, ("read", "GET", f"/api/v1/paints/{paint}", None, None)
+            )
+            with self.lock:
+                self.read_backs.append(ReadBack(answer, read, written_at))
+        for connection in connections:
+            connection.close()
+
+    def send(self, connections, index: int, request) -> Answer:
+        started = time.monotonic()
+        try:
+            answer = send(connections[index], request, self.token)
+        except (OSError, http.client.HTTPException) as exc:
+            answer = failed(request, started, exc)
+            connections[index].close()
+        with self.lock:
+            self.answers.append(answer)
+        return answer
+
+    def run(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        threads = [
+            threading.Thread(target=self.client, args=(index, deadline), name=f"mix client {index}")
+            for index in range(CLIENTS)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+class ConnectionSampler:
+    """Count the app's connections on the server every 100 ms, from a thread of its own."""
+
+    def __init__(self, dsn: str) -> None:
+        self.connection = psycopg2.connect(dsn, connect_timeout=5)
+        self.connection.autocommit = True
+        self.counts: list[int] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._sample, name="connection sampler")
+        self.thread.start()
+
+    def _sample(self) -> None:
+        with self.connection.cursor() as cursor:
+            while not self.stopping.wait(0.1):
+                cursor.execute(COUNT_CONNECTIONS)
+                self.counts.append(cursor.fetchone()[0])
+
+    def stop(self) -> list[int]:
+        self.stopping.set()
+        self.thread.join()
+        self.connection.close()
+        return self.counts
+
+
+# Direct first: PgBouncer keeps its server connections to the database open afterwards.
+@pytest.mark.parametrize("route", ["direct", "pgbouncer"])
+def test_two_instances_serve_fresh_reads_within_the_connection_budget(
+    route, servers, studio_server
+):
+    url, token = servers.database_url, servers.token
+    env = dict(SETTINGS)
+    if route == "pgbouncer":
+        url = servers.pgbouncer.url("studio")
+        env.update(BEHIND_PGBOUNCER)
+    instances = [
+        studio_server(url, servers.redis.url, workers=WORKERS, env=env) for _ in range(INSTANCES)
+    ]
+    ids = seed_paints(instances[0].base, token, PAINTS)
+    sampler = ConnectionSampler(servers.postgres.url())
+    mix = Mix([instance.base for instance in instances], token, ids)
+    mix.run(SECONDS)
+    counts = sampler.stop()
+
+    missed = missed_retirements([instance.log_text() for instance in instances])
+    stale = [read_back for read_back in mix.read_backs if read_back.stale]
+    unexcused = [r for r in stale if not r.excused(missed)]
+    logger.info(
+        "%s: %d answers, %d writes read back, %d stale within the epoch window after %d "
+        "missed retirements; connections %d to %d (budget %d)",
+        route,
+        len(mix.answers),
+        len(mix.read_backs),
+        len(stale) - len(unexcused),
+        len(missed),
+        min(counts),
+        max(counts),
+        BUDGET,
+    )
+    statuses = sorted({answer.status for answer in mix.answers})
+    errors = [a for a in mix.answers if a.status not in (200, 201)]
+    assert not errors, [(a.kind, a.status, a.error, a.body) for a in errors[:5]]
+    writes = [a for a in mix.answers if a.kind == "write"]
+    assert len(mix.answers) > 500 and len(writes) > 30, (len(mix.answers), statuses)
+    assert len(mix.read_backs) == len(writes)
+    shown = [(r.write.body["paint"], r.read.status, r.read.body) for r in unexcused[:3]]
+    assert not unexcused, f"{len(unexcused)} stale reads of {len(mix.read_backs)}: {shown}"
+    assert len(counts) > SECONDS * 5, "the sampler fell behind"
+    assert max(counts) <= BUDGET, f"up to {max(counts)} connections; budget {BUDGET}"
