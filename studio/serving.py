@@ -24,15 +24,17 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 # cgroup v1 writes "no limit" as a number near 2**63; anything above 1 PiB is none.
 NO_LIMIT_BYTES = 1 << 50
-# A studio worker's resident memory after warm-up, measured under gunicorn with the
-# production settings on 100,000 paints (README, "Serving"): about 75 MiB. A worker is
-# given twice that, for what a request may hold on top (a CSV export's batches, an
-# import's check of a large file) and for growth between two recycles (max_requests).
-WORKER_MEMORY_BYTES = 150 * MIB
+# A studio worker's resident memory after the load of bench/gunicorn_modes.py (production
+# settings, 100,000 paints, Redis): 88-92 MiB, sync or gthread alike. A worker is given
+# twice that, for what a request may hold on top (a CSV export's batches, an import's
+# check of a large file) and for growth between two recycles (max_requests).
+WORKER_MEMORY_BYTES = 180 * MIB
 # gunicorn's master: the interpreter, gunicorn and this file, nothing of the app.
 MASTER_MEMORY_BYTES = 40 * MIB
-# Threads per worker when THREADS_PER_WORKER is not set: chosen by measurement
-# (README, "Serving"; bench/gunicorn_modes.py).
+# Threads per worker when THREADS_PER_WORKER is not set, measured against sync workers
+# and 2 and 8 threads (README, "Serving"): sync workers were slowest, and 4 threads need
+# half the connections of 8 (within the production pool of 5) for figures that differed
+# less than the busy machine's noise.
 DEFAULT_THREADS = 4
 
 

@@ -106,7 +106,8 @@ def test_web_concurrency_wins_over_the_machine():
         (2, 8 * GIB, 4, 2),  # a worker per core when threads wait on the database
         (2, 8 * GIB, 1, 5),  # sync workers: twice the cores and one
         (0.5, 8 * GIB, 4, 1),
-        (8, 512 * MIB, 4, 3),  # memory decides: (512 - 40) // 150
+        (8, 512 * MIB, 4, 2),  # memory decides: (512 - 40) // 180
+        (8, 1024 * MIB, 1, 5),
         (8, 128 * MIB, 1, 1),  # never none
     ],
 )
