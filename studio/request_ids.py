@@ -52,6 +52,9 @@ class RequestIds:
 
         def start_with_id(status, headers, exc_info=None):
             headers.append((HEADER, request_id))
+            # exc_info only when there is one, as a WSGI app calls it.
+            if exc_info is None:
+                return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
         token = _current.set(request_id)
