@@ -16,6 +16,7 @@ from .errors import register_error_handlers
 from .extensions import cache, csrf, db, login_manager, migrate
 from .limits import register_request_limits
 from .logs import configure_logging, log_startup
+from .request_ids import register_request_ids
 from .security import register_security
 from .services.cached_reads import register_cache_epochs
 from .throttle import init_limiter
@@ -39,6 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cli.register_commands(app)
     register_request_limits(app)
     register_proxy_fix(app)
+    register_request_ids(app)
     log_startup(app)
     return app
 

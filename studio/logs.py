@@ -11,6 +11,7 @@ from enum import Enum
 from flask import Flask
 
 from .config import mask_database_url
+from .request_ids import current_request_id
 
 logger = logging.getLogger("studio")
 BURST_WINDOW_SECONDS = 60.0
@@ -20,6 +21,7 @@ LINES_PER_BURST = 5
 def configure_logging(app: Flask) -> None:
     """Send studio's log records to stderr at the configured level, once."""
     logger.setLevel(app.config["LOG_LEVEL"])
+    add_request_ids_to_records()
     # A dead connection handed back to the pool is logged with its traceback; during an
     # outage that is every request, so those records go through the burst limiter.
     pool_logger = logging.getLogger("sqlalchemy.pool.impl.QueuePool")
@@ -27,8 +29,31 @@ def configure_logging(app: Flask) -> None:
         pool_logger.addFilter(BurstFilter())
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger.addHandler(handler)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+NO_REQUEST = "-"
+
+
+def add_request_ids_to_records() -> None:
+    """Give every log record `request_id`: the id of the request it was made in, or "-".
+
+    A record factory rather than a filter, so that records of any logger get it (the
+    pool's, SQLAlchemy's), whichever handler writes them; installed once per process.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "adds_request_id", False):
+        return
+
+    def make_record(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = current_request_id() or NO_REQUEST
+        return record
+
+    make_record.adds_request_id = True
+    logging.setLogRecordFactory(make_record)
 
 
 def log_startup(app: Flask) -> None:

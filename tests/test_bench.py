@@ -219,3 +219,17 @@ def test_a_refused_metrics_copy_does_not_end_the_run(tmp_path, capsys):
     bench.save_metrics(server)
     assert "no copy of /metrics" in capsys.readouterr().out
     assert not (tmp_path / "gunicorn.metrics.txt").exists()
+
+
+def test_gunicorn_modes_reports_medians_the_most_connections_and_every_error():
+    from bench import gunicorn_modes
+
+    def rounds(rps, connections, errors):
+        return [
+            {"rps": r, "p99_ms": r / 10, "errors": e, "connections": c, "active_connections": c}
+            for r, c, e in zip(rps, connections, errors, strict=True)
+        ]
+
+    found = {"sync": {"mix": rounds([100, 300, 200], [3, 7, 5], [0, 2, 1])}}
+    (cell,) = gunicorn_modes.summary({"rounds": found})["sync"].values()
+    assert (cell["rps"], cell["p99_ms"], cell["connections"], cell["errors"]) == (200, 20, 7, 3)

@@ -130,6 +130,8 @@ def gunicorn_server(committed_app, tmp_path):
         "METRICS_TOKEN": METRICS_TOKEN,
         "METRICS_SAMPLE_SECONDS": "0",
         "WEB_CONCURRENCY": "2",
+        # Sync workers, whatever gunicorn.conf.py's default: one connection each at most.
+        "THREADS_PER_WORKER": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     env.pop("REDIS_URL", None)
