@@ -60,7 +60,7 @@ _worst_request = max(
 )
 timeout = math.ceil(_worst_request) + 2
 # After SIGTERM, requests under way get this long: Heroku sends SIGKILL 30 s after
-# SIGTERM; Railway after RAILWAY_DEPLOYMENT_DRAINING_SECONDS (railway.json's
+# SIGTERM; Railway after RAILWAY_DEPLOYMENT_DRAINING_SECONDS (.railway/railway.py's
 # drainingSeconds).
 graceful_timeout = 25
 # Idle connections from the router stay open longer than the router keeps them (Heroku's
