@@ -13,7 +13,6 @@ far below a tombstone's life (CACHE_TOMBSTONE_SECONDS, 20 s by default).
 """
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -21,10 +20,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .forks import reset_in_children
+
 logger = logging.getLogger(__name__)
 # Fill = (queued at, stored key, value, seconds to live)
 Fill = tuple[float, str, Any, int]
-_ALL: "weakref.WeakSet[FillBehind]" = weakref.WeakSet()
 
 
 class FillBehind:
@@ -43,7 +43,7 @@ class FillBehind:
         self.max_batch = max_batch
         self.max_queued = max_queued
         self._reset()
-        _ALL.add(self)
+        reset_in_children(self._reset)
 
     def _reset(self) -> None:
         # Also in a forked child: its parent's thread is not its own.
@@ -111,11 +111,3 @@ def _send_forever(filler_ref: "weakref.ref[FillBehind]") -> None:
         except Exception:  # the thread must outlive any one failure
             logger.exception("sending cache fills failed")
         del filler
-
-
-def _reset_all_in_child() -> None:
-    for filler in list(_ALL):
-        filler._reset()
-
-
-os.register_at_fork(after_in_child=_reset_all_in_child)

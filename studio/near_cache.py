@@ -28,7 +28,6 @@ no one changes (frozen records, numbers).
 """
 
 import logging
-import os
 import threading
 import time
 import weakref
@@ -38,13 +37,13 @@ from typing import Any
 
 from redis import Redis
 
+from .forks import reset_in_children
 from .logs import burst_log
 
 logger = logging.getLogger(__name__)
 INVALIDATIONS = "__redis__:invalidate"
 MISSING = object()
 RETRY_SECONDS = 1.0
-_ALL: "weakref.WeakSet[NearCache]" = weakref.WeakSet()
 
 
 class NearCache:
@@ -67,7 +66,7 @@ class NearCache:
         self.silence = silence
         self.healthy = healthy
         self._reset()
-        _ALL.add(self)
+        reset_in_children(self._reset)
 
     def _reset(self) -> None:
         # Also in a forked child: its parent's socket and thread are not its own.
@@ -251,11 +250,3 @@ def _watch(cache_ref: "weakref.ref[NearCache]") -> None:
             logger.exception("near cache upkeep failed")
         del cache
         time.sleep(interval)
-
-
-def _reset_all_in_child() -> None:
-    for cache in list(_ALL):
-        cache._reset()
-
-
-os.register_at_fork(after_in_child=_reset_all_in_child)

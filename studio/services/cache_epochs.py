@@ -9,7 +9,6 @@ snapshot of the cache) starts a new epoch too, as soon as a worker notices.
 """
 
 import logging
-import os
 import threading
 import time
 import weakref
@@ -20,13 +19,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..extensions import READS_ONLY
+from ..forks import reset_in_children
 from ..logs import burst_log
 from ..models import CacheEpoch
 from ..resilience.faults import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 EPOCHS_KEPT = 100
-_ALL: "weakref.WeakSet[Epochs]" = weakref.WeakSet()
 
 
 class Epochs:
@@ -45,7 +44,7 @@ class Epochs:
         self.server_id = server_id
         self.shared = server_id is not None
         self._reset()
-        _ALL.add(self)
+        reset_in_children(self._reset)
 
     def _reset(self) -> None:
         # Also in a forked child: it reads the epoch afresh and watches with a thread of its own.
@@ -149,11 +148,3 @@ def _watch(epochs_ref: "weakref.ref[Epochs]") -> None:
         epochs.check_server()
         del epochs
         time.sleep(interval)
-
-
-def _reset_all_in_child() -> None:
-    for epochs in list(_ALL):
-        epochs._reset()
-
-
-os.register_at_fork(after_in_child=_reset_all_in_child)
