@@ -31,11 +31,12 @@ NO_LIMIT_BYTES = 1 << 50
 WORKER_MEMORY_BYTES = 180 * MIB
 # gunicorn's master: the interpreter, gunicorn and this file, nothing of the app.
 MASTER_MEMORY_BYTES = 40 * MIB
-# Threads per worker when THREADS_PER_WORKER is not set, measured against sync workers
-# and 2 and 8 threads (README, "Serving"): sync workers were slowest, and 4 threads need
-# half the connections of 8 (within the production pool of 5) for figures that differed
-# less than the busy machine's noise.
-DEFAULT_THREADS = 4
+# Threads per worker when THREADS_PER_WORKER is not set (README, "Serving"). Measured on a
+# quiet machine against sync workers and 4 and 8 threads: 2 threads served cached reads
+# within a tenth of sync workers, random ids faster, the mix with the same p99, on 6
+# connections; unlike a sync worker, one slow request (an export, a lock wait) leaves the
+# worker's other thread serving, which matters where memory allows only 2 workers.
+DEFAULT_THREADS = 2
 
 
 @dataclass(frozen=True)

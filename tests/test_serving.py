@@ -123,8 +123,7 @@ def test_workers_follow_cores_and_never_outgrow_memory(cpus, memory, threads, wo
 
 def test_threads_default_to_the_measured_choice():
     found = decide({}, Machine(2, 8 * GIB, "", ""))
-    assert found.threads == serving.DEFAULT_THREADS
-    assert found.worker_class == ("gthread" if serving.DEFAULT_THREADS > 1 else "sync")
+    assert (found.workers, found.threads, found.worker_class) == (2, 2, "gthread")
 
 
 @pytest.mark.parametrize("name", ["WEB_CONCURRENCY", "THREADS_PER_WORKER"])
