@@ -386,6 +386,14 @@ class Config:
         )
         cache_type = env.get("CACHE_TYPE", "").strip() or default_type
         timeout = _positive(env, "CACHE_REDIS_TIMEOUT", 0.25)
+        poll = _positive(env, "CACHE_EPOCH_POLL_SECONDS", 0.5)
+        lease = _positive(env, "CACHE_EPOCH_LEASE_SECONDS", 3 * poll)
+        if lease <= poll:
+            raise ConfigError(
+                f"CACHE_EPOCH_LEASE_SECONDS must be more than CACHE_EPOCH_POLL_SECONDS "
+                f"({poll:g}), not {env.get('CACHE_EPOCH_LEASE_SECONDS')!r}: a worker would "
+                "stop using the cache between two reads of the epoch."
+            )
         # Per-process caches cannot see other workers' writes: keep what they hold young.
         processes = self.workers() * max(_int(env, "STUDIO_INSTANCES", 1), 1)
         stale_risk = cache_type == "SimpleCache" and processes > 1
@@ -408,8 +416,10 @@ class Config:
                 else {}
             ),
             "CACHE_CIRCUIT_OPEN_SECONDS": _positive(env, "CACHE_CIRCUIT_OPEN_SECONDS", 5.0),
-            # How often each worker asks the database whether the cache was reset.
-            "CACHE_EPOCH_POLL_SECONDS": _positive(env, "CACHE_EPOCH_POLL_SECONDS", 1.0),
+            # How often each worker asks the database whether the cache was reset, and how
+            # long what it read may be believed (studio.services.cache_epochs).
+            "CACHE_EPOCH_POLL_SECONDS": poll,
+            "CACHE_EPOCH_LEASE_SECONDS": lease,
             # A retired entry's tombstone outlives any request that may have read it before.
             "CACHE_TOMBSTONE_SECONDS": int(self.faults["REQUEST_DEADLINE_SECONDS"]) + 5,
             "CACHE_STALE_RISK": stale_risk,

@@ -365,6 +365,67 @@ def test_a_cache_that_raises_after_a_commit_never_fails_the_write(
     assert written.status_code == 201 and written.get_json()["paint"]["stock"] == 3
     assert any("missed the retirement" in record.getMessage() for record in caplog.records)
     with workers[1].app_context():
-        cached_reads.epochs().refresh()  # what its watcher does every second
+        cached_reads.epochs().refresh()  # what its watcher does every poll
         assert cached_reads.epochs().current() != epoch_before
     assert reader("get", f"/api/v1/paints/{paint_id}").get_json()["stock"] == 3
+
+
+def test_a_write_that_started_an_epoch_is_answered_only_once_no_worker_believes_the_old_one(
+    committed_app, workers, monkeypatch
+):
+    """Redis missed the writer's retirement; the reader must not serve its copy after the answer."""
+    token = make_api(committed_app).token
+    writer, reader = (api_for(worker, token) for worker in workers)
+    paint_id = committed_paint(name="Before", brand="B", stock=1)
+    assert reader("get", f"/api/v1/paints/{paint_id}").get_json()["stock"] == 1  # in Redis
+    redis_cache = type(workers[0].extensions["cache"][cache]).__mro__[1]
+    monkeypatch.setattr(redis_cache, "set_many", lambda *args, **kwargs: [])  # not told
+
+    written = writer("post", f"/api/v1/paints/{paint_id}/stock", json={"delta": 2, "reason": "x"})
+    monkeypatch.undo()
+
+    assert written.status_code == 201
+    new_epoch = workers[0].extensions[cached_reads.EPOCHS_KEY].value
+    with workers[1].app_context():
+        # What the reader would read under now: the new epoch, or none (the database).
+        assert cached_reads.epochs().current() in (new_epoch, None)
+    assert reader("get", f"/api/v1/paints/{paint_id}").get_json()["stock"] == 3
+
+
+def test_a_writer_behind_on_the_epoch_retires_under_the_one_readers_moved_to(
+    committed_app, workers, monkeypatch
+):
+    """A new epoch the writer has not read yet: readers under it must not keep the old copy."""
+    token = make_api(committed_app).token
+    writer, reader = (api_for(worker, token) for worker in workers)
+    paint_id = committed_paint(name="Before", brand="B", stock=1)
+    assert writer("get", f"/api/v1/paints/{paint_id}").status_code == 200
+    with workers[0].app_context():
+        behind = cached_reads.epochs()
+        monkeypatch.setattr(behind, "refresh", lambda: None)  # its watcher is late
+    with workers[1].app_context():
+        assert cached_reads.epochs().start_new("another worker missed a write")
+    for _ in range(2):  # cached under the reader's new epoch
+        assert reader("get", f"/api/v1/paints/{paint_id}").get_json()["stock"] == 1
+        assert reader("get", "/api/v1/stats").get_json()["units"] == 1
+
+    written = writer("post", f"/api/v1/paints/{paint_id}/stock", json={"delta": 2, "reason": "x"})
+
+    assert written.status_code == 201
+    assert behind.value != workers[1].extensions[cached_reads.EPOCHS_KEY].value
+    assert reader("get", f"/api/v1/paints/{paint_id}").get_json()["stock"] == 3
+    assert reader("get", "/api/v1/stats").get_json()["units"] == 3
+
+
+def test_a_worker_that_cannot_read_the_epoch_stops_reading_the_cache(workers, monkeypatch):
+    """Its lease runs out: what it read may be older than a write another worker waited out."""
+    with workers[0].app_context():
+        epochs = cached_reads.epochs()
+        assert epochs.current() is not None
+        monkeypatch.setattr(epochs, "refresh", lambda: None)  # the database stopped answering
+        time.sleep(0.1)  # a read its watcher had already begun
+        epochs.believed_until = time.monotonic() + 0.2
+        assert epochs.current() is not None
+        time.sleep(0.25)
+        assert epochs.current() is None
+        assert epochs.known() is not None  # a write still retires under it

@@ -358,6 +358,8 @@ LIMITS = ("statement_timeout", "lock_timeout")
         ("DB_LOCK_TIMEOUT_MS", "-1"),
         ("DB_CONNECT_TIMEOUT", "0"),
         ("CACHE_EPOCH_POLL_SECONDS", "-1"),
+        # A lease no longer than the poll would leave the cache unused between two polls.
+        ("CACHE_EPOCH_LEASE_SECONDS", "0.5"),
         ("CACHE_REDIS_TIMEOUT", "0"),
         ("PROXY_HOPS", "one"),
         # Below 0, ProxyFix takes a forwarded address the client wrote.

@@ -60,7 +60,12 @@ def register_cache_epochs(app: Flask) -> None:
         engine, store = db.engine, cache.cache
     redis = isinstance(store, ResilientRedisCache)
     server_id = redis_run_id(store) if redis else None
-    app.extensions[EPOCHS_KEY] = Epochs(engine, app.config["CACHE_EPOCH_POLL_SECONDS"], server_id)
+    app.extensions[EPOCHS_KEY] = Epochs(
+        engine,
+        app.config["CACHE_EPOCH_POLL_SECONDS"],
+        server_id,
+        lease_seconds=app.config["CACHE_EPOCH_LEASE_SECONDS"],
+    )
     app.extensions[NEAR_KEY] = near_cache_for(app.config, store) if redis else None
     fills = redis and app.config["CACHE_FILL_BEHIND"]
     app.extensions[FILLS_KEY] = FillBehind(store.add_many, FILL_MAX_DELAY) if fills else None
@@ -214,56 +219,76 @@ def forget(*keys: str) -> Retirement:
     return Retirement(tuple(keys))
 
 
-def retire_before_commit(retirements: Iterable[Retirement]) -> bool:
-    """Tombstone the changed entries and retire the listings; False if the cache missed it.
+def retire_before_commit(retirements: Iterable[Retirement]) -> int | None:
+    """Tombstone the changed entries and retire the listings; return the epoch told.
 
-    Never raises: any error of any backend is a miss, which the caller heals with an epoch.
+    None if the cache missed it. Never raises: any error of any backend is a miss, which
+    the caller heals with a new epoch.
     """
     retirements = list(retirements)
-    keys = [key for retirement in retirements for key in retirement.keys]
+    epoch = epochs().known()
     try:
-        told = _tombstone(keys) and _next_generation(retirements)
+        told = epoch is not None and _retire_under(epoch, retirements)
     except Exception as exc:
         burst_log.note(logger, f"retire:{type(exc).__name__}", "cache retire failed", exc_info=exc)
         told = False
     if not told:
-        _missed(keys)
-    return told
+        _missed(_keys(retirements))
+        return None
+    return epoch
 
 
-def after_commit(retirements: Iterable[Retirement], new_epoch: int | None) -> None:
+def after_commit(
+    retirements: Iterable[Retirement], told: int | None, new_epoch: int | None
+) -> None:
     """Finish retiring what a committed write changed. Never raises: the write is saved.
 
-    The transaction started a new epoch when the cache could not be told before the
-    commit; otherwise the listings move to a new generation once more, and if that fails
-    a new epoch starts now.
+    `told`: the epoch the write retired its entries under before the commit; `new_epoch`:
+    the epoch its transaction started instead, when the cache could not be told. Then the
+    answer waits until no worker can still believe an older epoch. Otherwise the listings
+    move to a new generation once more, and the entries are retired under every other epoch
+    a worker may still read under; if that fails a new epoch starts now, and is waited out.
     """
+    retirements = list(retirements)
+    if not retirements:
+        return
+    committed = time.monotonic()
     try:
         if new_epoch is not None:
             epochs().adopt(new_epoch)
-        elif not _next_generation(list(retirements)):
+            epochs().wait_out_lease(committed)
+            return
+        others = [epoch for epoch in epochs().held() if epoch != told]
+        listings = [Retirement(listings=True)] if _changes_listings(retirements) else []
+        done = _retire_under(told, listings) if told is not None else False
+        done = done and all(_retire_under(epoch, retirements) for epoch in others)
+        if not done:
             _missed(())
-            epochs().start_new("the cache missed the listings of a write")
+            if epochs().start_new("the cache missed a write after its commit"):
+                epochs().wait_out_lease(time.monotonic())
     except Exception as exc:
         burst_log.note(logger, "after-commit", "cache retire failed", exc_info=exc)
 
 
-def _tombstone(keys: list[str]) -> bool:
-    if not keys:
-        return True
-    stored = [stored_key(key) for key in keys]
-    if None in stored:
-        return False
-    tombstones = dict.fromkeys(stored, TOMBSTONE)
-    timeout = current_app.config["CACHE_TOMBSTONE_SECONDS"]
-    return len(backend().set_many(tombstones, timeout=timeout)) == len(keys)
+def _keys(retirements: list[Retirement]) -> list[str]:
+    return [key for retirement in retirements for key in retirement.keys]
 
 
-def _next_generation(retirements: list[Retirement]) -> bool:
-    if not any(retirement.listings for retirement in retirements):
-        return True
-    key = stored_key(GENERATION_KEY)
-    return key is not None and backend().inc(key) is not None
+def _changes_listings(retirements: list[Retirement]) -> bool:
+    return any(retirement.listings for retirement in retirements)
+
+
+def _retire_under(epoch: int, retirements: list[Retirement]) -> bool:
+    """Tombstone the keys and move the listings' generation on, in `epoch`; False if missed."""
+    keys = _keys(retirements)
+    if keys:
+        tombstones = dict.fromkeys((f"{epoch}:{key}" for key in keys), TOMBSTONE)
+        timeout = current_app.config["CACHE_TOMBSTONE_SECONDS"]
+        if len(backend().set_many(tombstones, timeout=timeout)) != len(tombstones):
+            return False
+    if _changes_listings(retirements):
+        return backend().inc(f"{epoch}:{GENERATION_KEY}") is not None
+    return True
 
 
 def _missed(keys: Iterable[str]) -> None:

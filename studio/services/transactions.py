@@ -95,9 +95,11 @@ def _commit_now(retirements: list[cached_reads.Retirement]) -> None:
         # Its statements would each have committed already, one by one.
         raise RuntimeError("a write inside a GET request, which studio runs without transactions")
     session.flush()
-    new_epoch = None
-    if retirements and not cached_reads.retire_before_commit(retirements):
-        new_epoch = add_epoch(session, "a write the cache could not be told of")
+    new_epoch = told = None
+    if retirements:
+        told = cached_reads.retire_before_commit(retirements)
+        if told is None:
+            new_epoch = add_epoch(session, "a write the cache could not be told of")
     xid = _transaction_id(session)
     try:
         session.commit()
@@ -106,7 +108,7 @@ def _commit_now(retirements: list[cached_reads.Retirement]) -> None:
         if xid is None or not is_disconnect(exc):
             raise  # the server answered, with an error: the transaction did not commit
         _confirm_commit(xid, exc)
-    cached_reads.after_commit(retirements, new_epoch)
+    cached_reads.after_commit(retirements, told, new_epoch)
 
 
 def _transaction_id(session: Session) -> int | None:
