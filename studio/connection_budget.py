@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from .config import ConfigError, instance_id
+from .resilience.faults import cause
 
 __all__ = ["instance_id"]
 
@@ -338,7 +339,7 @@ def apply_pool_size(app: Flask) -> Outcome | None:
     try:
         outcome.view = probe(url, connect_args, outcome)
     except SQLAlchemyError as exc:
-        fall_back(app, type(getattr(exc, "orig", None) or exc).__name__)
+        fall_back(app, cause(exc))
         app.extensions[KEY] = outcome
         return outcome
     if outcome.pgbouncer and not pgbouncer:

@@ -1,10 +1,12 @@
 """The connection budget: the advisor's arithmetic and the start-up check."""
 
 import logging
+import os
 
 import pytest
 from sqlalchemy import text
 
+from studio import serving
 from studio.config import ConfigError
 from studio.extensions import db
 from studio.observability.budget import (
@@ -114,6 +116,24 @@ def test_tune_explains_its_numbers(extra_apps, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "connections at worst" in result.output and "DB_POOL_SIZE=" in result.output
     assert "for a deploy's overlap" in result.output
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_tune_in_a_one_off_shell_counts_the_web_processes_threads(extra_apps, monkeypatch):
+    """`heroku run` has no THREADS_PER_WORKER: tune advised 1 worker of 1 thread then."""
+    for name in ("WEB_CONCURRENCY", "THREADS_PER_WORKER", "STUDIO_INSTANCES"):
+        monkeypatch.delenv(name, raising=False)
+    served = serving.decide(os.environ, serving.read_machine())
+    result = extra_apps().test_cli_runner().invoke(args=["tune"])
+    assert result.exit_code == 0, result.output
+    assert "as gunicorn.conf.py serves on this machine" in result.output
+    recommended = dict(
+        line.strip().split("=")
+        for line in result.output.split("Recommended:")[1].splitlines()
+        if "=" in line
+    )
+    assert int(recommended["WEB_CONCURRENCY"]) >= served.workers
+    assert int(recommended["DB_POOL_SIZE"]) >= served.threads > 1
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

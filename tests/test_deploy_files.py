@@ -277,3 +277,20 @@ def test_release_and_start_commands_migrate_serve_and_stop(empty_postgres_databa
                 child.kill()
             server.kill()
             server.wait()
+
+
+def test_a_start_that_refuses_its_settings_stops_gunicorn(empty_postgres_database, tmp_path):
+    """gunicorn replaced each refusing worker for ever, answering nothing on the port."""
+    environ = platform_environment(empty_postgres_database, tmp_path)
+    del environ["SECRET_KEY"]
+    started = subprocess.run(
+        shlex.split(command("web")),
+        cwd=REPOSITORY,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode != 0
+    assert "SECRET_KEY is not set" in started.stderr
+    assert started.stderr.count("SECRET_KEY is not set") <= 2  # a worker or two, not a loop

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
 from ..resilience import database_breaker
-from ..resilience.faults import DatabaseUnavailable, retry_after
+from ..resilience.faults import DatabaseUnavailable, cause, retry_after
 from ..services import cached_reads
 
 logger = logging.getLogger(__name__)
@@ -53,5 +53,5 @@ def database_state() -> tuple[str, int]:
         return "ok", 0
     except (SQLAlchemyError, DatabaseUnavailable) as exc:
         db.session.rollback()
-        logger.warning("readiness check: database unreachable (%s)", exc.__class__.__name__)
+        logger.warning("readiness check: database unreachable (%s)", cause(exc))
         return "unreachable", retry_after(exc)

@@ -25,12 +25,18 @@ from ..connection_budget import (
     size_pools,
 )
 from ..extensions import db
+from ..resilience.faults import cause
+from ..serving import Serving
 from .metrics import Samples
 
 logger = logging.getLogger(__name__)
 # The server's view, named as the advisor has always named it.
 ServerLimits = ServerView
 __all__ = ["HEADROOM", "MAX_OVERFLOW", "ServerLimits"]
+
+
+# Production's pool_timeout (ProductionConfig): within the router's 30 s.
+POOL_TIMEOUT = 10
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class Deployment:
     max_overflow: int
     pool_recycle: int
     overlap: int = 1
+    pool_timeout: int = POOL_TIMEOUT
     pgbouncer_pool: int | None = None  # in PgBouncer mode, the pool it keeps on the server
 
     @property
@@ -146,7 +153,8 @@ def advise(
         pool_size, overflow = fit_to_observed(
             advice, observed, plan, sizing.per_process, pool_size, sizing.threads
         )
-    timeout = 10 if overflow == 0 else 20
+    # What production starts with, or the setting where it is shorter.
+    timeout = min(plan.pool_timeout, POOL_TIMEOUT)
     advice.reasoning.append(
         f"pool_timeout {timeout} s: a request that cannot get a connection fails well within "
         "the platform router's 30 s limit instead of hanging."
@@ -217,15 +225,17 @@ def read_server_limits() -> ServerView:
         db.session.rollback()
 
 
-def deployment(app: Flask) -> Deployment:
+def deployment(app: Flask, served: Serving | None = None) -> Deployment:
+    """Return the deployment as configured; `served`: the workers and threads gunicorn runs."""
     options: dict[str, Any] = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
     return Deployment(
         instances=app.config["STUDIO_INSTANCES"],
-        workers=app.config["WEB_CONCURRENCY"],
-        threads=app.config["THREADS_PER_WORKER"],
+        workers=served.workers if served else app.config["WEB_CONCURRENCY"],
+        threads=served.threads if served else app.config["THREADS_PER_WORKER"],
         pool_size=options.get("pool_size", 5),
         max_overflow=options.get("max_overflow", 10),
         pool_recycle=options.get("pool_recycle", -1),
+        pool_timeout=options.get("pool_timeout", POOL_TIMEOUT),
         overlap=app.config["DB_DEPLOY_OVERLAP"],
         pgbouncer_pool=(
             app.config["DB_PGBOUNCER_POOL_SIZE"] if app.config["DB_POOL"] == "pgbouncer" else None
@@ -273,6 +283,5 @@ def probe_view(app: Flask) -> ServerView | None:
             {**options["connect_args"], "application_name": name},
         )
     except SQLAlchemyError as exc:
-        reason = exc.__class__.__name__
-        logger.warning("connection budget not checked: database unreachable (%s)", reason)
+        logger.warning("connection budget not checked: database unreachable (%s)", cause(exc))
         return None

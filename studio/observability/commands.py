@@ -1,5 +1,6 @@
 """The extension's commands: `flask tune` (pool advice) and `flask monitor` (the servers' view)."""
 
+import os
 import sys
 from typing import Any
 
@@ -7,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from .. import serving
 from ..connection_budget import application_name, me
 from ..extensions import db
 from . import budget, metrics, monitor
@@ -40,9 +42,15 @@ def tune(metrics_url: str | None, token: str | None, metrics_file: Any) -> None:
         )
     observed = observed_pool_figures(metrics_url, token, metrics_file)
     config = current_app.config
-    advice = budget.advise(
-        budget.read_server_limits(), budget.deployment(current_app), observed, me(config)
-    )
+    served = web_serving()
+    if served is not None:
+        click.echo(
+            f"- The web process: {served.workers} worker(s) x {served.threads} thread(s), "
+            f"as gunicorn.conf.py serves on this machine ({served.reason}); "
+            "WEB_CONCURRENCY and THREADS_PER_WORKER are not set here."
+        )
+    plan = budget.deployment(current_app, served)
+    advice = budget.advise(budget.read_server_limits(), plan, observed, me(config))
     options = config["SQLALCHEMY_ENGINE_OPTIONS"]
     sized = "sized at start (DB_POOL_SIZE=auto)" if config["DB_POOL_AUTO"] else "as set"
     click.echo(
@@ -58,6 +66,20 @@ def tune(metrics_url: str | None, token: str | None, metrics_file: Any) -> None:
     click.echo("Recommended:")
     for name, value in advice.recommended.items():
         click.echo(f"  {name}={value}")
+
+
+def web_serving() -> serving.Serving | None:
+    """Return what gunicorn.conf.py would serve with here, when this shell does not say.
+
+    A one-off shell (`heroku run`, `railway ssh`) has neither setting: gunicorn sets them
+    only for its own workers, and advice for 1 worker of 1 thread would halve the web's.
+    """
+    if "WEB_CONCURRENCY" in os.environ and "THREADS_PER_WORKER" in os.environ:
+        return None
+    try:
+        return serving.decide(os.environ, serving.read_machine())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def observed_pool_figures(url: str | None, token: str | None, saved: Any) -> budget.Observed | None:
