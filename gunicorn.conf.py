@@ -14,6 +14,7 @@ import glob
 import importlib.util
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -93,6 +94,8 @@ limit_request_fields = 50
 # well under 1 KB, and a token is 47 characters.
 limit_request_field_size = 8190
 
+# A folder of its own when none is given, removed when gunicorn exits.
+made_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
     prefix="studio-metrics-"
 )
@@ -117,6 +120,11 @@ def on_starting(server):
         machine.memory_bytes // serving.MIB,
         cfg.timeout,
     )
+
+
+def on_exit(server):
+    if made_metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def child_exit(server, worker):

@@ -1,5 +1,6 @@
 """Command-line tools: admins, API tokens and demo data."""
 
+import contextlib
 import functools
 import secrets
 import sys
@@ -12,11 +13,13 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import run_simple
 
 from .database import lift_time_limits
 from .extensions import db
 from .models import Paint
+from .resilience.faults import cause
 from .services import accounts, cached_reads, copying, csv_io, demo, listing
 from .services.errors import ServiceError
 
@@ -244,16 +247,25 @@ def copy_data(source_url: str, force: bool, dry_run: bool) -> None:
     units, stock value, movements), that also starts a new cache epoch, so nothing cached
     before is served.
     """
-    if dry_run:
-        report = copying.copy_shop(source_url, force=force, dry_run=True)
-    else:
-        with click.progressbar(length=1, label="Copying rows", show_pos=True) as bar:
+    try:
+        if dry_run:
+            report = copying.copy_shop(source_url, force=force, dry_run=True)
+        else:
+            with contextlib.ExitStack() as shown:
+                bars: list[Any] = []
 
-            def advance(done: int, total: int) -> None:
-                bar.length = total
-                bar.update(done - bar.pos)
+                def advance(done: int, total: int) -> None:
+                    if not bars:  # from the first batch on: a refusal comes before any
+                        bars.append(
+                            shown.enter_context(
+                                click.progressbar(length=total, label="Copying rows", show_pos=True)
+                            )
+                        )
+                    bars[0].update(done - bars[0].pos)
 
-            report = copying.copy_shop(source_url, force=force, on_rows=advance)
+                report = copying.copy_shop(source_url, force=force, on_rows=advance)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"The copy could not go on: {cause(exc)}") from None
     if not report.copied:
         click.echo(f"Dry run: would copy {report.source.summary()}.")
         if report.emptied:

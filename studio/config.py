@@ -58,6 +58,11 @@ def normalize_database_url(raw: str) -> str:
         ) from None
     if url.drivername in ("postgres", "postgresql"):
         url = url.set(drivername="postgresql+psycopg2")
+    if url.get_backend_name() not in ("postgresql", "sqlite"):
+        raise ConfigError(
+            f"DATABASE_URL must be PostgreSQL (postgres://...) or SQLite (sqlite:///...), "
+            f"not {url.get_backend_name()!r}."
+        )
     return url.render_as_string(hide_password=False)
 
 

@@ -606,3 +606,11 @@ def test_heroku_redis_self_signed_certificate_is_accepted_there(monkeypatch, env
     assert config["REDIS_URL"] == expected
     assert config["CACHE_REDIS_URL"] == expected
     assert config["RATELIMIT_STORAGE_URI"] == expected
+
+
+def test_a_database_url_of_an_unknown_kind_is_refused_by_name():
+    """A misspelt scheme failed later, in every command, with SQLAlchemy's traceback."""
+    message = refusal(
+        {"STUDIO_ENV": "production", "DATABASE_URL": "potsgres://u@h/db", "SECRET_KEY": SECRET}
+    )
+    assert "DATABASE_URL must be PostgreSQL" in message and "'potsgres'" in message

@@ -19,6 +19,7 @@ from studio.services import accounts, copying, demo, paints, stock
 from .conftest import (
     PG_SKIP_REASON,
     PG_VARIABLE,
+    free_port,
     make_app,
     password_hash,
     temporary_postgres_database,
@@ -159,6 +160,7 @@ def test_refuses_a_target_that_is_not_empty_unless_forced(source, target):
     refused = copy(target, source["url"])
     assert refused.exit_code != 0
     assert "not empty" in refused.output and "--force" in refused.output
+    assert "Copying rows" not in refused.output  # no progress bar for a copy that never began
     assert db.session.get(Paint, extra) is not None
 
     forced = copy(target, source["url"], "--force")
@@ -203,7 +205,15 @@ def test_refuses_databases_at_another_migration(source, target, tmp_path):
     result = copy(target, older)
     assert result.exit_code != 0
     assert "--from is at revision 0007" in result.output
-    assert "db upgrade" in result.output
+    # The advised command names the file itself: DATABASE_URL reads a relative SQLite path
+    # from the instance folder, --from from the working directory.
+    advised = re.search(r"`DATABASE_URL=(\S+) flask --app wsgi db upgrade`", result.output)
+    assert advised, result.output
+    upgraded = make_app(advised.group(1))
+    with upgraded.app_context():
+        upgrade()
+        db.engine.dispose()
+    assert copy(target, older, "--dry-run").exit_code == 0
 
     with db.engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '0007'"))
@@ -226,6 +236,24 @@ def test_refuses_a_source_that_is_not_a_sqlite_file(target, tmp_path, source_url
     assert result.exit_code != 0
     assert message in result.output
     assert "--from" in result.output
+
+
+def test_refuses_a_source_that_is_not_a_database(target, tmp_path):
+    text_file = tmp_path / "notes.db"
+    text_file.write_text("not a database, though it is named like one\n" * 100)
+    result = copy(target, f"sqlite:///{text_file}")
+    assert result.exit_code != 0
+    assert "The source is not a SQLite database" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_target_that_cannot_be_reached_is_said_in_one_line(source, tmp_path):
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    result = copy(make_app(closed), source["url"])
+    assert result.exit_code != 0
+    assert "The copy could not go on: OperationalError" in result.output
+    assert "Connection refused" in result.output
+    assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
 
 
 def test_refuses_a_sqlite_target(source, tmp_path):

@@ -283,6 +283,10 @@ def test_a_start_that_refuses_its_settings_stops_gunicorn(empty_postgres_databas
     """gunicorn replaced each refusing worker for ever, answering nothing on the port."""
     environ = platform_environment(empty_postgres_database, tmp_path)
     del environ["SECRET_KEY"]
+    # With no folder given for the workers' metrics, gunicorn makes one and removes it.
+    del environ["PROMETHEUS_MULTIPROC_DIR"]
+    (tmp_path / "tmp").mkdir()
+    environ["TMPDIR"] = str(tmp_path / "tmp")
     started = subprocess.run(
         shlex.split(command("web")),
         cwd=REPOSITORY,
@@ -294,3 +298,4 @@ def test_a_start_that_refuses_its_settings_stops_gunicorn(empty_postgres_databas
     assert started.returncode != 0
     assert "SECRET_KEY is not set" in started.stderr
     assert started.stderr.count("SECRET_KEY is not set") <= 2  # a worker or two, not a loop
+    assert not list((tmp_path / "tmp").glob("studio-metrics-*"))

@@ -26,7 +26,7 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy import Connection, Table, create_engine, func, select, text, type_coerce
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from ..database import configure_sqlite, lift_time_limits
 from ..extensions import READS_ONLY, db
@@ -219,6 +219,15 @@ def _source_engine(source_url: str) -> Any:
         )
     engine = create_engine(url)
     configure_sqlite(engine)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT count(*) FROM sqlite_master")
+    except DBAPIError:
+        engine.dispose()
+        raise CopyRefused(
+            "The source is not a SQLite database.",
+            {"--from": f"{url.database} could not be read as one."},
+        ) from None
     return engine
 
 
@@ -237,7 +246,9 @@ def _check_heads(source: Connection) -> None:
     if source_heads != (head,):
         problems["--from"] = (
             f"is at revision {', '.join(source_heads) or 'none'}, not {head}: run "
-            "`DATABASE_URL=<the SQLite URL> flask --app wsgi db upgrade` first."
+            f"`DATABASE_URL=sqlite:///{Path(source.engine.url.database or '').resolve()} "
+            "flask --app wsgi db upgrade` first (a relative SQLite path in DATABASE_URL is "
+            "taken from the instance folder)."
         )
     if target_heads != (head,):
         problems["DATABASE_URL"] = (
