@@ -15,6 +15,7 @@ from .resilience.faults import (
     CommitOutcomeUnknown,
     DatabaseUnavailable,
     cause,
+    is_timeout,
     is_unavailable,
     retry_after,
 )
@@ -24,6 +25,8 @@ API_PREFIX = "/api/"
 # What an unavailable database raises; handle_database_error tells them from bugs.
 UNAVAILABLE = (DBAPIError, DatabaseUnavailable, PoolTimeout)
 UNAVAILABLE_MESSAGE = "The database is not available right now; nothing was changed."
+# A lock or statement timeout: the server is up, the data was held by another change.
+BUSY_MESSAGE = "The database is busy with another change to the same data; nothing was changed."
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -85,6 +88,7 @@ def handle_database_error(exc: Exception):
         return handle_internal_error(InternalServerError(original_exception=exc))
     _rollback_quietly()
     described = cause(exc)
+    busy = is_timeout(exc)
     signals.database_unavailable.send(
         request.endpoint, error=type(getattr(exc, "orig", None) or exc).__name__, cause=described
     )
@@ -95,7 +99,8 @@ def handle_database_error(exc: Exception):
         request.method,
         request.path,
         described,
-        exc_info=exc,
+        # A timeout's cause says it all; a traceback is for what may be studio's own fault.
+        exc_info=None if busy else exc,
     )
     seconds = retry_after(exc)
     headers = {"Retry-After": str(seconds)}
@@ -103,11 +108,15 @@ def handle_database_error(exc: Exception):
     if request.path.startswith(API_PREFIX):
         # A write whose outcome is not known has a code of its own: it may have been saved.
         code, message = (
-            ("outcome_unknown", str(exc)) if unknown else ("unavailable", UNAVAILABLE_MESSAGE)
+            ("outcome_unknown", str(exc))
+            if unknown
+            else ("unavailable", BUSY_MESSAGE if busy else UNAVAILABLE_MESSAGE)
         )
         return error_response(503, code, f"{message} Try again in {seconds} s.", headers=headers)
     # Flask-Login's context processor would ask the database who is signed in, again.
-    page = render_without_database("unavailable.html", seconds=seconds, outcome_unknown=unknown)
+    page = render_without_database(
+        "unavailable.html", seconds=seconds, outcome_unknown=unknown, busy=busy
+    )
     return page, 503, headers
 
 

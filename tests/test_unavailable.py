@@ -174,3 +174,23 @@ def test_an_open_breaker_is_closed_by_a_pooled_connection_that_answers(extra_app
     assert api.get(missing).status_code == 404
     assert breaker.state == "closed"
     assert pool.checkedin() == before
+
+
+@ON_POSTGRESQL
+def test_a_locked_row_is_a_busy_503_not_an_outage(committed_app, caplog):
+    """The server is up: the answer says another change holds the data, and logs no traceback."""
+    api = make_api(committed_app)
+    paint = api.post(f"{PREFIX}/paints", json={"name": "Held", "brand": "B"}).get_json()
+    holder = create_engine(committed_app.config["SQLALCHEMY_DATABASE_URI"])
+    with holder.begin() as connection:
+        connection.execute(text("SELECT 1 FROM paints WHERE id = :id FOR UPDATE"), paint)
+        with caplog.at_level("WARNING", logger="studio"):
+            response = api.patch(
+                f"{PREFIX}/paints/{paint['id']}", json={"version": 1, "name": "Changed"}
+            )
+    holder.dispose()
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
+    message = response.get_json()["error"]["message"]
+    assert message.startswith("The database is busy with another change to the same data")
+    assert "Traceback" not in caplog.text and "lock timeout" in caplog.text
+    assert api.get(f"{PREFIX}/paints/{paint['id']}").get_json()["name"] == "Held"

@@ -92,6 +92,13 @@ def is_unavailable(exc: BaseException) -> bool:
     )
 
 
+def is_timeout(exc: BaseException) -> bool:
+    """Return True for a lock or statement timeout, or SQLite's "database is locked"."""
+    if sqlstate(exc) in TIMEOUT_SQLSTATES:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+
+
 def retry_after(exc: BaseException) -> int:
     """Return the whole seconds a client should wait before trying again."""
     seconds = getattr(exc, "retry_after", DEFAULT_RETRY_AFTER)
