@@ -138,7 +138,7 @@ def test_seeding_refreshes_the_statistics_the_counts_come_from(app, backend, cou
     assert not exact
     assert count * 0.95 <= total <= count * 1.05, f"about {total:,}"
     brand = listing.PaintFilter.from_args({"brand": "Citadel"})
-    where = brand.conditions(backend, 5)
+    where = brand.conditions(backend)
     estimated, _ = listing.count_matching(where, backend)
     actual, _ = listing.count_matching(where, backend, exact=True)
     assert actual * 0.8 <= estimated <= actual * 1.2

@@ -69,7 +69,7 @@ def largest_sort(plan: str) -> int:
 
 def listing_plan(paint_filter: PaintFilter) -> str:
     """Return the plan of the page query the listing would send for this filter."""
-    where = paint_filter.conditions("postgresql", 5)
+    where = paint_filter.conditions("postgresql")
     _, exact = listing.count_matching(where, "postgresql")
     return plan_of(listing.page_statement(paint_filter, where, exact))
 
@@ -130,7 +130,7 @@ def test_a_code_fragment_is_found_through_the_trigram_index(big_shop, q, sort):
     paint_filter = PaintFilter(q=q, sort=sort)
     plan = listing_plan(paint_filter)
     assert "ix_paints_search" in plan and "Seq Scan" not in plan, plan
-    where = paint_filter.conditions("postgresql", 5)
+    where = paint_filter.conditions("postgresql")
     matches = db.session.scalar(select(db.func.count()).select_from(Paint).where(*where))
     # The planner guesses how many match; either way it sorts those, not every paint.
     assert 0 < matches and largest_sort(plan) <= listing.EXACT_COUNT_LIMIT, plan
@@ -147,7 +147,7 @@ def test_one_or_two_characters_find_word_starts_through_the_trigram_index(big_sh
 def test_a_big_brand_by_price_reads_its_own_index(big_shop, sort):
     """A brand with more than EXACT_COUNT_LIMIT paints is read in price order from an index."""
     paint_filter = PaintFilter(brand="Brand 7", sort=sort)
-    where = paint_filter.conditions("postgresql", 5)
+    where = paint_filter.conditions("postgresql")
     plan = plan_of(listing.page_statement(paint_filter, where, few_matches=False))
     assert "ix_paints_brand_price_id" in plan and largest_sort(plan) == 0, plan
 
@@ -165,7 +165,7 @@ def test_a_search_sorts_its_matches_instead_of_walking_the_sort_index(big_shop, 
     ids=repr,
 )
 def test_totals_never_count_more_than_the_limit(big_shop, paint_filter):
-    where = paint_filter.conditions("postgresql", 5)
+    where = paint_filter.conditions("postgresql")
     total, exact = listing.count_matching(where, "postgresql")
     true_total = db.session.scalar(select(db.func.count()).select_from(Paint).where(*where))
     if true_total > listing.EXACT_COUNT_LIMIT:
