@@ -75,6 +75,10 @@ SEARCH_TEXT_SQL = (
 )
 
 
+# A paint is at or below its reorder level when this is 0 or less (see services.levels).
+AT_OR_BELOW_LEVEL_SQL = text("stock - reorder_level <= 0")
+
+
 def _postgresql_only(index: Index) -> Index:
     """Return the index, made on PostgreSQL alone (SQLite searches without indexes)."""
     index.info["dialects"] = ("postgresql",)
@@ -141,16 +145,25 @@ class Paint(PaintFields, db.Model):
         Index("ix_paints_stock_id", "stock", "id"),
         Index("ix_paints_price_id", "price", "id"),
         Index("ix_paints_created_at_id", "created_at", "id"),
-        # The paints at or below their own reorder level (a few percent of a shop), in the
-        # reorder list's order: that list, the low-stock filter's count and the dashboard's
-        # running-low panel read this small index instead of the table.
+        # The paints at or below their own reorder level (a few percent of a shop; see
+        # services.levels): in the reorder list's order, and in stock order for the list's
+        # low-stock filter (its count, and its pages sorted by stock). On PostgreSQL the
+        # first carries what the brand totals add up, so they are read from it alone.
         Index(
             "ix_paints_reorder_brand_name_id",
             "brand",
             "name",
             "id",
-            postgresql_where=text("stock <= reorder_level"),
-            sqlite_where=text("stock <= reorder_level"),
+            postgresql_include=["stock", "reorder_level", "reorder_quantity"],
+            postgresql_where=AT_OR_BELOW_LEVEL_SQL,
+            sqlite_where=AT_OR_BELOW_LEVEL_SQL,
+        ),
+        Index(
+            "ix_paints_reorder_stock_id",
+            "stock",
+            "id",
+            postgresql_where=AT_OR_BELOW_LEVEL_SQL,
+            sqlite_where=AT_OR_BELOW_LEVEL_SQL,
         ),
         # Search (studio.search): trigrams find a fragment of 3 or more characters
         # anywhere, and a shorter one at the start of a word.

@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from studio.database import lift_time_limits
 from studio.extensions import db
 from studio.models import Paint
-from studio.services import listing, stats
+from studio.services import levels, listing, reorder, stats
 from studio.services.listing import PaintFilter, encode_cursor
 from studio.services.paints import PaintRecord
 
@@ -123,6 +123,20 @@ def test_filters_and_search_use_indexes(big_shop, paint_filter):
     assert "Seq Scan" not in plan, plan
 
 
+@pytest.mark.parametrize("sort", ["stock", "-stock"])
+def test_low_stock_by_stock_reads_the_index_of_paints_at_their_level(big_shop, sort):
+    """Most first once walked the stock index down past every paint above its level."""
+    plan = listing_plan(PaintFilter(stock="low_stock", sort=sort))
+    assert "ix_paints_reorder_stock_id" in plan and "Seq Scan" not in plan, plan
+
+
+def test_the_reorder_list_and_its_totals_read_their_partial_index(big_shop):
+    batch = select(Paint).where(levels.AT_OR_BELOW_LEVEL).order_by(*reorder.ORDER).limit(1000)
+    assert "ix_paints_reorder_brand_name_id" in plan_of(batch)
+    totals = plan_of(reorder.totals_statement())
+    assert "Index Only Scan using ix_paints_reorder_brand_name_id" in totals, totals
+
+
 @pytest.mark.parametrize("q", ["4242", "C-4242", "c-424", "99999", "deep 4242", "rimso dee"])
 @pytest.mark.parametrize("sort", ["name", "-price"])
 def test_a_code_fragment_is_found_through_the_trigram_index(big_shop, q, sort):
@@ -185,7 +199,7 @@ def test_figures_take_one_pass_over_the_paints(big_shop, monkeypatch):
         return real_execute(statement, *args, **kwargs)
 
     monkeypatch.setattr(db.session, "execute", recording)
-    figures = stats._load_stats(5)
+    figures = stats._load_stats()
     monkeypatch.undo()
     assert figures.paints == PAINTS
     assert sum(row.paints for row in figures.by_brand) == PAINTS

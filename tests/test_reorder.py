@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from studio.extensions import db
 from studio.models import Paint
-from studio.services import csv_io, listing, reorder, stats
+from studio.services import csv_io, levels, listing, reorder, stats
 from studio.services.errors import ValidationError
 from studio.services.listing import PaintFilter
 from studio.services.reorder import ReorderRequest
@@ -163,6 +163,15 @@ def test_levels_go_out_in_the_export_and_come_back_in_an_import(app, make_paint)
     assert (check.rows[0]["reorder_level"], check.rows[0]["reorder_quantity"]) == (8, 6)
     bad = csv_io.check_import("name,brand,reorder_level\nX,Y,-3\n")
     assert bad.errors and "reorder_level" in bad.errors[0][1]
+
+
+def test_sqlite_reads_the_partial_indexes_too(app):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's plans are checked on 100,000 paints in test_query_plans")
+    low_first = select(Paint.id).where(levels.LOW).order_by(Paint.stock.desc())
+    sql = low_first.compile(db.engine, compile_kwargs={"literal_binds": True})
+    plan = db.session.execute(text(f"EXPLAIN QUERY PLAN {sql}")).all()
+    assert "ix_paints_reorder_stock_id" in str(plan)
 
 
 def test_a_bad_brand_on_the_reorder_list_is_refused():

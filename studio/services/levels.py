@@ -6,15 +6,21 @@ stock (stock = 0) is counted apart, as before, and is not low; the reorder list 
 both: every paint at or below its level.
 """
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, and_, func, literal_column
 
 from ..models import Paint
 
-AT_OR_BELOW_LEVEL: ColumnElement[bool] = Paint.stock <= Paint.reorder_level
-# BETWEEN is read as stock >= 1 AND stock <= reorder_level, so PostgreSQL sees that the
-# partial index on AT_OR_BELOW_LEVEL holds every such paint.
-LOW: ColumnElement[bool] = Paint.stock.between(1, Paint.reorder_level)
-ABOVE_LEVEL: ColumnElement[bool] = Paint.stock > Paint.reorder_level
+# Written as the difference against 0, the expression the partial indexes are made on and
+# PostgreSQL keeps statistics of: `stock <= reorder_level` compares two columns, which the
+# planner can only guess at (a third of the rows), and then walked the whole stock index
+# for "low stock, most first" (2 s at 1,000,000 paints) instead of reading the index of
+# the paints at or below their level.
+# 0 written out, not bound: SQLite uses a partial index only for the very same terms.
+ZERO = literal_column("0")
+STOCK_OVER_LEVEL: ColumnElement[int] = Paint.stock - Paint.reorder_level
+AT_OR_BELOW_LEVEL: ColumnElement[bool] = STOCK_OVER_LEVEL <= ZERO
+LOW: ColumnElement[bool] = and_(Paint.stock >= 1, AT_OR_BELOW_LEVEL)
+ABOVE_LEVEL: ColumnElement[bool] = STOCK_OVER_LEVEL > ZERO
 OUT: ColumnElement[bool] = Paint.stock == 0
 # The paint's reorder quantity, or else enough to bring its stock back above its level.
 SUGGESTED_QUANTITY: ColumnElement[int] = func.coalesce(

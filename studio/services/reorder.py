@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
 
 from ..extensions import db
 from ..models import Paint
@@ -103,16 +103,19 @@ def brand_totals(brand: str | None = None) -> list[BrandTotal]:
     )
 
 
-def _load_totals(brand: str | None) -> list[BrandTotal]:
-    query = (
+def totals_statement(brand: str | None = None) -> Select:
+    """Select each brand's paints to order and units suggested (read from the index alone)."""
+    return (
         select(Paint.brand, func.count(), func.sum(levels.SUGGESTED_QUANTITY))
         .where(*ReorderRequest(brand).conditions())
         .group_by(Paint.brand)
         .order_by(Paint.brand)
     )
-    return [
-        BrandTotal(name, paints, int(units)) for name, paints, units in db.session.execute(query)
-    ]
+
+
+def _load_totals(brand: str | None) -> list[BrandTotal]:
+    rows = db.session.execute(totals_statement(brand))
+    return [BrandTotal(name, paints, int(units)) for name, paints, units in rows]
 
 
 def reorder_lines(brand: str | None = None) -> Iterator[ReorderLine]:
