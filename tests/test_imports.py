@@ -47,7 +47,7 @@ def demo_csv(count: int, start: int = 1) -> bytes:
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
     for paint in demo.demo_paints(count, start=start):
-        writer.writerow(["" if paint[column] is None else paint[column] for column in COLUMNS])
+        writer.writerow(["" if paint.get(column) is None else paint[column] for column in COLUMNS])
     return buffer.getvalue().encode()
 
 

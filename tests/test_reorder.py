@@ -15,6 +15,8 @@ from studio.services.errors import ValidationError
 from studio.services.listing import PaintFilter
 from studio.services.reorder import ReorderRequest
 
+from .test_imports import confirm, upload
+
 
 @pytest.fixture
 def levels_shelf(make_paint):
@@ -112,8 +114,8 @@ def test_the_form_edits_the_level_and_explains_a_bad_one(admin, make_paint):
     saved = admin.post(path, {**values, "reorder_level": "2", "reorder_quantity": "12"})
     assert saved.status_code == 302
     db.session.expire_all()
-    assert (db.session.get(Paint, paint.id).reorder_level, paint.reorder_quantity) == (2, None)
-    assert db.session.get(Paint, paint.id).reorder_quantity == 12
+    edited = db.session.get(Paint, paint.id)
+    assert (edited.reorder_level, edited.reorder_quantity) == (2, 12)
 
 
 def test_the_reorder_list_groups_by_brand_with_suggested_quantities(admin, api, levels_shelf):
@@ -163,6 +165,13 @@ def test_levels_go_out_in_the_export_and_come_back_in_an_import(app, make_paint)
     assert (check.rows[0]["reorder_level"], check.rows[0]["reorder_quantity"]) == (8, 6)
     bad = csv_io.check_import("name,brand,reorder_level\nX,Y,-3\n")
     assert bad.errors and "reorder_level" in bad.errors[0][1]
+
+
+def test_a_staged_import_keeps_the_levels_it_is_given(admin):
+    page = upload(admin, "name,brand,reorder_level,reorder_quantity\nA,B,9,\nC,B,,4\n")
+    assert confirm(admin, page.get_data(as_text=True)).status_code == 302
+    query = select(Paint.name, Paint.reorder_level, Paint.reorder_quantity).order_by(Paint.name)
+    assert db.session.execute(query).all() == [("A", 9, None), ("C", 5, 4)]
 
 
 def test_sqlite_reads_the_partial_indexes_too(app):
