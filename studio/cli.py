@@ -204,16 +204,11 @@ def export_paints(path: str, query: str) -> None:
     """Export the paints (all, or those the list filters pick) to a CSV file."""
     lift_time_limits()
     paint_filter = listing.PaintFilter.from_args(dict(parse_qsl(query)))
-    threshold = listing.low_stock_threshold()
-    total, _ = listing.count_matching(
-        paint_filter.conditions(listing.dialect_name(), threshold), ""
-    )
+    total, _ = listing.count_matching(paint_filter.conditions(listing.dialect_name()), "")
     written = 0
     with open(path, "w", newline="", encoding="utf-8") as target:
         with click.progressbar(length=total, label="Exporting") as bar:
-            for chunk in csv_io.export_csv(
-                _counted(listing.matching_paints(paint_filter, threshold), bar)
-            ):
+            for chunk in csv_io.export_csv(_counted(listing.matching_paints(paint_filter), bar)):
                 target.write(chunk)
     written = total
     click.echo(f"Exported {written} paints to {path}.")

@@ -260,7 +260,8 @@ class Config:
             "SQLALCHEMY_TRACK_MODIFICATIONS": False,
             # Below 0 ProxyFix would believe addresses the client wrote itself.
             "PROXY_HOPS": _at_least(env, "PROXY_HOPS", self.PROXY_HOPS, 0),
-            "LOW_STOCK_THRESHOLD": _int(env, "LOW_STOCK_THRESHOLD", 5),
+            # The reorder level of a paint given none (each paint then keeps its own).
+            "LOW_STOCK_THRESHOLD": _at_least(env, "LOW_STOCK_THRESHOLD", 5, 0),
             # Settles numbers typed as `4,500` or `1.234`; unset, they are refused as ambiguous.
             "DECIMAL_SEPARATOR": _decimal_separator(env),
             "CURRENCY": _currency(env),

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -74,6 +75,10 @@ SEARCH_TEXT_SQL = (
 )
 
 
+# A paint is at or below its reorder level when this is 0 or less (see services.levels).
+AT_OR_BELOW_LEVEL_SQL = text("stock - reorder_level <= 0")
+
+
 def _postgresql_only(index: Index) -> Index:
     """Return the index, made on PostgreSQL alone (SQLite searches without indexes)."""
     index.info["dialects"] = ("postgresql",)
@@ -93,6 +98,11 @@ class PaintFields:
     price: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
     description: Mapped[str | None] = mapped_column(Text)
     color_preview: Mapped[str | None] = mapped_column(String(7))
+    # The paint is low (and on the reorder list) at or below this stock. The services fill
+    # it from LOW_STOCK_THRESHOLD; the server default is that setting's own default.
+    reorder_level: Mapped[int] = mapped_column(server_default="5")
+    # How many to order when it is; none: enough to bring the stock above the level.
+    reorder_quantity: Mapped[int | None]
 
 
 class Paint(PaintFields, db.Model):
@@ -119,6 +129,8 @@ class Paint(PaintFields, db.Model):
     __table_args__ = (
         CheckConstraint("stock >= 0", name="stock_not_negative"),
         CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("reorder_level >= 0", name="reorder_level_not_negative"),
+        CheckConstraint("reorder_quantity >= 1", name="reorder_quantity_positive"),
         # NULLs are distinct in a unique constraint, so only set codes must be unique.
         UniqueConstraint("brand", "color_code"),
         Index("ix_paints_brand_stock", "brand", "stock"),
@@ -133,6 +145,26 @@ class Paint(PaintFields, db.Model):
         Index("ix_paints_stock_id", "stock", "id"),
         Index("ix_paints_price_id", "price", "id"),
         Index("ix_paints_created_at_id", "created_at", "id"),
+        # The paints at or below their own reorder level (a few percent of a shop; see
+        # services.levels): in the reorder list's order, and in stock order for the list's
+        # low-stock filter (its count, and its pages sorted by stock). On PostgreSQL the
+        # first carries what the brand totals add up, so they are read from it alone.
+        Index(
+            "ix_paints_reorder_brand_name_id",
+            "brand",
+            "name",
+            "id",
+            postgresql_include=["stock", "reorder_level", "reorder_quantity"],
+            postgresql_where=AT_OR_BELOW_LEVEL_SQL,
+            sqlite_where=AT_OR_BELOW_LEVEL_SQL,
+        ),
+        Index(
+            "ix_paints_reorder_stock_id",
+            "stock",
+            "id",
+            postgresql_where=AT_OR_BELOW_LEVEL_SQL,
+            sqlite_where=AT_OR_BELOW_LEVEL_SQL,
+        ),
         # Search (studio.search): trigrams find a fragment of 3 or more characters
         # anywhere, and a shorter one at the start of a word.
         _postgresql_only(

@@ -6,6 +6,7 @@ from typing import Any
 from .models import Paint, StockMovement
 from .services.listing import Page
 from .services.paints import PaintRecord
+from .services.reorder import BrandTotal, ReorderLine
 from .services.stats import Breakdown, InventoryStats
 from .services.stock import MovementRecord
 from .services.vocabularies import Vocabulary
@@ -33,6 +34,8 @@ def paint(item: Paint | PaintRecord) -> dict[str, Any]:
         "price": f"{item.price:.2f}",
         "description": item.description,
         "color_preview": item.color_preview,
+        "reorder_level": item.reorder_level,
+        "reorder_quantity": item.reorder_quantity,
         "created_at": iso(item.created_at),
         "updated_at": iso(item.updated_at),
         "version": item.version,
@@ -71,7 +74,7 @@ def _breakdown(rows: list[Breakdown], key: str) -> list[dict[str, Any]]:
     return [{key: row.key, "paints": row.paints, "units": row.units} for row in rows]
 
 
-def stats(figures: InventoryStats, *, currency: str) -> dict[str, Any]:
+def stats(figures: InventoryStats, *, currency: str, default_reorder_level: int) -> dict[str, Any]:
     return {
         "paints": figures.paints,
         "units": figures.units,
@@ -80,9 +83,22 @@ def stats(figures: InventoryStats, *, currency: str) -> dict[str, Any]:
         "in_stock": figures.in_stock,
         "low_stock": figures.low_stock,
         "out_of_stock": figures.out_of_stock,
-        "low_stock_threshold": figures.low_stock_threshold,
+        "low_stock_threshold": default_reorder_level,
         "by_brand": _breakdown(figures.by_brand, "brand"),
         "by_color_family": _breakdown(figures.by_color_family, "color_family"),
+    }
+
+
+def reorder_line(line: ReorderLine) -> dict[str, Any]:
+    return {"paint": paint(line.paint), "suggested_quantity": line.suggested_quantity}
+
+
+def reorder(result: Page, brands: list[BrandTotal]) -> dict[str, Any]:
+    return {
+        **page(result, reorder_line),
+        "brands": [
+            {"brand": total.brand, "paints": total.paints, "units": total.units} for total in brands
+        ],
     }
 
 

@@ -38,6 +38,8 @@ def paints(codec: str) -> st.SearchStrategy[dict]:
             "color_code": st.none() | texts(codec, 20),
             "stock": st.integers(0, MAX_STOCK),
             "price": st.decimals(min_value=0, max_value=MAX_PRICE, places=2),
+            "reorder_level": st.integers(0, MAX_STOCK),
+            "reorder_quantity": st.none() | st.integers(1, MAX_STOCK),
             "color_preview": st.none() | st.from_regex(r"#[0-9A-F]{6}", fullmatch=True),
             "image_url": st.none() | st.sampled_from(IMAGE_URLS),
             "description": st.none() | texts(codec, 200, multiline=True),

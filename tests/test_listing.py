@@ -100,14 +100,6 @@ def test_filters_search_and_sort(api, shelf, query, expected):
     assert names(api, query) == expected
 
 
-def test_low_stock_threshold_is_configurable(api, shelf, app):
-    app.config["LOW_STOCK_THRESHOLD"] = 6
-    try:
-        assert names(api, "stock=low_stock") == ["Bone White", "Mephiston Red"]
-    finally:
-        app.config["LOW_STOCK_THRESHOLD"] = 5
-
-
 def test_pagination_reports_totals(api, shelf):
     body = api.get("/api/v1/paints?per_page=2&page=3").get_json()
     assert [item["name"] for item in body["items"]] == ["Mephiston Red"]
@@ -223,5 +215,5 @@ def explain(query) -> str:
 )
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_filters_use_an_index_on_postgresql(app, shelf, paint_filter):
-    plan = explain(select(Paint.id).where(*paint_filter.conditions("postgresql", 5)))
+    plan = explain(select(Paint.id).where(*paint_filter.conditions("postgresql")))
     assert "Seq Scan" not in plan and "ix_paints_" in plan, plan

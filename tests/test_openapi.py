@@ -203,6 +203,8 @@ NEW_PAINT = {
     "price": "4.55",
     "description": "A warm, dark yellow.",
     "color_preview": "#fdb825",
+    "reorder_level": 3,
+    "reorder_quantity": 12,
 }
 
 
@@ -340,6 +342,9 @@ CASES = [
     Case("GET", MOVEMENTS, 404, {}, "missing"),
     Case("GET", MOVEMENTS, 422, {"query_string": {"per_page": 0}}),
     Case("GET", "/stats", 200, {}),
+    Case("GET", "/reorder", 200, {}),
+    Case("GET", "/reorder", 200, {"query_string": {"brand": "Citadel", "page": 1, "per_page": 5}}),
+    Case("GET", "/reorder", 422, {"query_string": {"brand": "x" * 101, "per_page": 0}}),
     Case("GET", "/vocabularies", 200, {}),
     Case("GET", "/openapi.json", 200, {}),
     *(

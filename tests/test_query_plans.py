@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from studio.database import lift_time_limits
 from studio.extensions import db
 from studio.models import Paint
-from studio.services import listing, stats
+from studio.services import levels, listing, reorder, stats
 from studio.services.listing import PaintFilter, encode_cursor
 from studio.services.paints import PaintRecord
 
@@ -69,7 +69,7 @@ def largest_sort(plan: str) -> int:
 
 def listing_plan(paint_filter: PaintFilter) -> str:
     """Return the plan of the page query the listing would send for this filter."""
-    where = paint_filter.conditions("postgresql", 5)
+    where = paint_filter.conditions("postgresql")
     _, exact = listing.count_matching(where, "postgresql")
     return plan_of(listing.page_statement(paint_filter, where, exact))
 
@@ -123,6 +123,20 @@ def test_filters_and_search_use_indexes(big_shop, paint_filter):
     assert "Seq Scan" not in plan, plan
 
 
+@pytest.mark.parametrize("sort", ["stock", "-stock"])
+def test_low_stock_by_stock_reads_the_index_of_paints_at_their_level(big_shop, sort):
+    """Most first once walked the stock index down past every paint above its level."""
+    plan = listing_plan(PaintFilter(stock="low_stock", sort=sort))
+    assert "ix_paints_reorder_stock_id" in plan and "Seq Scan" not in plan, plan
+
+
+def test_the_reorder_list_and_its_totals_read_their_partial_index(big_shop):
+    batch = select(Paint).where(levels.AT_OR_BELOW_LEVEL).order_by(*reorder.ORDER).limit(1000)
+    assert "ix_paints_reorder_brand_name_id" in plan_of(batch)
+    totals = plan_of(reorder.totals_statement())
+    assert "Index Only Scan using ix_paints_reorder_brand_name_id" in totals, totals
+
+
 @pytest.mark.parametrize("q", ["4242", "C-4242", "c-424", "99999", "deep 4242", "rimso dee"])
 @pytest.mark.parametrize("sort", ["name", "-price"])
 def test_a_code_fragment_is_found_through_the_trigram_index(big_shop, q, sort):
@@ -130,7 +144,7 @@ def test_a_code_fragment_is_found_through_the_trigram_index(big_shop, q, sort):
     paint_filter = PaintFilter(q=q, sort=sort)
     plan = listing_plan(paint_filter)
     assert "ix_paints_search" in plan and "Seq Scan" not in plan, plan
-    where = paint_filter.conditions("postgresql", 5)
+    where = paint_filter.conditions("postgresql")
     matches = db.session.scalar(select(db.func.count()).select_from(Paint).where(*where))
     # The planner guesses how many match; either way it sorts those, not every paint.
     assert 0 < matches and largest_sort(plan) <= listing.EXACT_COUNT_LIMIT, plan
@@ -147,7 +161,7 @@ def test_one_or_two_characters_find_word_starts_through_the_trigram_index(big_sh
 def test_a_big_brand_by_price_reads_its_own_index(big_shop, sort):
     """A brand with more than EXACT_COUNT_LIMIT paints is read in price order from an index."""
     paint_filter = PaintFilter(brand="Brand 7", sort=sort)
-    where = paint_filter.conditions("postgresql", 5)
+    where = paint_filter.conditions("postgresql")
     plan = plan_of(listing.page_statement(paint_filter, where, few_matches=False))
     assert "ix_paints_brand_price_id" in plan and largest_sort(plan) == 0, plan
 
@@ -165,7 +179,7 @@ def test_a_search_sorts_its_matches_instead_of_walking_the_sort_index(big_shop, 
     ids=repr,
 )
 def test_totals_never_count_more_than_the_limit(big_shop, paint_filter):
-    where = paint_filter.conditions("postgresql", 5)
+    where = paint_filter.conditions("postgresql")
     total, exact = listing.count_matching(where, "postgresql")
     true_total = db.session.scalar(select(db.func.count()).select_from(Paint).where(*where))
     if true_total > listing.EXACT_COUNT_LIMIT:
@@ -185,7 +199,7 @@ def test_figures_take_one_pass_over_the_paints(big_shop, monkeypatch):
         return real_execute(statement, *args, **kwargs)
 
     monkeypatch.setattr(db.session, "execute", recording)
-    figures = stats._load_stats(5)
+    figures = stats._load_stats()
     monkeypatch.undo()
     assert figures.paints == PAINTS
     assert sum(row.paints for row in figures.by_brand) == PAINTS

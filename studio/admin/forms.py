@@ -14,7 +14,7 @@ from ..services import vocabularies
 from ..services.errors import EditConflict, ServiceError
 from ..services.validation import PAINT_FIELDS
 
-OPTIONAL_NUMBERS = ("stock", "price")
+OPTIONAL_NUMBERS = ("stock", "price", "reorder_level")
 
 
 class PaintForm(FlaskForm):
@@ -27,6 +27,8 @@ class PaintForm(FlaskForm):
     # Text, not type=number: Chromium reads "4,50" typed in a number input as 450.
     stock = StringField("Stock")
     price = StringField("Price")
+    reorder_level = StringField("Reorder level")
+    reorder_quantity = StringField("Reorder quantity")
     color_preview = StringField("Swatch colour")
     image_url = StringField("Image URL")
     description = TextAreaField("Description")
@@ -47,8 +49,9 @@ class PaintForm(FlaskForm):
     def submitted(self, *, new: bool) -> dict[str, str]:
         """Return the typed values, as the paint services take them.
 
-        A new paint left without stock or price gets the usual 0 and 0.00; on an edit an
-        emptied number is sent on, and refused as missing.
+        A new paint left without stock, price or reorder level gets the usual 0, 0.00 and
+        default level; on an edit an emptied one is sent on, and refused as missing. An
+        empty reorder quantity is none, on both.
         """
         values = {name: (self[name].data or "").strip() for name in PAINT_FIELDS}
         if new:

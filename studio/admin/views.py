@@ -1,7 +1,10 @@
 """Admin pages: parse the form or query, call a service, render."""
 
+import re
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import chain
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -21,9 +24,11 @@ from .. import signals
 from ..extensions import login_manager
 from ..resilience.deadline import paced
 from ..resilience.retry import retry_transient
-from ..services import csv_io, listing, paints, stats, stock
+from ..services import csv_io, listing, paints, reorder, stats, stock
 from ..services.errors import EditConflict, NotFound, ServiceError, ValidationError
 from ..services.listing import PaintFilter
+from ..services.reorder import ReorderRequest
+from ..services.validation import default_reorder_level
 from .charts import bar_chart
 from .formatting import money, short_figure
 from .forms import ConfirmForm, PaintForm, StockForm
@@ -51,12 +56,11 @@ def service_error_page(exc: ServiceError):
 @bp.get("/")
 @retry_transient
 def dashboard():
-    threshold = listing.low_stock_threshold()
-    figures = stats.inventory_stats(threshold)
+    figures = stats.inventory_stats()
     return render_template(
         "admin/dashboard.html",
         figures=figures,
-        low_stock=listing.low_stock_paints(threshold),
+        low_stock=listing.low_stock_paints(),
         family_chart=bar_chart(
             "Units per colour family", figures.by_color_family, noun="families", coloured=True
         ),
@@ -72,14 +76,13 @@ def list_paints():
         paint_filter = PaintFilter.from_args(request.args)
     except ValidationError as exc:
         errors, paint_filter = exc.fields, PaintFilter()
-    page = listing.list_paints(paint_filter, listing.low_stock_threshold())
+    page = listing.list_paints(paint_filter)
     return render_template(
         "admin/paints/list.html",
         page=page,
         paint_filter=paint_filter,
         choices=listing.filter_choices(),
         errors=errors,
-        threshold=listing.low_stock_threshold(),
     ), (422 if errors else 200)
 
 
@@ -87,12 +90,20 @@ def list_paints():
 @retry_transient
 def export_paints():
     paint_filter = PaintFilter.from_args(request.args)
-    rows = listing.matching_paints(paint_filter, listing.low_stock_threshold())
-    # The query runs here, inside the view: a database away now is retried, or a 503.
+    rows = listing.matching_paints(paint_filter)
+    return csv_download(rows, csv_io.export_csv, f"paints-{datetime.now(UTC):%Y%m%d-%H%M}.csv")
+
+
+def csv_download(
+    rows: Iterator[Any], document: Callable[[Iterable[Any]], Iterator[str]], filename: str
+):
+    """Stream the rows as a CSV attachment; the first batch is read before answering.
+
+    The query runs here, inside the view: a database away now is retried, or a 503.
+    """
     first = next(rows, None)
     found = chain([first], rows) if first is not None else iter(())
-    chunks = paced(csv_io.export_csv(found), current_app.config["REQUEST_DEADLINE_SECONDS"])
-    filename = f"paints-{datetime.now(UTC):%Y%m%d-%H%M}.csv"
+    chunks = paced(document(found), current_app.config["REQUEST_DEADLINE_SECONDS"])
     return Response(
         stream_with_context(chunks),
         mimetype="text/csv",
@@ -100,11 +111,42 @@ def export_paints():
     )
 
 
+@bp.get("/reorder")
+@retry_transient
+def reorder_list():
+    errors: dict[str, str] = {}
+    try:
+        chosen = ReorderRequest.from_args(request.args)
+    except ValidationError as exc:
+        errors, chosen = exc.fields, ReorderRequest()
+    brands = reorder.brand_totals()
+    return render_template(
+        "admin/reorder.html",
+        page=reorder.reorder_page(chosen),
+        brands=brands,
+        totals={total.brand: total for total in brands},
+        chosen=chosen,
+        errors=errors,
+    ), (422 if errors else 200)
+
+
+@bp.get("/reorder.csv")
+@retry_transient
+def export_reorder():
+    brand = ReorderRequest.from_args(request.args).brand
+    # A brand's name made safe for a file name: letters and digits, the rest as dashes.
+    named = "-" + re.sub(r"[^A-Za-z0-9]+", "-", brand).strip("-").lower() if brand else ""
+    filename = f"reorder{named}-{datetime.now(UTC):%Y%m%d-%H%M}.csv"
+    return csv_download(reorder.reorder_lines(brand), csv_io.export_reorder_csv, filename)
+
+
 @bp.route("/paints/new", methods=["GET", "POST"])
 @retry_transient
 def new_paint():
     form = PaintForm()
     status = 200
+    if not form.is_submitted():
+        form.reorder_level.data = str(default_reorder_level())
     if form.validate_on_submit():
         try:
             paint = paints.create_paint(form.submitted(new=True), current_user.id, from_text=True)
@@ -162,7 +204,6 @@ def render_detail(paint_id: int, stock_form: StockForm, status: int = 200):
         paint=paint,
         movements=movements,
         stock_form=stock_form,
-        threshold=listing.low_stock_threshold(),
     ), status
 
 

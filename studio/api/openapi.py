@@ -5,6 +5,7 @@ from typing import Any
 
 from ..models import VOCABULARY_KINDS
 from ..services.listing import MAX_PAGE, MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
+from ..services.reorder import PER_PAGE as REORDER_PER_PAGE
 from ..services.validation import (
     CONTROL_CHARS,
     CONTROL_CHARS_MULTILINE,
@@ -115,6 +116,21 @@ def _paint_input(required: list[str], **extra: dict[str, Any]) -> dict[str, Any]
             },
             "description": {**MULTILINE_TEXT, "maxLength": 5000, "nullable": True},
             "color_preview": {**COLOR, "nullable": True},
+            "reorder_level": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_STOCK,
+                "description": "The paint is low, and on the reorder list, at or below this "
+                "stock; a new paint sent without one gets LOW_STOCK_THRESHOLD.",
+            },
+            "reorder_quantity": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_STOCK,
+                "nullable": True,
+                "description": "How many to order when the paint is low; null: enough to "
+                "bring the stock back above the reorder level.",
+            },
             **extra,
         },
     }
@@ -139,6 +155,8 @@ SCHEMAS: dict[str, Any] = {
             "price",
             "description",
             "color_preview",
+            "reorder_level",
+            "reorder_quantity",
             "created_at",
             "updated_at",
             "version",
@@ -155,6 +173,8 @@ SCHEMAS: dict[str, Any] = {
             "price": PRICE,
             "description": NULLABLE_STRING,
             "color_preview": {"type": "string", "pattern": "^#[0-9A-F]{6}$", "nullable": True},
+            "reorder_level": {"type": "integer", "minimum": 0},
+            "reorder_quantity": {"type": "integer", "minimum": 1, "nullable": True},
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,
             "version": {"type": "integer", "minimum": 1},
@@ -263,6 +283,44 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "PaintPage": _page_of("Paint"),
+    "ReorderLine": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["paint", "suggested_quantity"],
+        "properties": {
+            "paint": _ref("Paint"),
+            "suggested_quantity": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The paint's reorder_quantity, or else enough to bring its "
+                "stock back above its reorder_level (reorder_level - stock + 1).",
+            },
+        },
+    },
+    "ReorderList": {
+        "type": "object",
+        "required": ["items", "pagination", "brands"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "items": _ref("ReorderLine")},
+            "pagination": _ref("Pagination"),
+            "brands": {
+                "type": "array",
+                "description": "Each brand (supplier) with paints to order, by name: how many "
+                "paints and the suggested units in all.",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["brand", "paints", "units"],
+                    "properties": {
+                        "brand": {"type": "string"},
+                        "paints": {"type": "integer", "minimum": 1},
+                        "units": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+        },
+    },
     "MovementPage": _page_of("Movement"),
     "Breakdown": {
         "type": "object",
@@ -301,7 +359,12 @@ SCHEMAS: dict[str, Any] = {
             "in_stock": {"type": "integer"},
             "low_stock": {"type": "integer"},
             "out_of_stock": {"type": "integer"},
-            "low_stock_threshold": {"type": "integer"},
+            "low_stock_threshold": {
+                "type": "integer",
+                "description": "The reorder level a new paint gets (LOW_STOCK_THRESHOLD). Each "
+                "paint is low at or below its own reorder_level: `low_stock` counts the paints "
+                "in stock at or below it, `in_stock` those above it, `out_of_stock` stock 0.",
+            },
             "by_brand": {"type": "array", "items": _ref("Breakdown")},
             "by_color_family": {"type": "array", "items": _ref("Breakdown")},
         },
@@ -566,6 +629,32 @@ PATHS: dict[str, Any] = {
             "operationId": "get_stats",
             "summary": "Counts, units and value of the stock, overall, per brand and per family.",
             "responses": {"200": _json(_ref("Stats"), "The figures."), **COMMON_ERRORS},
+        }
+    },
+    "/reorder": {
+        "get": {
+            "operationId": "reorder_list",
+            "summary": "The paints at or below their reorder level, by brand, with what to order.",
+            "description": "Out-of-stock paints included; ordered by brand, name and id. "
+            "`brand` picks one brand (supplier), given exactly as the paints spell it.",
+            "parameters": [
+                {
+                    "name": "brand",
+                    "in": "query",
+                    **EMPTY_IS_DEFAULT,
+                    "schema": {**TEXT, "maxLength": 100},
+                },
+                PAGE_PARAMETERS[0],
+                {
+                    **PAGE_PARAMETERS[1],
+                    "schema": {**PAGE_PARAMETERS[1]["schema"], "default": REORDER_PER_PAGE},
+                },
+            ],
+            "responses": {
+                "200": _json(_ref("ReorderList"), "A page of the reorder list."),
+                "422": _error("A query parameter has a bad value."),
+                **COMMON_ERRORS,
+            },
         }
     },
     "/vocabularies": {

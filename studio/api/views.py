@@ -9,8 +9,9 @@ from werkzeug.exceptions import HTTPException
 
 from .. import serializers
 from ..resilience.retry import retry_transient
-from ..services import cached_reads, listing, paints, stats, stock, vocabularies
+from ..services import cached_reads, listing, paints, reorder, stats, stock, vocabularies
 from ..services.errors import ServiceError, ValidationError
+from ..services.validation import default_reorder_level
 from .auth import prefetches, require_token
 from .errors import handle_http_error, handle_service_error
 from .idempotency import idempotent
@@ -103,9 +104,7 @@ def _printable(key: str) -> str:
 @retry_transient
 def list_paints():
     paint_filter = listing.PaintFilter.from_args(request.args)
-    return serializers.page(
-        listing.list_paints(paint_filter, listing.low_stock_threshold()), serializers.paint
-    )
+    return serializers.page(listing.list_paints(paint_filter), serializers.paint)
 
 
 @bp.post("/paints")
@@ -163,8 +162,18 @@ def list_movements(paint_id: int):
 @bp.get("/stats")
 @retry_transient
 def get_stats():
-    figures = stats.inventory_stats(listing.low_stock_threshold())
-    return serializers.stats(figures, currency=current_app.config["CURRENCY"])
+    return serializers.stats(
+        stats.inventory_stats(),
+        currency=current_app.config["CURRENCY"],
+        default_reorder_level=default_reorder_level(),
+    )
+
+
+@bp.get("/reorder")
+@retry_transient
+def reorder_list():
+    chosen = reorder.ReorderRequest.from_args(request.args)
+    return serializers.reorder(reorder.reorder_page(chosen), reorder.brand_totals(chosen.brand))
 
 
 @bp.get("/vocabularies")

@@ -18,6 +18,16 @@ from .paints import bulk_create_paints
 from .validation import PAINT_FIELDS, REQUIRED_PAINT_FIELDS, validate_paint
 
 CSV_COLUMNS = PAINT_FIELDS
+# What a supplier's order needs of each paint, then the suggested quantity.
+REORDER_PAINT_COLUMNS = (
+    "brand",
+    "color_code",
+    "name",
+    "color_type",
+    "stock",
+    "reorder_level",
+    "reorder_quantity",
+)
 REQUIRED_COLUMNS = REQUIRED_PAINT_FIELDS
 # Spreadsheets run a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -71,12 +81,30 @@ def _uncell(text: str) -> str:
 
 def export_csv(paints: Iterable[Paint]) -> Iterator[str]:
     """Yield a CSV document of the paints, a line at a time, after a byte-order mark."""
+    rows = ([getattr(paint, column) for column in CSV_COLUMNS] for paint in paints)
+    return _csv_document(CSV_COLUMNS, rows)
+
+
+def export_reorder_csv(lines: Iterable[Any]) -> Iterator[str]:
+    """Yield the reorder list (reorder.ReorderLine items) as a CSV document to order with."""
+    rows = (
+        [
+            *(getattr(line.paint, column) for column in REORDER_PAINT_COLUMNS),
+            line.suggested_quantity,
+        ]
+        for line in lines
+    )
+    return _csv_document((*REORDER_PAINT_COLUMNS, "suggested_quantity"), rows)
+
+
+def _csv_document(header: Iterable[str], rows: Iterable[list[Any]]) -> Iterator[str]:
+    """Yield the rows as CSV, 64 KB at a time, after a byte-order mark (for Excel)."""
     buffer = io.StringIO()
     buffer.write(BOM)
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for paint in paints:
-        writer.writerow([_cell(getattr(paint, column)) for column in CSV_COLUMNS])
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell(value) for value in row])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -124,5 +124,7 @@ def seed_demo(count: int, *, on_batch: Callable[[int], None] | None = None) -> i
 
 def demo_csv(count: int, *, start: int = 1) -> bytes:
     """Return `count` demo paints as the export writes them: a file to import."""
-    paints = (SimpleNamespace(**paint) for paint in demo_paints(count, start=start))
+    # Without reorder columns: the import gives each paint the default level.
+    blank = dict.fromkeys(csv_io.CSV_COLUMNS)
+    paints = (SimpleNamespace(**{**blank, **paint}) for paint in demo_paints(count, start=start))
     return "".join(csv_io.export_csv(paints)).encode()

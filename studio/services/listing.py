@@ -9,7 +9,6 @@ from datetime import datetime
 from decimal import Decimal, DecimalException
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -25,7 +24,7 @@ from sqlalchemy import (
 from ..extensions import db
 from ..models import Paint
 from ..search import word_parts
-from . import cached_reads, vocabularies
+from . import cached_reads, levels, vocabularies
 from .errors import ValidationError
 from .paints import PaintRecord
 from .validation import MAX_INT, MAX_PRICE, FieldError, clean_int, clean_text
@@ -179,8 +178,11 @@ class PaintFilter:
         _canonical_choices(values)
         return cls(stock=stock, sort=sort, page=page, per_page=per_page, after=after, **values)
 
-    def conditions(self, dialect: str, low_stock_threshold: int) -> list[ColumnElement[bool]]:
-        """Return the WHERE clauses of this filter (without the cursor)."""
+    def conditions(self, dialect: str) -> list[ColumnElement[bool]]:
+        """Return the WHERE clauses of this filter (without the cursor).
+
+        Low and in stock compare each paint with its own reorder level (see levels).
+        """
         clauses: list[ColumnElement[bool]] = []
         if self.q:
             clauses.extend(search_conditions(self.q))
@@ -189,11 +191,11 @@ class PaintFilter:
             if value is not None:
                 clauses.append(getattr(Paint, field) == value)
         if self.stock == "out_of_stock":
-            clauses.append(Paint.stock == 0)
+            clauses.append(levels.OUT)
         elif self.stock == "low_stock":
-            clauses.append(Paint.stock.between(1, low_stock_threshold))
+            clauses.append(levels.LOW)
         elif self.stock == "in_stock":
-            clauses.append(Paint.stock > low_stock_threshold)
+            clauses.append(levels.ABOVE_LEVEL)
         return clauses
 
     @property
@@ -279,24 +281,16 @@ def dialect_name() -> str:
     return db.session.get_bind().dialect.name
 
 
-def low_stock_threshold() -> int:
-    """Return the stock at or below which a paint in stock is running low."""
-    return current_app.config["LOW_STOCK_THRESHOLD"]
-
-
-def list_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
+def list_paints(paint_filter: PaintFilter) -> Page:
     """Return the page of paints matching the filter (cached until the next write)."""
     return cached_reads.remember_in_generation(
-        "paints",
-        (paint_filter, low_stock_threshold),
-        "LIST_CACHE_TTL",
-        lambda: _load_page(paint_filter, low_stock_threshold),
+        "paints", paint_filter, "LIST_CACHE_TTL", lambda: _load_page(paint_filter)
     )
 
 
-def _load_page(paint_filter: PaintFilter, low_stock_threshold: int) -> Page:
+def _load_page(paint_filter: PaintFilter) -> Page:
     dialect = dialect_name()
-    where = paint_filter.conditions(dialect, low_stock_threshold)
+    where = paint_filter.conditions(dialect)
     total, exact = count_matching(where, dialect)
     rows = db.session.scalars(page_statement(paint_filter, where, exact)).all()
     has_next = len(rows) > paint_filter.per_page
@@ -365,7 +359,7 @@ def _estimate(where: list[ColumnElement[bool]]) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def matching_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Iterator[Paint]:
+def matching_paints(paint_filter: PaintFilter) -> Iterator[Paint]:
     """Yield every paint matching the filter, in its order, a batch at a time.
 
     Each batch is a query of its own that starts after the last paint of the one before,
@@ -373,7 +367,7 @@ def matching_paints(paint_filter: PaintFilter, low_stock_threshold: int) -> Iter
     outlives the session of its request (Flask ends the app context when the view returns,
     before the body is sent), and a PostgreSQL cursor does not survive that.
     """
-    where = paint_filter.conditions(dialect_name(), low_stock_threshold)
+    where = paint_filter.conditions(dialect_name())
     order = paint_filter.order_by()
     batch_filter = replace(paint_filter, after=None)
     while True:
@@ -409,18 +403,11 @@ def filter_choices() -> FilterChoices:
     )
 
 
-def low_stock_paints(low_stock_threshold: int, limit: int = 10) -> list[PaintRecord]:
-    """Return the paints closest to running out (but not yet out), fewest first."""
-    query = (
-        select(Paint)
-        .where(Paint.stock.between(1, low_stock_threshold))
-        .order_by(Paint.stock, Paint.id)
-        .limit(limit)
-    )
+def low_stock_paints(limit: int = 10) -> list[PaintRecord]:
+    """Return the low paints closest to running out (but not yet out), fewest first."""
+    query = select(Paint).where(levels.LOW).order_by(Paint.stock, Paint.id).limit(limit)
 
     def load() -> list[PaintRecord]:
         return [PaintRecord.of(paint) for paint in db.session.scalars(query)]
 
-    return cached_reads.remember_in_generation(
-        "low-stock", (low_stock_threshold, limit), "STATS_CACHE_TTL", load
-    )
+    return cached_reads.remember_in_generation("low-stock", limit, "STATS_CACHE_TTL", load)

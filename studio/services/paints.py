@@ -21,6 +21,7 @@ from .validation import (
     PAINT_RULES,
     FieldError,
     clean_int,
+    default_reorder_level,
     validate_paint,
 )
 
@@ -45,6 +46,8 @@ class PaintRecord:
     price: Decimal
     description: str | None
     color_preview: str | None
+    reorder_level: int
+    reorder_quantity: int | None
     created_at: datetime
     updated_at: datetime
     version: int
@@ -392,7 +395,13 @@ def _insert_batch(
     batch: list[Mapping[str, Any]], kind: str, reason: str, user_id: int | None
 ) -> int:
     # Every row gets every key, so the driver can send a batch as one statement.
-    rows = [{**dict.fromkeys(PAINT_RULES), "stock": 0, "price": ZERO_PRICE, **row} for row in batch]
+    defaults = {
+        **dict.fromkeys(PAINT_RULES),
+        "stock": 0,
+        "price": ZERO_PRICE,
+        "reorder_level": default_reorder_level(),
+    }
+    rows = [{**defaults, **row} for row in batch]
     statement = insert(Paint).returning(Paint.id, Paint.stock, sort_by_parameter_order=True)
     inserted = db.session.execute(statement, rows).all()
     movements = [

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text, type_coerce
 
 from ..extensions import db
 from ..models import Money, Paint
-from . import cached_reads
+from . import cached_reads, levels
 
 
 @dataclass(frozen=True)
@@ -26,52 +26,50 @@ class InventoryStats:
     in_stock: int
     low_stock: int
     out_of_stock: int
-    low_stock_threshold: int
     by_brand: list[Breakdown]
     by_color_family: list[Breakdown]
 
 
-def inventory_stats(low_stock_threshold: int) -> InventoryStats:
-    """Return the inventory figures (cached until the next write, or their short TTL)."""
-    return cached_reads.remember_in_generation(
-        "stats", low_stock_threshold, "STATS_CACHE_TTL", lambda: _load_stats(low_stock_threshold)
-    )
+def inventory_stats() -> InventoryStats:
+    """Return the inventory figures (cached until the next write, or their short TTL).
+
+    In, low and out of stock compare each paint with its own reorder level (see levels).
+    """
+    return cached_reads.remember_in_generation("stats", (), "STATS_CACHE_TTL", _load_stats)
 
 
-def _totals_columns(low_stock_threshold: int) -> list[Any]:
+def _totals_columns() -> list[Any]:
     return [
         func.count(),
         func.coalesce(func.sum(Paint.stock), 0),
         type_coerce(func.coalesce(func.sum(Paint.price * Paint.stock), 0), Money()),
-        func.count().filter(Paint.stock > low_stock_threshold),
-        func.count().filter(Paint.stock.between(1, low_stock_threshold)),
-        func.count().filter(Paint.stock == 0),
+        func.count().filter(levels.ABOVE_LEVEL),
+        func.count().filter(levels.LOW),
+        func.count().filter(levels.OUT),
     ]
 
 
-def _load_stats(low_stock_threshold: int) -> InventoryStats:
+def _load_stats() -> InventoryStats:
     """Count the figures: one pass over the paints on PostgreSQL, three queries elsewhere."""
     if db.session.get_bind().dialect.name == "postgresql":
-        return _load_stats_in_one_pass(low_stock_threshold)
-    totals = db.session.execute(select(*_totals_columns(low_stock_threshold))).one()
-    return _figures(
-        totals, _breakdown(Paint.brand), _breakdown(Paint.color_family), low_stock_threshold
-    )
+        return _load_stats_in_one_pass()
+    totals = db.session.execute(select(*_totals_columns())).one()
+    return _figures(totals, _breakdown(Paint.brand), _breakdown(Paint.color_family))
 
 
-def _load_stats_in_one_pass(low_stock_threshold: int) -> InventoryStats:
+def _load_stats_in_one_pass() -> InventoryStats:
     """Totals and both breakdowns from one scan, with GROUPING SETS (about 40 % cheaper)."""
     which = func.grouping(Paint.brand, Paint.color_family)
     rows = db.session.execute(
-        select(
-            which, Paint.brand, Paint.color_family, *_totals_columns(low_stock_threshold)
-        ).group_by(text("GROUPING SETS ((brand), (color_family), ())"))
+        select(which, Paint.brand, Paint.color_family, *_totals_columns()).group_by(
+            text("GROUPING SETS ((brand), (color_family), ())")
+        )
     ).all()
     # grouping() is 1 for the brand rows, 2 for the family rows and 3 for the grand total.
     brands = [Breakdown(row[1], row[3], int(row[4])) for row in rows if row[0] == 1]
     families = [Breakdown(row[2], row[3], int(row[4])) for row in rows if row[0] == 2]
     totals = next((row[3:] for row in rows if row[0] == 3), None)
-    return _figures(totals, _ranked(brands), _ranked(families), low_stock_threshold)
+    return _figures(totals, _ranked(brands), _ranked(families))
 
 
 def _ranked(rows: list[Breakdown]) -> list[Breakdown]:
@@ -79,9 +77,7 @@ def _ranked(rows: list[Breakdown]) -> list[Breakdown]:
     return sorted(rows, key=lambda row: (-row.paints, row.key is None, row.key or ""))
 
 
-def _figures(
-    totals: Any, by_brand: list[Breakdown], by_family: list[Breakdown], threshold: int
-) -> InventoryStats:
+def _figures(totals: Any, by_brand: list[Breakdown], by_family: list[Breakdown]) -> InventoryStats:
     paints, units, value, in_stock, low_stock, out_of_stock = totals
     return InventoryStats(
         paints=paints,
@@ -90,7 +86,6 @@ def _figures(
         in_stock=in_stock,
         low_stock=low_stock,
         out_of_stock=out_of_stock,
-        low_stock_threshold=threshold,
         by_brand=by_brand,
         by_color_family=by_family,
     )

@@ -160,6 +160,18 @@ def clean_color_preview(value: Any) -> str | None:
     return color.upper()
 
 
+def clean_reorder_quantity(value: Any, *, from_text: bool = False) -> int | None:
+    """Return how many to order when the paint is low, or None to order up to the level."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return clean_int(value, minimum=1, maximum=MAX_STOCK, from_text=from_text)
+
+
+def default_reorder_level() -> int:
+    """Return the reorder level of a paint given none: the LOW_STOCK_THRESHOLD setting."""
+    return current_app.config["LOW_STOCK_THRESHOLD"]
+
+
 def _text(max_length: int, required: bool = False, multiline: bool = False) -> Callable:
     def rule(value: Any, from_text: bool) -> str | None:
         return clean_text(value, max_length=max_length, required=required, multiline=multiline)
@@ -180,6 +192,10 @@ PAINT_RULES: dict[str, Callable[[Any, bool], Any]] = {
     "price": lambda value, from_text: clean_price(value, from_text=from_text),
     "description": _text(5000, multiline=True),
     "color_preview": lambda value, from_text: clean_color_preview(value),
+    "reorder_level": lambda value, from_text: clean_int(
+        value, minimum=0, maximum=MAX_STOCK, from_text=from_text
+    ),
+    "reorder_quantity": lambda value, from_text: clean_reorder_quantity(value, from_text=from_text),
 }
 # The editable fields, in the order forms and CSV files show them.
 PAINT_FIELDS = (
@@ -190,6 +206,8 @@ PAINT_FIELDS = (
     "color_family",
     "stock",
     "price",
+    "reorder_level",
+    "reorder_quantity",
     "color_preview",
     "image_url",
     "description",
@@ -204,7 +222,8 @@ def validate_paint(
     """Return the cleaned paint fields, or raise ValidationError naming every bad field.
 
     `partial` accepts a subset of fields (an edit); `from_text` accepts numbers
-    written as text, as an HTML form or a CSV file sends them.
+    written as text, as an HTML form or a CSV file sends them. A new paint sent without
+    a reorder level gets the default one.
     """
     cleaned: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -223,6 +242,8 @@ def validate_paint(
         for field in REQUIRED_PAINT_FIELDS:
             if field not in data:
                 errors[field] = "is required."
+        if "reorder_level" not in data:
+            cleaned["reorder_level"] = default_reorder_level()
     _use_list_spellings(cleaned, errors)
     if errors:
         raise ValidationError(errors)
