@@ -1,7 +1,9 @@
 """The connection budget: the advisor's arithmetic and the start-up check."""
 
+import http.server
 import logging
 import os
+import threading
 
 import pytest
 from sqlalchemy import text
@@ -248,3 +250,30 @@ def test_tune_says_why_it_cannot_use_the_metrics(extra_apps, args, message):
     result = extra_apps().test_cli_runner().invoke(args=["tune", *args], input="# nothing\n")
     assert result.exit_code == 1
     assert message in result.output
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"), [(400, "ALLOWED_HOSTS"), (401, "--token"), (403, "METRICS_TOKEN")]
+)
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_tune_says_what_a_refused_scrape_means(extra_apps, status, hint):
+    """A Host outside ALLOWED_HOSTS got a bare 'HTTP Error 400: BAD REQUEST'."""
+
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the handler's name is http.server's)
+            self.send_error(status)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        result = extra_apps().test_cli_runner().invoke(args=["tune", "--metrics-url", url])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1
+    assert f"HTTP Error {status}" in result.output and hint in result.output

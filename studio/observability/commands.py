@@ -82,6 +82,16 @@ def web_serving() -> serving.Serving | None:
         raise click.ClickException(str(exc)) from None
 
 
+def _hint(exc: Exception) -> str:
+    """Say what the usual refusals of a /metrics scrape mean."""
+    status = getattr(exc, "code", None)
+    if status == 400:
+        return " (is the URL's host one of ALLOWED_HOSTS? studio refuses any other Host)"
+    if status in (401, 403):
+        return " (give the metrics token: --token or METRICS_TOKEN)"
+    return ""
+
+
 def observed_pool_figures(url: str | None, token: str | None, saved: Any) -> budget.Observed | None:
     """Return what the running workers observed, from a scrape, a file or the shared files."""
     try:
@@ -95,7 +105,7 @@ def observed_pool_figures(url: str | None, token: str | None, saved: Any) -> bud
             click.echo("- No metrics given (--metrics-url or --metrics-file): limits only.")
             return None
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot read the metrics: {exc}") from None
+        raise click.ClickException(f"cannot read the metrics: {exc}{_hint(exc)}") from None
     observed = budget.observed_from(found)
     if observed is None:
         raise click.ClickException("the metrics hold no pool figures of studio's.")

@@ -14,6 +14,7 @@ import math
 import os
 import threading
 import time
+import urllib.error
 import urllib.request
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
@@ -310,8 +311,12 @@ def fetch(url: str, token: str | None, timeout: float = 10) -> str:
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.read().decode()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read().decode()
+    except urllib.error.HTTPError as refused:
+        refused.close()  # it holds the answer's socket
+        raise
 
 
 # Database faults, counted from the product's signals (studio.signals).
