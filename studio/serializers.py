@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .models import Paint, StockMovement
+from .services.bulk import Outcome
 from .services.listing import Page
 from .services.paints import PaintRecord
 from .services.reorder import BrandTotal, ReorderLine
@@ -53,6 +54,16 @@ def movement(item: StockMovement | MovementRecord) -> dict[str, Any]:
         "user": item.username,
         "created_at": iso(item.created_at),
     }
+
+
+def outcome(item: Outcome) -> dict[str, Any]:
+    """Shape what one operation of a bulk change did."""
+    shaped: dict[str, Any] = {"op": item.operation.kind, "paint_id": item.operation.paint_id}
+    if item.paint is not None:
+        shaped["paint"] = paint(item.paint)
+    if item.change is not None:
+        shaped["movement"] = movement(item.change.movement)
+    return shaped
 
 
 def page(result: Page, item_shape: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The OpenAPI document at /api/v1/openapi.json tells the truth about the JSON API."""
 
+import json
 import re
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -283,7 +284,10 @@ class Case(NamedTuple):
 PAINT = "/paints/{paint_id}"
 STOCK = "/paints/{paint_id}/stock"
 MOVEMENTS = "/paints/{paint_id}/movements"
-BODY_OPERATIONS = [("POST", "/paints"), ("PATCH", PAINT), ("POST", STOCK)]
+BULK = "/paints/bulk"
+BODY_OPERATIONS = [("POST", "/paints"), ("PATCH", PAINT), ("POST", STOCK), ("POST", BULK)]
+# In a body, the test's paint (its id is known only when the test runs).
+THE_PAINT = "{paint_id}"
 JSON = "application/json"
 BODY_FAULTS = [
     (400, {"data": '{"name": ', "content_type": JSON}),
@@ -341,6 +345,33 @@ CASES = [
     Case("GET", MOVEMENTS, 200, {"query_string": {"page": 1, "per_page": 1}}),
     Case("GET", MOVEMENTS, 404, {}, "missing"),
     Case("GET", MOVEMENTS, 422, {"query_string": {"per_page": 0}}),
+    Case(
+        "POST",
+        BULK,
+        200,
+        {
+            "json": {
+                "operations": [
+                    {"op": "adjust_stock", "paint_id": THE_PAINT, "delta": 2, "reason": "In"},
+                    {"op": "update", "paint_id": THE_PAINT, "fields": {"reorder_level": 3}},
+                    {"op": "delete", "paint_id": THE_PAINT},
+                ]
+            }
+        },
+    ),
+    Case(
+        "POST",
+        BULK,
+        409,
+        {
+            "json": {
+                "operations": [
+                    {"op": "update", "paint_id": THE_PAINT, "fields": {"color_code": "21-26"}}
+                ]
+            }
+        },
+    ),
+    Case("POST", BULK, 422, {"json": {"operations": [{"op": "delete", "paint_id": MAX_INT}]}}),
     Case("GET", "/stats", 200, {}),
     Case("GET", "/reorder", 200, {}),
     Case("GET", "/reorder", 200, {"query_string": {"brand": "Citadel", "page": 1, "per_page": 5}}),
@@ -364,7 +395,8 @@ def case_id(case: Case) -> str:
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_each_answer_matches_the_document(checked, paint, case):
     paint_id = PAINT_IDS.get(case.paint_id, paint.id)
-    response = checked.send(case.method, case.template, paint_id, **case.request)
+    request = json.loads(json.dumps(case.request).replace(f'"{THE_PAINT}"', str(paint_id)))
+    response = checked.send(case.method, case.template, paint_id, **request)
     assert response.status_code == case.status, response.get_data(as_text=True)[:500]
 
 

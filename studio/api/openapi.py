@@ -4,6 +4,7 @@ from functools import cache
 from typing import Any
 
 from ..models import VOCABULARY_KINDS
+from ..services.bulk import MAX_OPERATIONS
 from ..services.listing import MAX_PAGE, MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
 from ..services.reorder import PER_PAGE as REORDER_PER_PAGE
 from ..services.validation import (
@@ -139,6 +140,21 @@ def _paint_input(required: list[str], **extra: dict[str, Any]) -> dict[str, Any]
     return schema
 
 
+STOCK_ADJUSTMENT_PROPERTIES: dict[str, Any] = {
+    "delta": {
+        "type": "integer",
+        "minimum": -MAX_STOCK,
+        "maximum": MAX_STOCK,
+        "not": {"enum": [0]},
+    },
+    "reason": {**REQUIRED_TEXT, "maxLength": 200},
+}
+# A bulk update's fields: any of the paint's, but stock (which an adjustment changes).
+BULK_FIELDS = _paint_input([])
+BULK_FIELDS["properties"] = {
+    name: schema for name, schema in BULK_FIELDS["properties"].items() if name != "stock"
+}
+
 SCHEMAS: dict[str, Any] = {
     "Paint": {
         "type": "object",
@@ -211,15 +227,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["delta", "reason"],
-        "properties": {
-            "delta": {
-                "type": "integer",
-                "minimum": -MAX_STOCK,
-                "maximum": MAX_STOCK,
-                "not": {"enum": [0]},
-            },
-            "reason": {**REQUIRED_TEXT, "maxLength": 200},
-        },
+        "properties": STOCK_ADJUSTMENT_PROPERTIES,
     },
     "Movement": {
         "type": "object",
@@ -250,6 +258,87 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["paint", "movement"],
         "properties": {"paint": _ref("Paint"), "movement": _ref("Movement")},
+    },
+    "BulkChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["operations"],
+        "properties": {
+            "operations": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_OPERATIONS,
+                "items": {
+                    "oneOf": [
+                        _ref("BulkAdjustStock"),
+                        _ref("BulkUpdate"),
+                        _ref("BulkDelete"),
+                    ]
+                },
+            }
+        },
+        "description": f"At most {MAX_OPERATIONS:,} operations, applied in order, all or "
+        "none. A bad one (a bad field, an unknown paint, a version that is not the paint's, "
+        "stock going below 0) changes nothing and is named in `fields` as "
+        "`operations[i].field`, with every other bad one.",
+    },
+    "BulkAdjustStock": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["op", "paint_id", "delta", "reason"],
+        "properties": {
+            "op": {"type": "string", "enum": ["adjust_stock"]},
+            "paint_id": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+            **STOCK_ADJUSTMENT_PROPERTIES,
+        },
+    },
+    "BulkUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["op", "paint_id", "fields"],
+        "properties": {
+            "op": {"type": "string", "enum": ["update"]},
+            "paint_id": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+            "fields": {**BULK_FIELDS, "minProperties": 1},
+            "version": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_INT,
+                "description": "When given, the paint must be at this version.",
+            },
+        },
+        "description": "Set some fields of a paint (not stock: adjust_stock records why).",
+    },
+    "BulkDelete": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["op", "paint_id"],
+        "properties": {
+            "op": {"type": "string", "enum": ["delete"]},
+            "paint_id": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+        },
+    },
+    "BulkResult": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["applied", "results"],
+        "properties": {
+            "applied": {"type": "integer", "minimum": 1},
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["op", "paint_id"],
+                    "properties": {
+                        "op": {"type": "string", "enum": ["adjust_stock", "update", "delete"]},
+                        "paint_id": {"type": "integer"},
+                        "paint": _ref("Paint"),
+                        "movement": _ref("Movement"),
+                    },
+                },
+            },
+        },
     },
     "Pagination": {
         "type": "object",
@@ -546,6 +635,20 @@ PATHS: dict[str, Any] = {
                     "headers": {"Location": {"schema": {"type": "string"}}},
                 },
                 "409": _error("Another paint of this brand has this colour code."),
+                **BODY_ERRORS,
+                **COMMON_ERRORS,
+            },
+        },
+    },
+    "/paints/bulk": {
+        "post": {
+            "operationId": "bulk_change",
+            "summary": "Adjust stock, set fields or delete, for many paints at once: all or none.",
+            "parameters": [IDEMPOTENCY_KEY],
+            "requestBody": _body("BulkChange"),
+            "responses": {
+                "200": _json(_ref("BulkResult"), "Every operation applied; each one's outcome."),
+                "409": _error("A new colour code is used by another paint of its brand."),
                 **BODY_ERRORS,
                 **COMMON_ERRORS,
             },

@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import serializers
 from ..resilience.retry import retry_transient
-from ..services import cached_reads, listing, paints, reorder, stats, stock, vocabularies
+from ..services import bulk, cached_reads, listing, paints, reorder, stats, stock, vocabularies
 from ..services.errors import ServiceError, ValidationError
 from ..services.validation import default_reorder_level
 from .auth import prefetches, require_token
@@ -114,6 +114,15 @@ def create_paint():
     paint = paints.create_paint(json_body(), g.api_user.id)
     location = url_for(".get_paint", paint_id=paint.id)
     return serializers.paint(paint), 201, {"Location": location}
+
+
+@bp.post("/paints/bulk")
+@retry_transient
+@idempotent
+def bulk_change():
+    operations = bulk.parse_operations(json_body())
+    outcomes = bulk.apply_operations(operations, g.api_user.id)
+    return {"applied": len(outcomes), "results": [serializers.outcome(o) for o in outcomes]}
 
 
 @bp.get("/paints/<id:paint_id>")

@@ -104,7 +104,7 @@ def create_paint(
     fields = validate_paint(data, from_text=from_text)
     paint = Paint(**fields)
     db.session.add(paint)
-    with _unique_code_guard():
+    with unique_code_guard():
         db.session.flush()
         if paint.stock:
             db.session.add(
@@ -163,7 +163,7 @@ def update_paint(
     if "stock" in fields and fields["stock"] != old_stock:
         db.session.add(_correction(paint.id, fields["stock"] - old_stock, fields["stock"], user_id))
     try:
-        with _unique_code_guard():
+        with unique_code_guard():
             db.session.flush()
             saved = PaintRecord.of(paint)
             transactions.commit(cached_reads.paints_changed(paint_id))
@@ -296,7 +296,7 @@ def _write_edited(
         .returning(*PAINT_COLUMNS)
         .execution_options(synchronize_session=False)
     )
-    with _unique_code_guard():
+    with unique_code_guard():
         row = db.session.execute(statement).one_or_none()
         if row is None:
             db.session.rollback()
@@ -374,7 +374,7 @@ def bulk_create_paints(
     """Insert already validated paints in batches, in one transaction; return how many."""
     count = 0
     batch: list[Mapping[str, Any]] = []
-    with _unique_code_guard():
+    with unique_code_guard():
         for row in rows:
             batch.append(row)
             if len(batch) == BULK_BATCH_SIZE:
@@ -430,7 +430,7 @@ def _version_conflict(paint: Paint) -> VersionConflict:
 
 
 @contextmanager
-def _unique_code_guard() -> Iterator[None]:
+def unique_code_guard() -> Iterator[None]:
     """Turn a duplicate (brand, color_code) into a Conflict, after rolling back."""
     try:
         yield
