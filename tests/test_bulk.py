@@ -55,7 +55,7 @@ def test_one_bad_operation_changes_nothing_and_every_bad_one_is_named(api, make_
         {"op": "update", "paint_id": other.id, "fields": {"price": "2"}},
     ]
     response = api.post(BULK, json={"operations": operations})
-    assert response.status_code == 422
+    assert response.status_code == 409
     fields = response.get_json()["error"]["fields"]
     assert set(fields) == {
         "operations[1].delta",

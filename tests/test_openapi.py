@@ -371,7 +371,8 @@ CASES = [
             }
         },
     ),
-    Case("POST", BULK, 422, {"json": {"operations": [{"op": "delete", "paint_id": MAX_INT}]}}),
+    Case("POST", BULK, 409, {"json": {"operations": [{"op": "delete", "paint_id": MAX_INT}]}}),
+    Case("POST", BULK, 422, {"json": {"operations": [{"op": "delete", "paint_id": 0}]}}),
     Case("GET", "/stats", 200, {}),
     Case("GET", "/reorder", 200, {}),
     Case("GET", "/reorder", 200, {"query_string": {"brand": "Citadel", "page": 1, "per_page": 5}}),

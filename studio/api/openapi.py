@@ -278,9 +278,9 @@ SCHEMAS: dict[str, Any] = {
             }
         },
         "description": f"At most {MAX_OPERATIONS:,} operations, applied in order, all or "
-        "none. A bad one (a bad field, an unknown paint, a version that is not the paint's, "
-        "stock going below 0) changes nothing and is named in `fields` as "
-        "`operations[i].field`, with every other bad one.",
+        "none. A bad one changes nothing and is named in `fields` as `operations[i].field`, "
+        "with every other bad one: 422 for a bad field, 409 for what the paints as they are "
+        "refuse (an unknown paint, a version that is not the paint's, stock going below 0).",
     },
     "BulkAdjustStock": {
         "type": "object",
@@ -648,7 +648,12 @@ PATHS: dict[str, Any] = {
             "requestBody": _body("BulkChange"),
             "responses": {
                 "200": _json(_ref("BulkResult"), "Every operation applied; each one's outcome."),
-                "409": _error("A new colour code is used by another paint of its brand."),
+                "409": _error(
+                    "The paints as they are refuse an operation (an unknown or already deleted "
+                    "paint, a version that is not the paint's, stock leaving its bounds at "
+                    "that point of the list), each named in `fields` as `operations[i].field`; "
+                    "or a new colour code is used by another paint of its brand."
+                ),
                 **BODY_ERRORS,
                 **COMMON_ERRORS,
             },

@@ -1,11 +1,12 @@
 """Several changes to paints as one: all of them, or none (the API's POST /paints/bulk).
 
 Every operation is checked before anything is written, and every bad one is named
-(`operations[3].delta`), so that a script learns all its mistakes at once. The paints
+(`operations[3].delta`, 422), so that a script learns all its mistakes at once. The paints
 named are then locked (SELECT ... FOR UPDATE, in id order so that two bulk writes never
 deadlock) and the operations are checked against them in order: a paint deleted by an
-earlier operation, a version that is not the paint's, stock going below 0. Only when all
-pass are they applied, in one transaction, through the same rules as one at a time.
+earlier operation, a version that is not the paint's, stock going below 0 (409, each
+named too). Only when all pass are they applied, in one transaction, through the same
+rules as one at a time.
 """
 
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..models import Paint, utcnow
 from . import cached_reads, transactions
-from .errors import ValidationError
+from .errors import Conflict, ValidationError
 from .paints import PAINT_COLUMNS, PaintRecord, delete_paint, unique_code_guard
 from .stock import StockChange, adjust_stock, validate_adjustment
 from .validation import MAX_INT, MAX_STOCK, FieldError, clean_int, validate_paint
@@ -127,7 +128,8 @@ def _checked(kind: str, item: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_operations(operations: list[Operation], user_id: int | None) -> list[Outcome]:
-    """Apply every operation in one transaction, or none: raise ValidationError naming each."""
+    """Apply every operation in one transaction, or none: raise Conflict naming each that
+    the paints as they are refuse (unknown, another version, stock out of bounds)."""
     with transactions.one_transaction():
         current = _lock({operation.paint_id for operation in operations})
         _refuse_what_cannot_apply(operations, current)
@@ -178,7 +180,8 @@ def _refuse_what_cannot_apply(
             else:
                 stocks[paint_id] = after
     if errors:
-        raise ValidationError(errors)
+        named = ", ".join(sorted(errors))
+        raise Conflict(f"Nothing was changed: the paints are not as {named} expects.", errors)
 
 
 def _apply(operation: Operation, user_id: int | None) -> Outcome:

@@ -10,7 +10,8 @@ What the document cannot say, and the run would otherwise count against the API:
   family the admins' lists (GET /vocabularies) do not hold, and an edit's `original`
   without the value of a field it sends (OpenAPI 3.0 cannot tie one property's presence to
   another's in a way schemathesis generates from) are refused with 422 naming that
-  parameter alone. Valid cases are sent without `after` and with no type or family, so
+  parameter alone (in a bulk change, `operations[i].fields.color_type`). Valid cases are
+  sent without `after` and with no type or family, so
   that they test the rest; a "valid data rejected" failure that is still refused for one of
   these alone (its answer naming nothing else) is dropped. Any other status, field or
   failure fails the run.
@@ -29,6 +30,8 @@ KEY_REUSED = "idempotency_key_reused"
 VALID_DATA_REJECTED = "ST202"
 VOCABULARY = {"color_type", "color_family"}
 MISSING_ORIGINAL = "must give the value the edit started from of:"
+# A bulk update's type or family, named by its place in the list of operations.
+BULK_VOCABULARY = re.compile(r"operations\[\d+\]\.fields\.(color_type|color_family)")
 
 
 def data_dependent(operation: str, fields: dict[str, str]) -> bool:
@@ -37,6 +40,8 @@ def data_dependent(operation: str, fields: dict[str, str]) -> bool:
         return set(fields) == {"after"}
     if operation == "POST /paints":
         return set(fields) <= VOCABULARY
+    if operation == "POST /paints/bulk":
+        return all(BULK_VOCABULARY.fullmatch(name) for name in fields)
     if operation == "PATCH /paints/{paint_id}":
         original = fields.get("original")
         return set(fields) - {"original"} <= VOCABULARY and (
@@ -64,7 +69,18 @@ def map_case(context, case):
     if isinstance(case.body, dict):
         for field in VOCABULARY & set(case.body):
             case.body[field] = None
+        for operation in _listed(case.body.get("operations")):
+            for field in VOCABULARY & set(_mapping(operation.get("fields"))):
+                operation["fields"][field] = None
     return case
+
+
+def _listed(value):
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _mapping(value):
+    return value if isinstance(value, dict) else {}
 
 
 @schemathesis.hook
