@@ -1,18 +1,22 @@
 """Price lists and deliveries through the staged import: previewed, then applied all at once."""
 
+import io
+import re
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, update
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from studio.extensions import db
 from studio.models import ImportUpload, Paint, StockMovement, User
 from studio.services import imports, paints
-from studio.services.stock import adjust_stock
 from studio.services.errors import Conflict, ValidationError
+from studio.services.stock import adjust_stock
 from studio.services.validation import MAX_STOCK
 
-from .conftest import password_hash
+from .conftest import password_hash, token_from
 
 
 @pytest.fixture
@@ -188,3 +192,45 @@ def test_a_bad_file_is_refused_by_line_and_stages_nothing(user_id, limits, mode,
     check, staged = imports.stage_upload(text.encode(), "x.csv", user_id, limits, mode, "DN-2")
     assert staged is None
     assert any(problem in reason for _, reason in check.errors), check.errors
+
+
+def send(admin, text: str, mode: str, reference: str = ""):
+    """Send the file from the import page as a browser does, with its mode and reference."""
+    token = token_from(admin.get("/admin/paints/import").get_data(as_text=True))
+    boundary, body = encode_multipart(
+        {
+            "csrf_token": token,
+            "mode": mode,
+            "reference": reference,
+            "file": FileStorage(io.BytesIO(text.encode()), f"{mode}.csv", "file", "text/csv"),
+        }
+    )
+    return admin.client.post(
+        "/admin/paints/import", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+
+
+def test_the_page_previews_old_and_new_and_refuses_a_stale_confirmation(admin, shop):
+    page = send(admin, PRICE_LIST, "update").get_data(as_text=True)
+    assert "1 paint to update" in page
+    assert "<del>€4.50</del> → <ins>€4.75</ins>" in page
+    assert 'Row 3: Citadel <span class="mono">Z-9</span>' in page
+    path = re.search(r'action="(/admin/paints/import/\d+)"', page).group(1)
+    paints.update_paint(shop["A-1"].id, {"version": 1, "name": "Renamed"}, None)
+    refused = admin.post(path, form_page=path)
+    assert refused.status_code == 409
+    assert "row 1: Citadel A-1" in refused.get_data(as_text=True)
+    assert by_code("A-1").price == Decimal("4.50")
+
+
+def test_a_delivery_needs_its_reference_named_on_the_page(admin, shop):
+    refused = send(admin, DELIVERY, "receive")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert 'id="reference-error">is required' in page
+    received = send(admin, DELIVERY, "receive", "DN-9")
+    path = re.search(r'action="(/admin/paints/import/\d+)"', received.get_data(as_text=True))
+    done = admin.post(path.group(1), form_page=path.group(1))
+    assert done.status_code == 302
+    listing = admin.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Received 18 units into 2 paints." in listing

@@ -149,5 +149,5 @@ def done_message(imported: imports.Imported) -> tuple[str, str]:
     if imported.already and imported.mode == "add":
         return f"These {count} were imported already.", "info"
     if imported.already:
-        return f"This file was applied already: {done[0].lower()}{done[1:]}", "info"
+        return f"This file was applied already, to {count}; nothing more was changed.", "info"
     return done, "success"
