@@ -17,6 +17,7 @@ from studio.services.stock import adjust_stock
 from studio.services.validation import MAX_STOCK
 
 from .conftest import password_hash, token_from
+from .test_openapi import checked, contract  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -234,3 +235,15 @@ def test_a_delivery_needs_its_reference_named_on_the_page(admin, shop):
     assert done.status_code == 302
     listing = admin.get(done.headers["Location"]).get_data(as_text=True)
     assert "Received 18 units into 2 paints." in listing
+
+
+def test_a_delivery_movement_is_answered_as_the_api_document_says(
+    checked,  # noqa: F811
+    shop,
+    user_id,
+    limits,
+):
+    staged = stage(DELIVERY, user_id, limits, "receive", reference="DN-5")
+    imports.import_upload(staged.id, user_id, limits)
+    history = checked.send("GET", "/paints/{paint_id}/movements", shop["A-1"].id)
+    assert history.get_json()["items"][0]["kind"] == "delivery"
