@@ -213,7 +213,10 @@ def stage_upload(
 
 
 def _changes(upload: ImportUpload, page: int = 1) -> bulk_updates.Preview | None:
-    if upload.mode == "add" or upload.status != "checked":
+    waiting = upload.status in ("checked", "failed") or (
+        upload.status == "importing" and _stalled(upload)
+    )
+    if upload.mode == "add" or not waiting:
         return None
     return bulk_updates.preview(upload.id, upload.mode, page)
 
