@@ -6,7 +6,9 @@ upload. The import is INSERT ... SELECT from those rows (PostgreSQL adds the ope
 movements in the same statement), so the rows do not travel through Python a second time.
 On PostgreSQL a file of more than IMPORT_INLINE_ROWS lines is checked, and then imported,
 by a thread of the worker, since neither fits in a request at 200,000 rows (see the
-README's "Importing" for the figures); its page follows the progress.
+README's "Importing" for the figures); its page follows the progress. An upload's mode says
+whether it adds paints (here) or updates existing ones or receives a delivery (the rows'
+paints are matched at the check, and the preview and the writes are in bulk_updates).
 """
 
 import csv
@@ -150,12 +152,14 @@ def clean_mode(mode: Any, reference: Any) -> tuple[str, str | None]:
     if mode != "receive":
         return mode, None
     try:
-        return mode, clean_text(reference, max_length=200, required=True)
+        reference = clean_text(reference, max_length=200)
     except FieldError as exc:
-        message = "is required: the delivery note's number, recorded with each movement."
+        raise ValidationError({"reference": str(exc)}) from None
+    if reference is None:
         raise ValidationError(
-            {"reference": message if "required" in str(exc) else str(exc)}
-        ) from None
+            {"reference": "is required: the delivery note's number, recorded with each movement."}
+        )
+    return mode, reference
 
 
 def stage_upload(
