@@ -247,3 +247,14 @@ def test_a_delivery_movement_is_answered_as_the_api_document_says(
     imports.import_upload(staged.id, user_id, limits)
     history = checked.send("GET", "/paints/{paint_id}/movements", shop["A-1"].id)
     assert history.get_json()["items"][0]["kind"] == "delivery"
+
+
+def test_an_edit_landing_during_the_update_refuses_it_all(shop, user_id, limits, monkeypatch):
+    staged = stage(PRICE_LIST, user_id, limits, "update")
+    # As if the edit came after the confirmation's look at the versions: the UPDATE's own
+    # condition on each paint's version is then what refuses the file.
+    monkeypatch.setattr(imports.bulk_updates, "refuse_changed_paints", lambda *args: None)
+    paints.update_paint(shop["A-1"].id, {"version": 1, "name": "Renamed"}, None)
+    with pytest.raises(Conflict, match="while it was being applied"):
+        imports.import_upload(staged.id, user_id, limits)
+    assert (by_code("A-1").price, by_code("A-1").name) == (Decimal("4.50"), "Renamed")
