@@ -26,7 +26,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
 
-MOVEMENT_KINDS = ("initial", "adjustment", "import", "correction")
+MOVEMENT_KINDS = ("initial", "adjustment", "import", "correction", "delivery")
+# What an upload does: add new paints, update existing ones, or receive a delivery.
+IMPORT_MODES = ("add", "update", "receive")
 IMPORT_STATUSES = ("checking", "refused", "checked", "importing", "imported", "failed")
 # The paint fields whose values come from a list the admins keep (VocabularyTerm).
 VOCABULARY_KINDS = ("color_type", "color_family")
@@ -354,11 +356,18 @@ class ImportUpload(db.Model):
     delimiter: Mapped[str | None] = mapped_column(String(1))
     problems: Mapped[str | None] = mapped_column(Text)
     problem_count: Mapped[int] = mapped_column(default=0)
+    # One of IMPORT_MODES; a delivery's reference (its delivery note) is each movement's reason.
+    mode: Mapped[str] = mapped_column(String(10), default="add", server_default="add")
+    reference: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         CheckConstraint(
             "status IN ({})".format(", ".join(f"'{status}'" for status in IMPORT_STATUSES)),
             name="status_known",
+        ),
+        CheckConstraint(
+            "mode IN ({})".format(", ".join(f"'{mode}'" for mode in IMPORT_MODES)),
+            name="mode_known",
         ),
         Index("ix_import_uploads_user_id", "user_id"),
         Index("ix_import_uploads_created_at", "created_at"),
@@ -366,7 +375,12 @@ class ImportUpload(db.Model):
 
 
 class ImportRow(PaintFields, db.Model):
-    """One checked row of an upload, with the paint's columns as it will be inserted."""
+    """One checked row of an upload, with the paint's columns as it will be inserted.
+
+    A row that updates a paint or receives a delivery leaves empty (NULL) what the file
+    does not change, and notes the paint its brand and code matched at the check, with
+    that paint's version then.
+    """
 
     __tablename__ = "import_rows"
 
@@ -375,3 +389,11 @@ class ImportRow(PaintFields, db.Model):
     )
     # The row's place in the file (1 for the first paint), which is the order of import.
     position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str | None] = mapped_column(String(200))
+    stock: Mapped[int | None] = mapped_column()
+    price: Mapped[Decimal | None] = mapped_column(Money())
+    reorder_level: Mapped[int | None] = mapped_column(server_default="5")
+    quantity: Mapped[int | None] = mapped_column()
+    unit_cost: Mapped[Decimal | None] = mapped_column(Money())
+    paint_id: Mapped[int | None] = mapped_column()
+    paint_version: Mapped[int | None] = mapped_column()

@@ -7,7 +7,8 @@ from flask import current_app
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from itsdangerous import BadData, URLSafeSerializer
-from wtforms import HiddenField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 from ..models import VOCABULARY_KINDS
 from ..services import vocabularies
@@ -114,10 +115,20 @@ class StockForm(FlaskForm):
     reason = StringField("Reason")
 
 
+IMPORT_MODE_CHOICES = [
+    SelectChoice("add", "Add new paints"),
+    SelectChoice("update", "Update existing paints (a price list)"),
+    SelectChoice("receive", "Receive stock (a delivery)"),
+]
+
+
 class ImportForm(FlaskForm):
-    """The file to check; a clean one is kept server-side and confirmed by its id."""
+    """The file to check and what it does; a clean one is kept server-side, confirmed by its id."""
 
     file = FileField("CSV file")
+    # The services refuse an unknown mode, naming the field.
+    mode = RadioField("The file", choices=IMPORT_MODE_CHOICES, default="add", validate_choice=False)
+    reference = StringField("Delivery note reference")
 
 
 class ConfirmForm(FlaskForm):

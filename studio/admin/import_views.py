@@ -90,14 +90,26 @@ def import_paints():
                 form.file.data.filename or "upload.csv",
                 current_user.id,
                 import_limits(),
+                mode=form.mode.data,
+                reference=form.reference.data,
             )
             if check is None:  # a large file, checked in the background: its page follows it
                 return redirect(url_for(".staged_import", upload_id=upload.id), 303)
             status = 200 if check.ok else 422
         except ServiceError as exc:
-            form.file.errors = list(exc.fields.values()) or [exc.message]
+            _show_errors(form, exc)
             status = exc.status
     return render_import(form, check=check, upload=upload, status=status)
+
+
+def _show_errors(form: ImportForm, exc: ServiceError) -> None:
+    """Put each refused field's message next to it; the rest belongs to the file."""
+    fields = dict(exc.fields)
+    for name in ("mode", "reference"):
+        if name in fields:
+            getattr(form, name).errors = [fields.pop(name)]
+    if fields or not exc.fields:
+        form.file.errors = list(fields.values()) or [exc.message]
 
 
 @bp.route("/paints/import/<id:upload_id>", methods=["GET", "POST"])
@@ -116,10 +128,26 @@ def staged_import(upload_id: int):
             )
         if imported.started:  # a large file, imported in the background: its page follows it
             return redirect(url_for(".staged_import", upload_id=upload_id), 303)
-        if imported.already:
-            flash(f"These {paints_phrase(imported.count)} were imported already.", "info")
-        else:
-            flash(f"Imported {paints_phrase(imported.count)}.", "success")
+        flash(*done_message(imported))
+        if imported.mode != "add":
+            return redirect(url_for(".list_paints"))
         return redirect(url_for(".list_paints", sort="-created_at"))
-    upload = imports.get_upload(upload_id, current_user.id, limits)
+    page = request.args.get("page", 1, type=int)
+    upload = imports.get_upload(upload_id, current_user.id, limits, page=page)
     return render_import(ImportForm(formdata=None), check=upload.check, upload=upload)
+
+
+def done_message(imported: imports.Imported) -> tuple[str, str]:
+    """Say what a confirmation did, in the words of its mode."""
+    count = paints_phrase(imported.count)
+    if imported.mode == "update":
+        done = f"Updated {count}."
+    elif imported.mode == "receive":
+        done = f"Received {imported.units:,} units into {count}."
+    else:
+        done = f"Imported {count}."
+    if imported.already and imported.mode == "add":
+        return f"These {count} were imported already.", "info"
+    if imported.already:
+        return f"This file was applied already, to {count}; nothing more was changed.", "info"
+    return done, "success"

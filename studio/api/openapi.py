@@ -3,7 +3,7 @@
 from functools import cache
 from typing import Any
 
-from ..models import VOCABULARY_KINDS
+from ..models import MOVEMENT_KINDS, VOCABULARY_KINDS
 from ..services.bulk import MAX_OPERATIONS
 from ..services.listing import MAX_PAGE, MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
 from ..services.reorder import PER_PAGE as REORDER_PER_PAGE
@@ -247,7 +247,7 @@ SCHEMAS: dict[str, Any] = {
             "paint_id": {"type": "integer"},
             "delta": {"type": "integer"},
             "stock_after": {"type": "integer", "minimum": 0},
-            "kind": {"type": "string", "enum": ["initial", "adjustment", "import", "correction"]},
+            "kind": {"type": "string", "enum": list(MOVEMENT_KINDS)},
             "reason": NULLABLE_STRING,
             "user": NULLABLE_STRING,
             "created_at": TIMESTAMP,

@@ -15,7 +15,16 @@ from ..extensions import db
 from ..models import Paint
 from .errors import ValidationError
 from .paints import bulk_create_paints
-from .validation import PAINT_FIELDS, REQUIRED_PAINT_FIELDS, validate_paint
+from .validation import (
+    MAX_STOCK,
+    PAINT_FIELDS,
+    REQUIRED_PAINT_FIELDS,
+    FieldError,
+    clean_int,
+    clean_price,
+    clean_text,
+    validate_paint,
+)
 
 CSV_COLUMNS = PAINT_FIELDS
 # What a supplier's order needs of each paint, then the suggested quantity.
@@ -48,6 +57,36 @@ EXPECTED_HEADER = (
     f"{' and '.join(REQUIRED_COLUMNS)} are required, {', '.join(OPTIONAL_COLUMNS)} optional "
     f"(an export has them all)."
 )
+# The paint a row updates or receives is found by its brand and code.
+KEY_COLUMNS = ("brand", "color_code")
+RECEIVE_COLUMNS = ("brand", "color_code", "quantity", "unit_cost")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The columns a file of one import mode needs and may have, and how to say so."""
+
+    required: tuple[str, ...]
+    allowed: tuple[str, ...]
+    expected: str
+
+
+LAYOUTS = {
+    "add": Layout(REQUIRED_COLUMNS, CSV_COLUMNS, EXPECTED_HEADER),
+    "update": Layout(
+        KEY_COLUMNS,
+        CSV_COLUMNS,
+        "Its first line names the columns, separated by commas or semicolons: brand and "
+        "color_code find the paint, and at least one more column says what to change "
+        f"({', '.join(column for column in CSV_COLUMNS if column not in KEY_COLUMNS)}).",
+    ),
+    "receive": Layout(
+        RECEIVE_COLUMNS[:3],
+        RECEIVE_COLUMNS,
+        "Its first line names the columns, separated by commas or semicolons: brand, "
+        "color_code and quantity are required, unit_cost optional.",
+    ),
+}
 OTHER_DELIMITERS = {"\t": "tabs", "|": "vertical bars", **DELIMITERS}
 WORKBOOK_STARTS = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -167,8 +206,15 @@ def _unreadable(reason: str) -> ValidationError:
     return ValidationError({"file": f"{reason} {SAVE_AS_CSV}"})
 
 
-def check_import(source: bytes | str, on_rows: Callable[[int], None] | None = None) -> ImportCheck:
+def check_import(
+    source: bytes | str, on_rows: Callable[[int], None] | None = None, mode: str = "add"
+) -> ImportCheck:
     """Validate every row of a CSV file; line numbers count the header as line 1.
+
+    `mode` is what the file is for: "add" new paints (every row must be new), "update"
+    existing ones (brand, color_code and the fields to change; an empty cell changes
+    nothing), or "receive" a delivery (brand, color_code, quantity, optional unit_cost).
+    Whether an update's or a delivery's paints exist is for the import to say.
 
     `source` is the file as uploaded (bytes, decoded here by `decode_csv`'s rules, which
     raises ValidationError naming the `file` when it is neither UTF-8 nor Windows-1252) or
@@ -176,6 +222,7 @@ def check_import(source: bytes | str, on_rows: Callable[[int], None] | None = No
     (`,` or `;`, whichever the header line has more of: column names contain neither).
     `on_rows` hears how many more rows were checked, every PROGRESS_EVERY rows.
     """
+    layout = LAYOUTS[mode]
     check = ImportCheck()
     if isinstance(source, bytes):
         text, check.encoding = _decode(source)
@@ -184,16 +231,19 @@ def check_import(source: bytes | str, on_rows: Callable[[int], None] | None = No
     first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
     check.delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     if not text.strip():
-        check.errors.append((1, f"the file is empty. {EXPECTED_HEADER}"))
+        check.errors.append((1, f"the file is empty. {layout.expected}"))
         return check
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=check.delimiter)
     # Column names are read as Excel users type them, in any case.
     reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
-    problems = _header_problems(reader.fieldnames, first_line, check.delimiter)
+    problems = _header_problems(reader.fieldnames, first_line, check.delimiter, layout)
     if problems:
         check.errors.append((1, problems))
         return check
-    _check_rows(reader, check, on_rows)
+    if mode == "add":
+        _check_rows(reader, check, on_rows)
+    else:
+        _check_keyed_rows(reader, check, on_rows, mode)
     if not check.rows and not check.errors:
         check.errors.append((1, "the file has its header line but no paints after it."))
     check.errors.sort()
@@ -220,9 +270,9 @@ def _check_rows(
     _check_existing_uncoded(uncoded, check)
 
 
-def _header_problems(names: list[str], first_line: str, delimiter: str) -> str:
-    missing = [column for column in REQUIRED_COLUMNS if column not in names]
-    unknown = [name for name in names if name not in CSV_COLUMNS]
+def _header_problems(names: list[str], first_line: str, delimiter: str, layout: Layout) -> str:
+    missing = [column for column in layout.required if column not in names]
+    unknown = [name for name in names if name not in layout.allowed]
     problems = []
     if missing:
         problems.append(f"missing column(s): {', '.join(missing)}")
@@ -231,25 +281,27 @@ def _header_problems(names: list[str], first_line: str, delimiter: str) -> str:
         problems.append(f"unknown column(s): {shown}")
     if len(set(names)) != len(names):
         problems.append("a column appears twice")
+    if not problems and layout.required == KEY_COLUMNS and set(names) <= set(KEY_COLUMNS):
+        problems.append("no column to change besides brand and color_code")
     if not problems:
         return ""
-    return f"{'; '.join(problems)}. {_header_hint(names, first_line, delimiter)}"
+    return f"{'; '.join(problems)}. {_header_hint(names, first_line, delimiter, layout)}"
 
 
-def _header_hint(names: list[str], first_line: str, delimiter: str) -> str:
+def _header_hint(names: list[str], first_line: str, delimiter: str, layout: Layout) -> str:
     for other, described in OTHER_DELIMITERS.items():
         cells = [cell.strip().strip('"').lower() for cell in first_line.split(other)]
-        if other != delimiter and all(column in cells for column in REQUIRED_COLUMNS):
+        if other != delimiter and all(column in cells for column in layout.required):
             return (
                 f"The columns are separated by {described}: save the file as CSV, "
                 f"separated by commas or semicolons. {SAVE_AS_CSV}"
             )
-    if not any(name in CSV_COLUMNS for name in names):
+    if not any(name in layout.allowed for name in names):
         return (
             "None of these is a column name: if the first line is a paint, add a line above "
-            f"it that names the columns. {EXPECTED_HEADER}"
+            f"it that names the columns. {layout.expected}"
         )
-    return EXPECTED_HEADER
+    return layout.expected
 
 
 def _shown(value: str) -> str:
@@ -299,6 +351,80 @@ def _check_row(
             check.errors.append((line, f"{_described(*same)} repeats line {first}."))
             return
     check.rows.append(cleaned)
+
+
+def _check_keyed_rows(
+    reader: csv.DictReader,
+    check: ImportCheck,
+    on_rows: Callable[[int], None] | None,
+    mode: str,
+) -> None:
+    """Check the rows of an update or a delivery: each names one paint, once."""
+    clean = _clean_update if mode == "update" else _clean_delivery
+    keys: dict[tuple[str, str], int] = {}
+    try:
+        for row in reader:
+            line = reader.line_num
+            if len(check.rows) >= MAX_IMPORT_ROWS:
+                check.errors.append((line, f"the file has more than {MAX_IMPORT_ROWS} rows."))
+                break
+            if None in row:
+                check.errors.append((line, "the row has more cells than the header."))
+                continue
+            values = {key: _uncell(value) for key, value in row.items() if value not in (None, "")}
+            try:
+                cleaned = clean(values)
+            except ValidationError as exc:
+                check.errors.append((line, _row_problems(exc, values)))
+                continue
+            key = (cleaned["brand"], cleaned["color_code"])
+            if key in keys:
+                check.errors.append(
+                    (line, f"color_code {key[1]} of {key[0]} repeats line {keys[key]}.")
+                )
+                continue
+            keys[key] = line
+            check.rows.append(cleaned)
+            if on_rows and (len(check.rows) + len(check.errors)) % PROGRESS_EVERY == 0:
+                on_rows(PROGRESS_EVERY)
+    except csv.Error as exc:
+        check.errors.append((reader.line_num, f"the file is not valid CSV: {exc}."))
+
+
+def _clean_update(values: dict[str, str]) -> dict[str, Any]:
+    """Return an update's fields; an empty cell is left out, so it changes nothing."""
+    errors: dict[str, str] = {}
+    cleaned: dict[str, Any] = {}
+    try:
+        cleaned = validate_paint(values, partial=True, from_text=True)
+    except ValidationError as exc:
+        errors.update(exc.fields)
+    for column in KEY_COLUMNS:
+        if column not in errors and cleaned.get(column) is None:
+            errors[column] = "is required to find the paint."
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def _clean_delivery(values: dict[str, str]) -> dict[str, Any]:
+    """Return a delivery row's brand, code, quantity (1 or more) and unit cost."""
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    rules: dict[str, Callable[[Any], Any]] = {
+        "brand": lambda value: clean_text(value, max_length=100, required=True),
+        "color_code": lambda value: clean_text(value, max_length=50, required=True),
+        "quantity": lambda value: clean_int(value, minimum=1, maximum=MAX_STOCK, from_text=True),
+        "unit_cost": lambda value: None if value is None else clean_price(value, from_text=True),
+    }
+    for column, rule in rules.items():
+        try:
+            cleaned[column] = rule(values.get(column))
+        except FieldError as exc:
+            errors[column] = str(exc)
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
 
 
 def _row_problems(exc: ValidationError, values: dict[str, str]) -> str:

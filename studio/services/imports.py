@@ -6,7 +6,9 @@ upload. The import is INSERT ... SELECT from those rows (PostgreSQL adds the ope
 movements in the same statement), so the rows do not travel through Python a second time.
 On PostgreSQL a file of more than IMPORT_INLINE_ROWS lines is checked, and then imported,
 by a thread of the worker, since neither fits in a request at 200,000 rows (see the
-README's "Importing" for the figures); its page follows the progress.
+README's "Importing" for the figures); its page follows the progress. An upload's mode says
+whether it adds paints (here) or updates existing ones or receives a delivery (the rows'
+paints are matched at the check, and the preview and the writes are in bulk_updates).
 """
 
 import csv
@@ -39,6 +41,7 @@ from sqlalchemy.orm import undefer
 from ..database import limit_transaction, raise_time_limits
 from ..extensions import db
 from ..models import (
+    IMPORT_MODES,
     VOCABULARY_KINDS,
     ImportRow,
     ImportUpload,
@@ -48,17 +51,18 @@ from ..models import (
     utcnow,
 )
 from ..resilience.faults import DatabaseUnavailable, cause
-from . import cached_reads, csv_io, transactions
+from . import bulk_updates, cached_reads, csv_io, transactions
 from .errors import Conflict, NotFound, ServiceError, ValidationError
 from .paints import ZERO_PRICE
 from .planner import refresh_statistics
+from .validation import FieldError, clean_text
 
 logger = logging.getLogger(__name__)
+# The paint's columns a staged row has; an update or a delivery also has these.
 STAGED_COLUMNS = [
-    column.name
-    for column in ImportRow.__table__.columns
-    if column.name not in ("upload_id", "position")
+    column.name for column in ImportRow.__table__.columns if column.name in Paint.__table__.c
 ]
+DELIVERY_COLUMNS = ["quantity", "unit_cost"]
 PREVIEW_ROWS = 20
 CLASHES_SHOWN = 10
 # The check stops while this much of its time is left, to store the rows it checked.
@@ -135,40 +139,90 @@ class StagedUpload:
     # What a background check refused: a check to show, and how many problems in all.
     check: csv_io.ImportCheck | None = None
     problem_count: int = 0
+    mode: str = "add"
+    reference: str | None = None
+    # For an update or a delivery: what confirming would change, page by page.
+    changes: bulk_updates.Preview | None = None
+
+
+def clean_mode(mode: Any, reference: Any) -> tuple[str, str | None]:
+    """Return the import's mode and, for a delivery, its reference; ValidationError if wrong."""
+    if mode not in IMPORT_MODES:
+        raise ValidationError({"mode": f"must be one of {', '.join(IMPORT_MODES)}."})
+    if mode != "receive":
+        return mode, None
+    try:
+        reference = clean_text(reference, max_length=200)
+    except FieldError as exc:
+        raise ValidationError({"reference": str(exc)}) from None
+    if reference is None:
+        raise ValidationError(
+            {"reference": "is required: the delivery note's number, recorded with each movement."}
+        )
+    return mode, reference
 
 
 def stage_upload(
-    raw: bytes, filename: str, user_id: int, limits: ImportLimits
+    raw: bytes,
+    filename: str,
+    user_id: int,
+    limits: ImportLimits,
+    mode: str = "add",
+    reference: str | None = None,
 ) -> tuple[csv_io.ImportCheck | None, StagedUpload | None]:
     """Check a CSV file and, if it is clean, keep its rows for `user_id` to confirm.
 
-    Returns the check and the staged upload (None when the file has errors). A file of
-    more than `inline_rows` lines is checked in the background on PostgreSQL: then there
-    is no check yet, and the upload's page follows it.
+    `mode` is what the file does (see clean_mode and csv_io.check_import). Returns the
+    check and the staged upload (None when the file has errors). A file of more than
+    `inline_rows` lines is checked in the background on PostgreSQL: then there is no
+    check yet, and the upload's page follows it.
     """
+    mode, reference = clean_mode(mode, reference)
     if len(raw) > limits.max_bytes:
         raise FileTooLarge(f"The file {limits.too_large()}", {"file": limits.too_large()})
     raise_time_limits(limits.seconds)
     _forget_expired(limits.upload_hours)
     if raw.count(b"\n") > limits.inline_rows and _is_postgresql():
         upload = _new_upload(
-            user_id, filename, status="checking", content=raw, progress_at=utcnow()
+            user_id,
+            filename,
+            status="checking",
+            content=raw,
+            progress_at=utcnow(),
+            mode=mode,
+            reference=reference,
         )
         staged = _staged(upload, [])
         transactions.commit()
         _start(background_check, staged.id)
         return None, staged
     stop_at = time.monotonic() + limits.seconds - STAGING_RESERVE_SECONDS
-    check = csv_io.check_import(raw, on_rows=_check_guard(limits, stop_at))
+    check = csv_io.check_import(raw, on_rows=_check_guard(limits, stop_at), mode=mode)
     if len(check.rows) > limits.max_rows:
         raise _too_many_rows(limits)
     if not check.ok:
         return check, None
-    upload = _new_upload(user_id, filename, status="checked", row_count=len(check.rows))
-    _store_rows(upload.id, check.rows)
-    staged = _staged(upload, check.rows[:PREVIEW_ROWS])
+    upload = _new_upload(
+        user_id,
+        filename,
+        status="checked",
+        row_count=len(check.rows),
+        mode=mode,
+        reference=reference,
+    )
+    _store_rows(upload.id, check.rows, mode)
+    staged = _staged(upload, check.rows[:PREVIEW_ROWS], _changes(upload))
     transactions.commit()
     return check, staged
+
+
+def _changes(upload: ImportUpload, page: int = 1) -> bulk_updates.Preview | None:
+    waiting = upload.status in ("checked", "failed") or (
+        upload.status == "importing" and _stalled(upload)
+    )
+    if upload.mode == "add" or not waiting:
+        return None
+    return bulk_updates.preview(upload.id, upload.mode, page)
 
 
 def _new_upload(user_id: int, filename: str, **values: Any) -> ImportUpload:
@@ -200,14 +254,14 @@ def background_check(app: Flask, upload_id: int) -> None:
             limits = ImportLimits.from_config(app.config)
             stop_at = time.monotonic() + JOB_SECONDS
             guard = _check_guard(limits, stop_at, lambda done: _note_progress(upload_id, done))
-            check = csv_io.check_import(upload.content or b"", on_rows=guard)
+            check = csv_io.check_import(upload.content or b"", on_rows=guard, mode=upload.mode)
             if len(check.rows) > limits.max_rows:
                 raise _too_many_rows(limits)
             upload.encoding, upload.delimiter = check.encoding, check.delimiter
             upload.content = None
             if check.ok:
                 upload.status, upload.row_count = "checked", len(check.rows)
-                _store_rows(upload_id, check.rows)
+                _store_rows(upload_id, check.rows, upload.mode)
             else:
                 upload.status, upload.problem_count = "refused", len(check.errors)
                 upload.problems = json.dumps(check.errors[:PROBLEMS_KEPT])
@@ -265,27 +319,34 @@ def _too_many_rows(limits: ImportLimits) -> ValidationError:
     )
 
 
-def _store_rows(upload_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
+def _store_rows(upload_id: int, rows: Sequence[Mapping[str, Any]], mode: str = "add") -> None:
+    """Keep the checked rows; those of an update or a delivery with the paints they find."""
+    columns = STAGED_COLUMNS if mode == "add" else [*STAGED_COLUMNS, *DELIVERY_COLUMNS]
     if db.session.get_bind().dialect.name == "postgresql":
-        _copy_rows(upload_id, rows)
-        return
-    db.session.execute(
-        insert(ImportRow),
-        [
-            {"upload_id": upload_id, "position": position, **_staged_values(row)}
-            for position, row in enumerate(rows, 1)
-        ],
-    )
+        _copy_rows(upload_id, rows, mode, columns)
+    else:
+        db.session.execute(
+            insert(ImportRow),
+            [
+                {"upload_id": upload_id, "position": position, **_staged_values(row, mode, columns)}
+                for position, row in enumerate(rows, 1)
+            ],
+        )
+    if mode != "add":
+        bulk_updates.match_paints(upload_id)
 
 
-def _staged_values(row: Mapping[str, Any]) -> dict[str, Any]:
-    values = {column: row.get(column) for column in STAGED_COLUMNS}
-    values["stock"] = values["stock"] or 0
-    values["price"] = ZERO_PRICE if values["price"] is None else values["price"]
+def _staged_values(row: Mapping[str, Any], mode: str, columns: Sequence[str]) -> dict[str, Any]:
+    values = {column: row.get(column) for column in columns}
+    if mode == "add":  # a new paint's stock and price; an update leaves out what it lacks
+        values["stock"] = values["stock"] or 0
+        values["price"] = ZERO_PRICE if values["price"] is None else values["price"]
     return values
 
 
-def _copy_rows(upload_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
+def _copy_rows(
+    upload_id: int, rows: Sequence[Mapping[str, Any]], mode: str, columns: Sequence[str]
+) -> None:
     """Send the rows with COPY: 200,000 rows in about a second, where INSERTs take many.
 
     An empty cell is NULL to COPY's CSV format; the checked values have no empty strings.
@@ -293,10 +354,10 @@ def _copy_rows(upload_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     for position, row in enumerate(rows, 1):
-        values = _staged_values(row)
-        writer.writerow([upload_id, position, *(values[column] for column in STAGED_COLUMNS)])
+        values = _staged_values(row, mode, columns)
+        writer.writerow([upload_id, position, *(values[column] for column in columns)])
     buffer.seek(0)
-    columns = ", ".join(["upload_id", "position", *STAGED_COLUMNS])
+    columns = ", ".join(["upload_id", "position", *columns])
     statement = f"COPY import_rows ({columns}) FROM STDIN WITH (FORMAT csv)"
     connection = db.session.connection()
     driver = connection.connection.dbapi_connection
@@ -310,9 +371,14 @@ def _copy_rows(upload_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
         ) from exc
 
 
-def get_upload(upload_id: int, user_id: int, limits: ImportLimits) -> StagedUpload:
-    """Return the admin's own upload, with its first rows; NotFound for anyone else's."""
+def get_upload(upload_id: int, user_id: int, limits: ImportLimits, page: int = 1) -> StagedUpload:
+    """Return the admin's own upload, with its first rows; NotFound for anyone else's.
+
+    An update's or a delivery's upload comes with a page of what it would change.
+    """
     upload = _find(upload_id, user_id, limits)
+    if upload.mode != "add":
+        return _staged(upload, [], _changes(upload, page))
     preview = db.session.execute(
         select(*(ImportRow.__table__.c[column] for column in STAGED_COLUMNS))
         .where(ImportRow.upload_id == upload.id)
@@ -329,6 +395,9 @@ class Imported:
     count: int
     already: bool = False
     started: bool = False
+    mode: str = "add"
+    # A delivery's units received.
+    units: int = 0
 
 
 def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Imported:
@@ -344,19 +413,27 @@ def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Importe
     upload = _find(upload_id, user_id, limits, lock=True)
     # Read before any commit or rollback, which would make the next read a query: after
     # a commit, a query that fails would answer a saved import as failed.
-    count, status = upload.row_count, upload.status
+    count, status, mode, progress = upload.row_count, upload.status, upload.mode, upload.progress
     if status == "imported" or (status == "importing" and not _stalled(upload)):
         db.session.rollback()
-        return Imported(count, already=status == "imported", started=status == "importing")
+        return Imported(
+            progress if mode != "add" and status == "imported" else count,
+            already=status == "imported",
+            started=status == "importing",
+            mode=mode,
+        )
     if status not in ("checked", "failed", "importing"):
         db.session.rollback()
         raise Conflict("This file has not been checked clean; nothing was imported.")
-    _refuse_clashes(upload_id)
+    if mode == "add":
+        _refuse_clashes(upload_id)
+    else:
+        bulk_updates.refuse_changed_paints(upload_id, mode)
     _refuse_retired_values(upload_id)
     if count <= limits.inline_rows or not _is_postgresql():
-        _import_rows(upload, user_id)
+        done = _import_rows(upload, user_id)
         _forget_rows(upload_id)
-        return Imported(count)
+        return Imported(done.count, mode=mode, units=done.units)
     upload.status, upload.progress, upload.progress_at, upload.error = (
         "importing",
         0,
@@ -365,7 +442,7 @@ def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Importe
     )
     transactions.commit()
     _start(background_import, upload_id)
-    return Imported(count, started=True)
+    return Imported(count, started=True, mode=mode)
 
 
 def background_import(app: Flask, upload_id: int) -> None:
@@ -402,20 +479,38 @@ def background_import(app: Flask, upload_id: int) -> None:
 
 def _import_rows(
     upload: ImportUpload, user_id: int, on_progress: Callable[[int], None] | None = None
-) -> None:
-    """Insert the upload's rows IMPORT_CHUNK_ROWS at a time, mark it imported, commit."""
+) -> Imported:
+    """Apply the upload's rows IMPORT_CHUNK_ROWS at a time, mark it imported, commit.
+
+    An added file counts its paints; an update or a delivery the paints it changed,
+    which its `progress` keeps once imported (a repeated confirmation says it again).
+    """
+    upload_id, mode, reference = upload.id, upload.mode, upload.reference or ""
+    changed = units = 0
     try:
         for start in range(0, upload.row_count, IMPORT_CHUNK_ROWS):
-            _insert_paints(upload.id, user_id, start, start + IMPORT_CHUNK_ROWS)
+            stop = start + IMPORT_CHUNK_ROWS
+            if mode == "update":
+                changed += bulk_updates.apply_update(upload_id, user_id, start, stop)
+            elif mode == "receive":
+                paints, received = bulk_updates.apply_delivery(
+                    upload_id, user_id, reference, start, stop
+                )
+                changed, units = changed + paints, units + received
+            else:
+                _insert_paints(upload_id, user_id, start, stop)
             if on_progress:
-                on_progress(min(start + IMPORT_CHUNK_ROWS, upload.row_count))
+                on_progress(min(stop, upload.row_count))
     except IntegrityError:
         # Another admin added one of these codes after _refuse_clashes looked.
         db.session.rollback()
         raise _clash_error("") from None
-    upload.status, upload.imported_at, upload.progress = "imported", utcnow(), upload.row_count
-    refresh_statistics()
+    count = upload.row_count if mode == "add" else changed
+    upload.status, upload.imported_at, upload.progress = "imported", utcnow(), count
+    if mode == "add":
+        refresh_statistics()
     transactions.commit(cached_reads.paints_changed())
+    return Imported(count, mode=mode, units=units)
 
 
 def _note_progress(upload_id: int, done: int) -> None:
@@ -622,7 +717,11 @@ def _expiry(upload_hours: float) -> datetime:
     return utcnow() - timedelta(hours=upload_hours)
 
 
-def _staged(upload: ImportUpload, preview: Sequence[Mapping[str, Any]]) -> StagedUpload:
+def _staged(
+    upload: ImportUpload,
+    preview: Sequence[Mapping[str, Any]],
+    changes: bulk_updates.Preview | None = None,
+) -> StagedUpload:
     return StagedUpload(
         id=upload.id,
         filename=upload.filename,
@@ -635,6 +734,9 @@ def _staged(upload: ImportUpload, preview: Sequence[Mapping[str, Any]]) -> Stage
         preview=preview,
         check=_refused_check(upload) if upload.status == "refused" else None,
         problem_count=upload.problem_count,
+        mode=upload.mode,
+        reference=upload.reference,
+        changes=changes,
     )
 
 
