@@ -24,6 +24,7 @@ EXPECTED_TABLES = {
     "import_rows",
     "vocabulary_terms",
     "ended_sessions",
+    "history_entries",
 }
 
 

@@ -107,7 +107,9 @@ def new_paint():
     status = 200
     if form.validate_on_submit():
         try:
-            paint = paints.create_paint(form.submitted(new=True), current_user.id, from_text=True)
+            paint = paints.create_paint(
+                form.submitted(new=True), current_user.actor, from_text=True
+            )
         except ServiceError as exc:
             form.show_errors(exc)
             status = exc.status
@@ -134,7 +136,7 @@ def edit_paint(paint_id: int):
         else:
             changes = {**form.submitted(new=False), "original": original}
             try:
-                saved = paints.update_paint(paint_id, changes, current_user.id, from_text=True)
+                saved = paints.update_paint(paint_id, changes, current_user.actor, from_text=True)
             except EditConflict as exc:
                 form.show_conflict(exc)
                 paint, status, notice = exc.current, exc.status, "conflict"
@@ -180,7 +182,7 @@ def adjust_stock(paint_id: int):
     submitted = {"delta": request.form.get("delta", ""), "reason": request.form.get("reason")}
     try:
         delta, reason = stock.validate_adjustment(submitted, from_text=True)
-        change = stock.adjust_stock(paint_id, delta, reason, current_user.id)
+        change = stock.adjust_stock(paint_id, delta, reason, current_user.actor)
     except ServiceError as exc:
         for name, message in exc.fields.items():
             if name in form:
@@ -199,7 +201,7 @@ def delete_paint(paint_id: int):
     form = ConfirmForm()
     if form.validate_on_submit():
         name = paint.name
-        paints.delete_paint(paint_id)
+        paints.delete_paint(paint_id, current_user.actor)
         flash(f"Deleted {name}.", "success")
         return redirect(url_for(".list_paints"))
     return render_template("admin/paints/delete.html", paint=paint, form=form)

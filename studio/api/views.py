@@ -112,7 +112,7 @@ def list_paints():
 @retry_transient
 @idempotent
 def create_paint():
-    paint = paints.create_paint(json_body(), g.api_user.id)
+    paint = paints.create_paint(json_body(), g.api_user.actor)
     location = url_for(".get_paint", paint_id=paint.id)
     return serializers.paint(paint), 201, {"Location": location}
 
@@ -127,13 +127,13 @@ def get_paint(paint_id: int):
 @bp.patch("/paints/<id:paint_id>")
 @retry_transient
 def update_paint(paint_id: int):
-    return serializers.paint(paints.update_paint(paint_id, json_body(), g.api_user.id))
+    return serializers.paint(paints.update_paint(paint_id, json_body(), g.api_user.actor))
 
 
 @bp.delete("/paints/<id:paint_id>")
 @retry_transient
 def delete_paint(paint_id: int):
-    paints.delete_paint(paint_id)
+    paints.delete_paint(paint_id, g.api_user.actor)
     return "", 204
 
 
@@ -142,7 +142,7 @@ def delete_paint(paint_id: int):
 @idempotent
 def adjust_stock(paint_id: int):
     delta, reason = stock.validate_adjustment(json_body())
-    change = stock.adjust_stock(paint_id, delta, reason, g.api_user.id)
+    change = stock.adjust_stock(paint_id, delta, reason, g.api_user.actor)
     body = {
         "paint": serializers.paint(change.paint),
         "movement": serializers.movement(change.movement),

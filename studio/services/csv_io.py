@@ -14,6 +14,7 @@ from sqlalchemy import and_, or_, select
 from ..extensions import db
 from ..models import Paint
 from .errors import ValidationError
+from .history import Actor
 from .paints import bulk_create_paints
 from .validation import PAINT_FIELDS, REQUIRED_PAINT_FIELDS, validate_paint
 
@@ -323,18 +324,18 @@ def _check_existing_uncoded(seen: dict[tuple[str, str, str], int], check: Import
             check.errors.append((line, f"{_described(*same)} is already in the inventory."))
 
 
-def import_paints(text: str, user_id: int | None) -> int:
+def import_paints(text: str, actor: Actor | None) -> int:
     """Import a clean CSV document in one transaction, or raise ValidationError naming lines."""
-    return import_checked(check_import(text), user_id)
+    return import_checked(check_import(text), actor)
 
 
 def import_checked(
-    check: ImportCheck, user_id: int | None, on_batch: Callable[[int], None] | None = None
+    check: ImportCheck, actor: Actor | None, on_batch: Callable[[int], None] | None = None
 ) -> int:
     """Import the rows of a checked file, all in one transaction; refuse a file with errors."""
     if not check.ok:
         lines = "; ".join(f"line {line}: {reason}" for line, reason in check.errors[:20])
         raise ValidationError({"file": lines}, "The file has errors; nothing was imported.")
     return bulk_create_paints(
-        check.rows, kind="import", reason="CSV import", user_id=user_id, on_batch=on_batch
+        check.rows, kind="import", reason="CSV import", actor=actor, on_batch=on_batch
     )
