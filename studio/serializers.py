@@ -1,9 +1,9 @@
-"""The JSON shapes of paints, movements, pages and figures."""
+"""The JSON shapes of paints, movements, history entries, pages and figures."""
 
 from datetime import UTC, datetime
 from typing import Any
 
-from .models import Paint, StockMovement
+from .models import HistoryEntry, Paint, StockMovement
 from .services.listing import Page
 from .services.paints import PaintRecord
 from .services.stats import Breakdown, InventoryStats
@@ -49,6 +49,28 @@ def movement(item: StockMovement | MovementRecord) -> dict[str, Any]:
         "reason": item.reason,
         "user": item.username,
         "created_at": iso(item.created_at),
+    }
+
+
+def history_entry(item: HistoryEntry) -> dict[str, Any]:
+    paint = None
+    if item.paint_id is not None:
+        paint = {
+            "id": item.paint_id,
+            "brand": item.paint_brand,
+            "name": item.paint_name,
+            "color_code": item.paint_code,
+        }
+    return {
+        "id": item.id,
+        "created_at": iso(item.created_at),
+        "kind": item.kind,
+        "user": item.username,
+        "user_id": item.user_id,
+        "token": item.token_name,
+        "paint": paint,
+        "changes": {name: {"old": old, "new": new} for name, (old, new) in item.changes.items()},
+        "note": item.note,
     }
 
 

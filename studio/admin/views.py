@@ -21,8 +21,9 @@ from .. import signals
 from ..extensions import login_manager
 from ..resilience.deadline import paced
 from ..resilience.retry import retry_transient
-from ..services import csv_io, listing, paints, stats, stock
-from ..services.errors import EditConflict, NotFound, ServiceError, ValidationError
+from ..services import activity, csv_io, listing, paints, stats, stock
+from ..services.activity import HistoryFilter
+from ..services.errors import BadQuery, EditConflict, NotFound, ServiceError, ValidationError
 from ..services.listing import PaintFilter
 from .charts import bar_chart
 from .formatting import money, short_figure
@@ -31,7 +32,7 @@ from .forms import ConfirmForm, PaintForm, StockForm
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.add_app_template_filter(money)
 bp.add_app_template_filter(short_figure)
-MOVEMENTS_PER_PAGE = 20
+HISTORY_PER_PAGE = 20
 
 
 @bp.before_request
@@ -156,16 +157,22 @@ def edit_paint(paint_id: int):
 
 def render_detail(paint_id: int, stock_form: StockForm, status: int = 200):
     paint = paints.get_paint_record(paint_id)
-    errors: dict[str, str] = {}
-    page, _ = listing.parse_page({"page": request.args.get("page", "1")}, errors)
-    movements = stock.list_movements(paint_id, page, MOVEMENTS_PER_PAGE)
     return render_template(
         "admin/paints/detail.html",
         paint=paint,
-        movements=movements,
+        history=activity.timeline(paint_id, _history_page()),
         stock_form=stock_form,
         threshold=listing.low_stock_threshold(),
     ), status
+
+
+def _history_page() -> HistoryFilter:
+    """Return the page of the timeline asked for; a bad page number shows the first."""
+    asked = {name: request.args.get(name, "") for name in ("page", "after")}
+    try:
+        return HistoryFilter.from_args({**asked, "per_page": str(HISTORY_PER_PAGE)})
+    except BadQuery:
+        return HistoryFilter(per_page=HISTORY_PER_PAGE)
 
 
 @bp.get("/paints/<id:paint_id>")

@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import serializers
 from ..resilience.retry import retry_transient
-from ..services import cached_reads, listing, paints, stats, stock, vocabularies
+from ..services import activity, cached_reads, listing, paints, stats, stock, vocabularies
 from ..services.errors import ServiceError, ValidationError
 from .auth import prefetches, require_token
 from .errors import handle_http_error, handle_service_error
@@ -158,6 +158,20 @@ def list_movements(paint_id: int):
     if errors:
         raise ValidationError(errors)
     return serializers.page(stock.list_movements(paint_id, page, per_page), serializers.movement)
+
+
+@bp.get("/paints/<id:paint_id>/history")
+@retry_transient
+def paint_history(paint_id: int):
+    history_filter = activity.HistoryFilter.from_args(request.args)
+    return serializers.page(activity.timeline(paint_id, history_filter), serializers.history_entry)
+
+
+@bp.get("/activity")
+@retry_transient
+def list_activity():
+    history_filter = activity.HistoryFilter.from_args(request.args)
+    return serializers.page(activity.activity(history_filter), serializers.history_entry)
 
 
 @bp.get("/stats")

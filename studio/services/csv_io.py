@@ -5,7 +5,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,12 +72,21 @@ def _uncell(text: str) -> str:
 
 def export_csv(paints: Iterable[Paint]) -> Iterator[str]:
     """Yield a CSV document of the paints, a line at a time, after a byte-order mark."""
+    rows = ([getattr(paint, column) for column in CSV_COLUMNS] for paint in paints)
+    return export_table(CSV_COLUMNS, rows)
+
+
+def export_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """Yield a CSV document of the rows, 64 KB at a time, after a byte-order mark.
+
+    Every cell is written as `_cell` makes it, never as a formula.
+    """
     buffer = io.StringIO()
     buffer.write(BOM)
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for paint in paints:
-        writer.writerow([_cell(getattr(paint, column)) for column in CSV_COLUMNS])
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(value) for value in row])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)

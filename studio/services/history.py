@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Integer,
     Select,
     Text,
     case,
@@ -19,8 +20,10 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     select,
+    type_coerce,
 )
 
 from ..extensions import db
@@ -150,7 +153,7 @@ def new_paint_changes(columns: Mapping[str, ColumnElement[Any]], dialect: str) -
             value = (
                 cast(column, Text)
                 if dialect == "postgresql"
-                else func.printf("%.2f", column / 100.0)
+                else func.printf("%.2f", type_coerce(column, Integer) / literal_column("100.0"))
             )
         else:
             value = column
