@@ -254,3 +254,14 @@ def test_the_activity_page_and_its_export_share_the_filters(app, admin):
         ["stock", "admin", "stock: 2 → 1", "'=1+1 sold"]
     ]
     assert admin.get("/admin/activity?since=nope").status_code == 400
+
+
+def test_a_paint_given_a_deleted_paints_id_starts_a_history_of_its_own(api):
+    first = api.post("/api/v1/paints", json={"name": "Gone", "brand": "B"}).json
+    api.delete(f"/api/v1/paints/{first['id']}")
+    second = api.post("/api/v1/paints", json={"name": "New", "brand": "B"}).json
+    # SQLite hands the newest id out again once its paint is deleted; PostgreSQL never does.
+    body = api.get(f"/api/v1/paints/{second['id']}/history").json
+    assert [(entry["kind"], entry["paint"]["name"]) for entry in body["items"]] == [
+        ("create", "New")
+    ]

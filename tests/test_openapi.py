@@ -281,6 +281,7 @@ class Case(NamedTuple):
 PAINT = "/paints/{paint_id}"
 STOCK = "/paints/{paint_id}/stock"
 MOVEMENTS = "/paints/{paint_id}/movements"
+HISTORY = "/paints/{paint_id}/history"
 BODY_OPERATIONS = [("POST", "/paints"), ("PATCH", PAINT), ("POST", STOCK)]
 JSON = "application/json"
 BODY_FAULTS = [
@@ -339,6 +340,11 @@ CASES = [
     Case("GET", MOVEMENTS, 200, {"query_string": {"page": 1, "per_page": 1}}),
     Case("GET", MOVEMENTS, 404, {}, "missing"),
     Case("GET", MOVEMENTS, 422, {"query_string": {"per_page": 0}}),
+    Case("GET", HISTORY, 200, {"query_string": {"kind": "create", "per_page": 1}}),
+    Case("GET", HISTORY, 404, {}, "missing"),
+    Case("GET", HISTORY, 400, {"query_string": {"since": "yesterday"}}),
+    Case("GET", "/activity", 200, {"query_string": {"since": "2000-01-01", "user": "alice"}}),
+    Case("GET", "/activity", 400, {"query_string": {"kind": "sale"}}),
     Case("GET", "/stats", 200, {}),
     Case("GET", "/vocabularies", 200, {}),
     Case("GET", "/openapi.json", 200, {}),

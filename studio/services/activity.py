@@ -138,8 +138,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 def timeline(paint_id: int, history_filter: HistoryFilter) -> Page:
     """Return a page of the paint's history, newest first; a deleted paint's too."""
-    page = _page([HistoryEntry.paint_id == paint_id, *history_filter.conditions()], history_filter)
-    if not page.items and page.page == 1 and not _paint_exists(paint_id):
+    where = [HistoryEntry.paint_id == paint_id, *history_filter.conditions()]
+    added = _added_at(paint_id)
+    if added is not None:
+        # SQLite gives the id of the newest paint, once deleted, to the next paint added:
+        # that paint's history starts with it.
+        where.append(HistoryEntry.created_at >= added)
+    page = _page(where, history_filter)
+    if not page.items and page.page == 1 and added is None:
         raise NotFound(f"Paint {paint_id} does not exist and has no history.")
     return page
 
@@ -203,7 +209,8 @@ def _count(where: list[ColumnElement[bool]]) -> tuple[int, bool]:
     return max(estimated_rows(select(HistoryEntry.id).where(*where)), count), False
 
 
-def _paint_exists(paint_id: int) -> bool:
+def _added_at(paint_id: int) -> datetime | None:
+    """Return when the paint with this id was added, None if there is none."""
     if not 0 < paint_id <= MAX_INT:
-        return False
-    return db.session.scalar(select(Paint.id).where(Paint.id == paint_id)) is not None
+        return None
+    return db.session.scalar(select(Paint.created_at).where(Paint.id == paint_id))
