@@ -208,6 +208,7 @@ def test_activity_filters_by_admin_kind_and_day(app, api):
     assert kinds("kind=create") == [("create", "bob"), ("create", "alice")]
     assert kinds("user=bob&kind=create&since=2000-01-01&until=9999-12-31") == [("create", "bob")]
     assert kinds("until=2000-01-01") == []
+    assert kinds("since=2026-03-02&until=2026-03-01") == []
     assert kinds("user=nobody") == []
 
 
@@ -217,7 +218,6 @@ def test_activity_filters_by_admin_kind_and_day(app, api):
         ("kind=sale", "kind"),
         ("since=2026-13-01", "since"),
         ("since=20260301", "since"),
-        ("since=2026-03-02&until=2026-03-01", "until"),
         ("after=not-a-cursor", "after"),
         ("page=0", "page"),
         ("user=%01", "user"),

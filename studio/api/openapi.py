@@ -533,7 +533,7 @@ HISTORY_PARAMETERS = [
         }
         for name, description in (
             ("since", "Changes on or after this day (UTC), written YYYY-MM-DD."),
-            ("until", "Changes on or before this day (UTC), written YYYY-MM-DD; not before since."),
+            ("until", "Changes on or before this day (UTC), written YYYY-MM-DD."),
         )
     ),
     {

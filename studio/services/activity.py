@@ -51,9 +51,9 @@ class HistoryFilter:
         kind = args.get("kind") or None
         if kind is not None and kind not in HISTORY_KINDS:
             errors["kind"] = f"must be one of {', '.join(HISTORY_KINDS)}."
+        # A range that ends before it starts is no error (the document cannot say so): it
+        # matches nothing.
         since, until = (_date(args, name, errors) for name in ("since", "until"))
-        if since and until and until < since:
-            errors["until"] = "must not be before since."
         after = args.get("after") or None
         if after is not None:
             try:
