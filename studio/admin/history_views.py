@@ -1,10 +1,11 @@
 """The shop's Activity page and its CSV export: every change, by admin, kind and day."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from flask import Response, current_app, render_template, request, stream_with_context
 
-from ..models import HISTORY_KINDS
+from ..models import HISTORY_KINDS, HistoryEntry
 from ..resilience.deadline import paced
 from ..resilience.retry import retry_transient
 from ..services import activity, csv_io
@@ -69,12 +70,12 @@ def export_activity():
     )
 
 
-def _chain(first, rest):
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
     yield from rest
 
 
-def _csv_row(entry) -> list[object]:
+def _csv_row(entry: HistoryEntry) -> list[object]:
     changes = "; ".join(
         f"{name}: {_plain(old)} → {_plain(new)}" for name, (old, new) in entry.changes.items()
     )

@@ -6,7 +6,7 @@ from sqlalchemy import Select, text
 
 from ..extensions import db
 
-BULK_LOADED_TABLES = ("paints", "stock_movements")
+BULK_LOADED_TABLES = ("paints", "stock_movements", "history_entries")
 # A write that changes at least this many paints refreshes the statistics itself.
 BULK_ROWS = 1000
 
