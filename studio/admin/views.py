@@ -160,7 +160,7 @@ def render_detail(paint_id: int, stock_form: StockForm, status: int = 200):
     return render_template(
         "admin/paints/detail.html",
         paint=paint,
-        history=activity.timeline(paint_id, _history_page()),
+        history=activity.timeline(paint_id, _history_page(), paint.created_at),
         stock_form=stock_form,
         threshold=listing.low_stock_threshold(),
     ), status

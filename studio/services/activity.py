@@ -136,10 +136,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise FieldError("is not a cursor of this listing; start again from page 1.") from None
 
 
-def timeline(paint_id: int, history_filter: HistoryFilter) -> Page:
-    """Return a page of the paint's history, newest first; a deleted paint's too."""
+def timeline(
+    paint_id: int, history_filter: HistoryFilter, added_at: datetime | None = None
+) -> Page:
+    """Return a page of the paint's history, newest first; a deleted paint's too.
+
+    `added_at`: when the paint was added, if the caller has the paint (else it is read).
+    """
     where = [HistoryEntry.paint_id == paint_id, *history_filter.conditions()]
-    added = _added_at(paint_id)
+    added = added_at or _added_at(paint_id)
     if added is not None:
         # SQLite gives the id of the newest paint, once deleted, to the next paint added:
         # that paint's history starts with it.
