@@ -265,3 +265,15 @@ def test_a_paint_given_a_deleted_paints_id_starts_a_history_of_its_own(api):
     assert [(entry["kind"], entry["paint"]["name"]) for entry in body["items"]] == [
         ("create", "New")
     ]
+
+
+def test_an_edit_is_not_credited_with_what_another_admin_already_did(app, make_paint):
+    paint = make_paint(name="Flat Red", price="4.50")
+    opened = {"name": "Flat Red", "price": "4.50"}
+    paints.update_paint(paint.id, {"price": "5.00", "original": opened}, Actor(None, "bob"))
+    paints.update_paint(
+        paint.id, {"price": "5.00", "name": "Flat Red 2", "original": opened}, ALICE
+    )
+    bob, alice = entries(paint.id)[-2:]
+    assert (bob.username, bob.changes) == ("bob", {"price": ["4.50", "5.00"]})
+    assert (alice.username, alice.changes) == ("alice", {"name": ["Flat Red", "Flat Red 2"]})

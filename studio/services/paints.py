@@ -280,12 +280,10 @@ def _clean_original(
 def _write_edited(
     paint_id: int, edited: Mapping[str, Any], original: Mapping[str, Any], actor: Actor | None
 ) -> PaintRecord | None:
-    """Write the edited fields if none of them clashes; return the paint, None if one did.
-
-    The row is read (and locked) first for its history entry: a field someone else already
-    set to the edit's value is no change of this edit's, and `original` cannot tell that.
-    """
-    before = db.session.execute(PAINT_ROW.where(PAINTS.c.id == paint_id).with_for_update()).first()
+    """Write the edited fields if none of them clashes; return the paint, None if one did."""
+    # Read for the history entry, without a lock: the UPDATE keeps each edited field at its
+    # original value or one someone else already set to the edit's, and this tells which.
+    before = db.session.execute(PAINT_ROW.where(PAINTS.c.id == paint_id)).first()
     conditions = [Paint.id == paint_id]
     for name, value in edited.items():
         column = getattr(Paint, name)
@@ -304,7 +302,7 @@ def _write_edited(
     )
     with _unique_code_guard():
         row = db.session.execute(statement).one_or_none()
-        if row is None or before is None:
+        if row is None:
             db.session.rollback()
             return None
         saved = PaintRecord(**row._asdict())
@@ -312,7 +310,9 @@ def _write_edited(
             delta = edited["stock"] - original["stock"]
             db.session.add(_correction(paint_id, delta, saved.stock, actor))
             db.session.flush()
-        _record_edit(actor, before._asdict(), saved, edited)
+        was = before._asdict() if before is not None else {}
+        already = {name for name, value in edited.items() if was.get(name, original[name]) == value}
+        _record_edit(actor, {**original, **{name: edited[name] for name in already}}, saved, edited)
         transactions.commit(cached_reads.paints_changed(paint_id))
     return saved
 
