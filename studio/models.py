@@ -6,6 +6,7 @@ from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     Computed,
@@ -29,6 +30,9 @@ from .extensions import db
 MOVEMENT_KINDS = ("initial", "adjustment", "import", "correction", "delivery")
 # What an upload does: add new paints, update existing ones, or receive a delivery.
 IMPORT_MODES = ("add", "update", "receive")
+# What a history entry records: a paint created, edited, deleted, imported or its stock
+# moved; or a type or family renamed or merged, which changes many paints at once.
+HISTORY_KINDS = ("create", "edit", "delete", "import", "stock", "rename", "merge")
 IMPORT_STATUSES = ("checking", "refused", "checked", "importing", "imported", "failed")
 # The paint fields whose values come from a list the admins keep (VocabularyTerm).
 VOCABULARY_KINDS = ("color_type", "color_family")
@@ -213,6 +217,48 @@ class StockMovement(db.Model):
     def username(self) -> str | None:
         """Return the name of the admin who moved the stock, if they still exist."""
         return self.user.username if self.user else None
+
+
+class HistoryEntry(db.Model):
+    """One change to the inventory: when, who, what kind, and each field's old and new value.
+
+    No foreign keys: an entry outlives the paint it names (deleted paints keep their
+    history) and the admin who made it, so both are also kept as text. A rename of a type
+    or family is one entry for the shop (no paint), however many paints it changed.
+    """
+
+    __tablename__ = "history_entries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[int | None]
+    username: Mapped[str | None] = mapped_column(String(80))
+    # Set when the change came through the API: the name of the admin's token.
+    token_name: Mapped[str | None] = mapped_column(String(100))
+    paint_id: Mapped[int | None]
+    paint_brand: Mapped[str | None] = mapped_column(String(100))
+    paint_name: Mapped[str | None] = mapped_column(String(200))
+    paint_code: Mapped[str | None] = mapped_column(String(50))
+    # {"field": [old, new]}, prices as strings ("4.50"); null for a value not set.
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The stock change's reason, the import's file, or how many paints a rename changed.
+    note: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ({})".format(", ".join(f"'{kind}'" for kind in HISTORY_KINDS)),
+            name="kind_known",
+        ),
+        # Every listing is newest first, by (created_at, id): a paint's timeline, and the
+        # Activity page by admin, by kind and by date, each one range of one index.
+        Index("ix_history_entries_paint_id_created_at_id", "paint_id", "created_at", "id"),
+        Index("ix_history_entries_user_id_created_at_id", "user_id", "created_at", "id"),
+        Index("ix_history_entries_kind_created_at_id", "kind", "created_at", "id"),
+        Index("ix_history_entries_created_at_id", "created_at", "id"),
+    )
 
 
 class User(UserMixin, db.Model):

@@ -1,9 +1,9 @@
-"""The JSON shapes of paints, movements, pages and figures."""
+"""The JSON shapes of paints, movements, history entries, pages and figures."""
 
 from datetime import UTC, datetime
 from typing import Any
 
-from .models import Paint, StockMovement
+from .models import HistoryEntry, Paint, StockMovement
 from .services.bulk import Outcome
 from .services.listing import Page
 from .services.paints import PaintRecord
@@ -64,6 +64,28 @@ def outcome(item: Outcome) -> dict[str, Any]:
     if item.change is not None:
         shaped["movement"] = movement(item.change.movement)
     return shaped
+
+
+def history_entry(item: HistoryEntry) -> dict[str, Any]:
+    paint = None
+    if item.paint_id is not None:
+        paint = {
+            "id": item.paint_id,
+            "brand": item.paint_brand,
+            "name": item.paint_name,
+            "color_code": item.paint_code,
+        }
+    return {
+        "id": item.id,
+        "created_at": iso(item.created_at),
+        "kind": item.kind,
+        "user": item.username,
+        "user_id": item.user_id,
+        "token": item.token_name,
+        "paint": paint,
+        "changes": {name: {"old": old, "new": new} for name, (old, new) in item.changes.items()},
+        "note": item.note,
+    }
 
 
 def page(result: Page, item_shape: Any) -> dict[str, Any]:

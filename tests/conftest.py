@@ -295,7 +295,7 @@ def make_paint(app: Flask):
         number = next(counter)
         values = {"name": f"Paint {number}", "brand": "Citadel", "price": "4.50", **fields}
         values.setdefault("color_code", f"T-{number:04d}")
-        return paints.create_paint(values, user_id=None)
+        return paints.create_paint(values, actor=None)
 
     return factory
 

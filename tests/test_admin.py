@@ -86,7 +86,7 @@ def test_create_paint_through_the_form(admin):
     assert response.headers["Location"] == f"/admin/paints/{paint.id}"
     assert (paint.stock, str(paint.price), paint.color_preview) == (7, "4.55", "#9A1115")
     detail = admin.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Added Mephiston Red" in detail and "Opening stock" in detail
+    assert "Added Mephiston Red" in detail and '<td data-label="What">Created</td>' in detail
 
 
 @pytest.mark.parametrize(
@@ -129,7 +129,7 @@ def test_detail_shows_fields_image_and_history(admin, make_paint):
     )
     page = admin.get(f"/admin/paints/{paint.id}").get_data(as_text=True)
     assert "Shown" in page and 'src="http://localhost/p.png"' in page and "Nice" in page
-    assert "Opening stock" in page
+    assert '<td data-label="What">Created</td>' in page
 
 
 def test_quick_stock_adjustment(admin, make_paint):

@@ -41,6 +41,16 @@ def test_adjusts_sets_and_deletes_in_one_request(api, make_paint):
     assert delete == {"op": "delete", "paint_id": gone.id}
     assert api.get(f"/api/v1/paints/{kept.id}").get_json()["stock"] == 13
     assert api.get(f"/api/v1/paints/{gone.id}").status_code == 404
+    # Each change is in the paints' histories, as one at a time would be.
+    edited = api.get(f"/api/v1/paints/{changed.id}/history").get_json()["items"][0]
+    assert edited["kind"] == "edit" and edited["user"] == "alice"
+    assert edited["changes"] == {
+        "price": {"old": "4.50", "new": "5.00"},
+        "reorder_level": {"old": changed.reorder_level, "new": 2},
+    }
+    kinds = [e["kind"] for e in api.get(f"/api/v1/paints/{kept.id}/history").get_json()["items"]]
+    assert kinds[:2] == ["stock", "stock"]
+    assert api.get(f"/api/v1/paints/{gone.id}/history").get_json()["items"][0]["kind"] == "delete"
 
 
 def test_one_bad_operation_changes_nothing_and_every_bad_one_is_named(api, make_paint):

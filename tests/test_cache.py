@@ -66,7 +66,7 @@ def test_warm_admin_pages_send_no_sql_for_the_user(app, make_paint):
         Admin(client).get(path)
         with counting_statements() as statements:
             assert client.get(path).status_code == 200
-        # Only the (uncached) stock history may be read; never the user or the paints.
+        # Only the (uncached) history may be read; never the user or the paints.
         assert not [
             sql for sql in statements if re.search(r"FROM (users|api_tokens|paints)\b", sql)
         ]

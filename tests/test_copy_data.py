@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, func, select, text
 from studio.extensions import db
 from studio.models import CacheEpoch, EndedSession, Paint, User, VocabularyTerm, utcnow
 from studio.services import accounts, copying, demo, paints, stock
+from studio.services.history import Actor
 
 from .conftest import (
     PG_SKIP_REASON,
@@ -57,13 +58,13 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> dict:
         priced = [
             paints.create_paint(
                 {"name": f"Priced {price}", "brand": "Copy Test", "price": price, "stock": 3},
-                user_id=bob.id,
+                actor=Actor(bob.id, bob.username),
             )
             for price in PRICES
         ]
         for paint_id in range(1, 60):
-            stock.adjust_stock(paint_id, 7, "Delivery", bob.id)
-        paints.delete_paint(10)  # a gap in the ids
+            stock.adjust_stock(paint_id, 7, "Delivery", Actor(bob.id, bob.username))
+        paints.delete_paint(10, None)  # a gap in the ids
         db.engine.dispose()
     return {"url": url, "token": secret, "priced": {p.price: p.id for p in priced}}
 

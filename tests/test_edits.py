@@ -186,7 +186,7 @@ def test_a_merged_edit_keeps_codes_unique(make_paint):
 def test_edits_racing_sales_lose_no_unit(committed_app):
     """20 sales and 20 price or name edits, all opened before any sale, at the same moment."""
     api = make_api(committed_app)
-    paint = paints.create_paint({"name": "Busy", "brand": "Citadel", "stock": 50}, user_id=None)
+    paint = paints.create_paint({"name": "Busy", "brand": "Citadel", "stock": 50}, actor=None)
     paint_id, opened = paint.id, {"price": "0.00", "name": "Busy"}
     db.session.remove()
 

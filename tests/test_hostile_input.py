@@ -307,7 +307,7 @@ def admin_client(flask_app):
 
 @ON_POSTGRESQL
 def test_an_admin_edit_racing_a_delete_is_a_404(committed_app, deleted_before_update):
-    paint = paints.create_paint({"name": "Abaddon Black", "brand": "Citadel"}, user_id=None)
+    paint = paints.create_paint({"name": "Abaddon Black", "brand": "Citadel"}, actor=None)
     client = admin_client(committed_app)
     form = form_on(client.get(f"/admin/paints/{paint.id}/edit").get_data(as_text=True))
     deleted_before_update(paint.id)
@@ -318,7 +318,7 @@ def test_an_admin_edit_racing_a_delete_is_a_404(committed_app, deleted_before_up
 
 @ON_POSTGRESQL
 def test_an_admin_stock_change_racing_a_delete_is_a_404(committed_app, deleted_before_update):
-    paint = paints.create_paint({"name": "Abaddon Black", "brand": "Citadel"}, user_id=None)
+    paint = paints.create_paint({"name": "Abaddon Black", "brand": "Citadel"}, actor=None)
     client = admin_client(committed_app)
     form = form_on(client.get(f"/admin/paints/{paint.id}").get_data(as_text=True))
     deleted_before_update(paint.id)

@@ -10,9 +10,10 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from studio.extensions import db
-from studio.models import ImportUpload, Paint, StockMovement, User
+from studio.models import HistoryEntry, ImportUpload, Paint, StockMovement, User
 from studio.services import imports, paints
 from studio.services.errors import Conflict, ValidationError
+from studio.services.history import Actor
 from studio.services.stock import adjust_stock
 from studio.services.validation import MAX_STOCK
 
@@ -26,6 +27,18 @@ def user_id(app) -> int:
     db.session.add(user)
     db.session.commit()
     return user.id
+
+
+def as_importer(user_id: int) -> Actor:
+    return Actor(user_id, "importer")
+
+
+def recorded(kind: str) -> list[tuple]:
+    """Return the history entries of this kind: (paint code, changes, note, who)."""
+    entries = db.session.scalars(
+        select(HistoryEntry).where(HistoryEntry.kind == kind).order_by(HistoryEntry.id)
+    )
+    return [(e.paint_code, e.changes, e.note, e.username) for e in entries]
 
 
 @pytest.fixture
@@ -73,7 +86,7 @@ def test_a_price_list_changes_only_the_prices_that_differ(shop, user_id, limits)
     assert by_code("A-1").price == Decimal("4.50")
     versions = {code: by_code(code).version for code in shop}
 
-    done = imports.import_upload(staged.id, user_id, limits)
+    done = imports.import_upload(staged.id, as_importer(user_id), limits)
 
     assert (done.count, done.mode) == (1, "update")
     changed = by_code("A-1")
@@ -82,8 +95,11 @@ def test_a_price_list_changes_only_the_prices_that_differ(shop, user_id, limits)
     assert changed.version == versions["A-1"] + 1
     assert by_code("A-2").version == versions["A-2"]
     assert db.session.scalar(select(func.count(Paint.id))) == 3
+    assert recorded("import") == [
+        ("A-1", {"price": ["4.50", "4.75"]}, "CSV import: update.csv", "importer")
+    ]
     # A second confirmation changes nothing more and says so.
-    again = imports.import_upload(staged.id, user_id, limits)
+    again = imports.import_upload(staged.id, as_importer(user_id), limits)
     assert again.already and again.count == 1
 
 
@@ -91,7 +107,7 @@ def test_an_update_sets_the_columns_it_has_and_records_a_stock_change(shop, user
     text = "brand,color_code,name,stock,description\nCitadel,A-3,Bone White,8,\n"
     staged = stage(text, user_id, limits, "update")
     assert staged.changes.rows[0].changes == [("name", "Paint A-3", "Bone White"), ("stock", 5, 8)]
-    imports.import_upload(staged.id, user_id, limits)
+    imports.import_upload(staged.id, as_importer(user_id), limits)
     paint = by_code("A-3")
     assert (paint.name, paint.stock, paint.price) == ("Bone White", 8, Decimal("2.00"))
     movement = db.session.scalars(
@@ -121,7 +137,7 @@ def test_a_delivery_adds_stock_with_one_movement_per_paint(shop, user_id, limits
     # A sale between the preview and the confirmation is not lost: the delivery adds to it.
     adjust_stock(shop["A-1"].id, -1, "Sold", None)
 
-    done = imports.import_upload(staged.id, user_id, limits)
+    done = imports.import_upload(staged.id, as_importer(user_id), limits)
 
     assert (done.count, done.units) == (2, 18)
     assert (by_code("A-1").stock, by_code("A-2").stock, by_code("A-1").price) == (
@@ -135,6 +151,12 @@ def test_a_delivery_adds_stock_with_one_movement_per_paint(shop, user_id, limits
         .order_by(StockMovement.id)
     ).all()
     assert movements == [(6, 15, "DN-4711"), (12, 12, "DN-4711")]
+    # One history entry per paint received, naming the delivery note, the file and who.
+    assert recorded("stock") == [
+        ("A-1", {"stock": [10, 9]}, "Sold", None),
+        ("A-1", {"stock": [9, 15]}, "Delivery DN-4711 (CSV import: receive.csv)", "importer"),
+        ("A-2", {"stock": [0, 12]}, "Delivery DN-4711 (CSV import: receive.csv)", "importer"),
+    ]
 
 
 def test_an_update_refuses_paints_changed_since_the_check(shop, user_id, limits):
@@ -142,7 +164,7 @@ def test_an_update_refuses_paints_changed_since_the_check(shop, user_id, limits)
     # Another admin edits A-2 (which the preview showed unchanged) after the check.
     paints.update_paint(shop["A-2"].id, {"version": 1, "price": "3.10"}, None)
     with pytest.raises(Conflict, match=r"row 2: Citadel A-2"):
-        imports.import_upload(staged.id, user_id, limits)
+        imports.import_upload(staged.id, as_importer(user_id), limits)
     assert (by_code("A-1").price, by_code("A-2").price) == (Decimal("4.50"), Decimal("3.10"))
     upload = db.session.get(ImportUpload, staged.id)
     assert upload.status == "checked"
@@ -154,7 +176,7 @@ def test_a_delivery_past_the_stock_limit_receives_nothing(shop, user_id, limits)
     text = "brand,color_code,quantity\nCitadel,A-1,4\nCitadel,A-3,3\n"
     staged = stage(text, user_id, limits, "receive", reference="DN-1")
     with pytest.raises(Conflict, match=r"row 2: Citadel A-3"):
-        imports.import_upload(staged.id, user_id, limits)
+        imports.import_upload(staged.id, as_importer(user_id), limits)
     # All or nothing: A-1, which fitted, did not move either.
     assert (by_code("A-1").stock, by_code("A-1").version) == (10, shop["A-1"].version)
     assert db.session.scalar(select(func.count()).where(StockMovement.kind == "delivery")) == 0
@@ -244,7 +266,7 @@ def test_a_delivery_movement_is_answered_as_the_api_document_says(
     limits,
 ):
     staged = stage(DELIVERY, user_id, limits, "receive", reference="DN-5")
-    imports.import_upload(staged.id, user_id, limits)
+    imports.import_upload(staged.id, as_importer(user_id), limits)
     history = checked.send("GET", "/paints/{paint_id}/movements", shop["A-1"].id)
     assert history.get_json()["items"][0]["kind"] == "delivery"
 
@@ -256,5 +278,5 @@ def test_an_edit_landing_during_the_update_refuses_it_all(shop, user_id, limits,
     monkeypatch.setattr(imports.bulk_updates, "refuse_changed_paints", lambda *args: None)
     paints.update_paint(shop["A-1"].id, {"version": 1, "name": "Renamed"}, None)
     with pytest.raises(Conflict, match="while it was being applied"):
-        imports.import_upload(staged.id, user_id, limits)
+        imports.import_upload(staged.id, as_importer(user_id), limits)
     assert (by_code("A-1").price, by_code("A-1").name) == (Decimal("4.50"), "Renamed")

@@ -1,5 +1,6 @@
 """The migrations build exactly the schema the models describe, and take it down again."""
 
+import json
 import re
 
 import pytest
@@ -24,6 +25,7 @@ EXPECTED_TABLES = {
     "import_rows",
     "vocabulary_terms",
     "ended_sessions",
+    "history_entries",
 }
 
 
@@ -156,3 +158,48 @@ def test_a_new_shop_starts_with_the_usual_types_and_families(fresh_app):
         listed = set(connection.execute(text("SELECT name FROM vocabulary_terms")).scalars())
     assert names["color_type"] >= 10 and names["color_family"] >= 10
     assert {"Base", "Layer", "Wash", "Red", "Blue"} <= listed
+
+
+def test_the_stock_movements_before_0009_become_the_start_of_each_history(fresh_app):
+    upgrade(revision="0008")
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, username, password_hash, is_active, created_at) "
+                "VALUES (1, 'alice', 'x', true, CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO paints (id, name, brand, color_code, stock, price, created_at, "
+                "updated_at, version) VALUES (1, 'Abaddon Black', 'Citadel', '21-25', 3, 0, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 3)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO stock_movements (paint_id, delta, stock_after, kind, reason, "
+                "user_id, created_at) VALUES "
+                "(1, 5, 5, 'initial', 'Opening stock', 1, CURRENT_TIMESTAMP), "
+                "(1, -2, 3, 'adjustment', 'Sold', NULL, CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade(revision="0009")
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT kind, username, paint_id, paint_name, paint_code, changes, note "
+                "FROM history_entries ORDER BY id"
+            )
+        ).all()
+    changes = [
+        row.changes if isinstance(row.changes, dict) else json.loads(row.changes) for row in rows
+    ]
+    assert [(row.kind, row.username, row.paint_id, row.paint_name, row.note) for row in rows] == [
+        ("create", "alice", 1, "Abaddon Black", "Opening stock"),
+        ("stock", None, 1, "Abaddon Black", "Sold"),
+    ]
+    assert changes == [{"stock": [None, 5]}, {"stock": [5, 3]}]
+    downgrade(revision="0008")
+    assert "history_entries" not in inspect(db.engine).get_table_names()
+    upgrade()

@@ -285,6 +285,7 @@ PAINT = "/paints/{paint_id}"
 STOCK = "/paints/{paint_id}/stock"
 MOVEMENTS = "/paints/{paint_id}/movements"
 BULK = "/paints/bulk"
+HISTORY = "/paints/{paint_id}/history"
 BODY_OPERATIONS = [("POST", "/paints"), ("PATCH", PAINT), ("POST", STOCK), ("POST", BULK)]
 # In a body, the test's paint (its id is known only when the test runs).
 THE_PAINT = "{paint_id}"
@@ -373,6 +374,11 @@ CASES = [
     ),
     Case("POST", BULK, 409, {"json": {"operations": [{"op": "delete", "paint_id": MAX_INT}]}}),
     Case("POST", BULK, 422, {"json": {"operations": [{"op": "delete", "paint_id": 0}]}}),
+    Case("GET", HISTORY, 200, {"query_string": {"kind": "create", "per_page": 1}}),
+    Case("GET", HISTORY, 404, {}, "missing"),
+    Case("GET", HISTORY, 400, {"query_string": {"since": "yesterday"}}),
+    Case("GET", "/activity", 200, {"query_string": {"since": "2000-01-01", "user": "alice"}}),
+    Case("GET", "/activity", 400, {"query_string": {"kind": "sale"}}),
     Case("GET", "/stats", 200, {}),
     Case("GET", "/reorder", 200, {}),
     Case("GET", "/reorder", 200, {"query_string": {"brand": "Citadel", "page": 1, "per_page": 5}}),

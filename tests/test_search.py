@@ -204,7 +204,7 @@ def test_going_back_before_search_keeps_paints_and_their_history(fresh_app):
     """The downgrade drops the search column in place: copying the table would drop the old
     one, and its foreign key would take the stock movements with it."""
     upgrade()
-    paints.create_paint({"name": "Kept", "brand": "B", "stock": 3}, user_id=None)
+    paints.create_paint({"name": "Kept", "brand": "B", "stock": 3}, actor=None)
     db.session.remove()
     downgrade(revision="0004")
     assert db.session.execute(text("SELECT count(*) FROM stock_movements")).scalar() == 1

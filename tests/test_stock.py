@@ -112,7 +112,7 @@ def test_an_adjustment_makes_an_older_edit_stale(api, make_paint):
 def test_concurrent_adjustments_lose_nothing(committed_app):
     """50 admins add one unit at the same moment: all 50 land, each with its movement."""
     api = make_api(committed_app)
-    paint = paints.create_paint({"name": "Busy", "brand": "Citadel", "stock": 10}, user_id=None)
+    paint = paints.create_paint({"name": "Busy", "brand": "Citadel", "stock": 10}, actor=None)
     paint_id = paint.id
     db.session.remove()
 
@@ -130,7 +130,7 @@ def test_concurrent_adjustments_lose_nothing(committed_app):
 def test_concurrent_withdrawals_never_go_below_zero(committed_app):
     """30 admins each take 1 of 20 units: exactly 20 succeed and stock ends at 0."""
     api = make_api(committed_app)
-    paint_id = paints.create_paint({"name": "Scarce", "brand": "B", "stock": 20}, user_id=None).id
+    paint_id = paints.create_paint({"name": "Scarce", "brand": "B", "stock": 20}, actor=None).id
     db.session.remove()
 
     with ThreadPoolExecutor(max_workers=16) as pool:

@@ -1,7 +1,7 @@
 """Reorder levels: each paint's own low-stock level and the quantity to order
 
 Revision ID: 0010
-Revises: 0008 (0009 once merged with the change history)
+Revises: 0009
 
 A paint is low (and on the reorder list) when its stock is at or below its reorder_level;
 existing paints, and rows waiting in an import, get 5, the default of LOW_STOCK_THRESHOLD,
@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-# MERGE: down_revision becomes "0009"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

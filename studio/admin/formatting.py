@@ -60,3 +60,39 @@ def short_figure(value: Number, currency: bool = False) -> Markup:
         '<span title="{0}"><span aria-hidden="true">{1}</span>'
         '<span class="visually-hidden">{0}</span></span>'
     ).format(full, short)
+
+
+# How the history names a paint's fields and the kinds of change.
+FIELD_LABELS = {
+    "name": "Name",
+    "brand": "Brand",
+    "color_code": "Colour code",
+    "color_type": "Type",
+    "color_family": "Colour family",
+    "stock": "Stock",
+    "price": "Price",
+    "color_preview": "Swatch",
+    "image_url": "Photo",
+    "description": "Description",
+}
+KIND_LABELS = {
+    "create": "Created",
+    "edit": "Edited",
+    "delete": "Deleted",
+    "import": "Imported",
+    "stock": "Stock change",
+    "rename": "Renamed in the lists",
+    "merge": "Merged in the lists",
+}
+
+
+def changed_value(value: object, field: str) -> str:
+    """Return a field's value as the history shows it: prices in the currency, "—" for none."""
+    if value is None or value == "":
+        return "—"
+    if field == "price":
+        return money(Decimal(str(value)))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return exact(value)
+    text = str(value)
+    return text if len(text) <= 80 else text[:79] + "…"

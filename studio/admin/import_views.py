@@ -120,7 +120,7 @@ def staged_import(upload_id: int):
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
-            imported = imports.import_upload(upload_id, current_user.id, limits)
+            imported = imports.import_upload(upload_id, current_user.actor, limits)
         except Conflict as exc:
             upload = imports.get_upload(upload_id, current_user.id, limits)
             return render_import(

@@ -24,8 +24,9 @@ from .. import signals
 from ..extensions import login_manager
 from ..resilience.deadline import paced
 from ..resilience.retry import retry_transient
-from ..services import csv_io, listing, paints, reorder, stats, stock
-from ..services.errors import EditConflict, NotFound, ServiceError, ValidationError
+from ..services import activity, csv_io, listing, paints, reorder, stats, stock
+from ..services.activity import HistoryFilter
+from ..services.errors import BadQuery, EditConflict, NotFound, ServiceError, ValidationError
 from ..services.listing import PaintFilter
 from ..services.reorder import ReorderRequest
 from ..services.validation import default_reorder_level
@@ -36,7 +37,7 @@ from .forms import ConfirmForm, PaintForm, StockForm
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.add_app_template_filter(money)
 bp.add_app_template_filter(short_figure)
-MOVEMENTS_PER_PAGE = 20
+HISTORY_PER_PAGE = 20
 
 
 @bp.before_request
@@ -149,7 +150,9 @@ def new_paint():
         form.reorder_level.data = str(default_reorder_level())
     if form.validate_on_submit():
         try:
-            paint = paints.create_paint(form.submitted(new=True), current_user.id, from_text=True)
+            paint = paints.create_paint(
+                form.submitted(new=True), current_user.actor, from_text=True
+            )
         except ServiceError as exc:
             form.show_errors(exc)
             status = exc.status
@@ -176,7 +179,7 @@ def edit_paint(paint_id: int):
         else:
             changes = {**form.submitted(new=False), "original": original}
             try:
-                saved = paints.update_paint(paint_id, changes, current_user.id, from_text=True)
+                saved = paints.update_paint(paint_id, changes, current_user.actor, from_text=True)
             except EditConflict as exc:
                 form.show_conflict(exc)
                 paint, status, notice = exc.current, exc.status, "conflict"
@@ -196,15 +199,21 @@ def edit_paint(paint_id: int):
 
 def render_detail(paint_id: int, stock_form: StockForm, status: int = 200):
     paint = paints.get_paint_record(paint_id)
-    errors: dict[str, str] = {}
-    page, _ = listing.parse_page({"page": request.args.get("page", "1")}, errors)
-    movements = stock.list_movements(paint_id, page, MOVEMENTS_PER_PAGE)
     return render_template(
         "admin/paints/detail.html",
         paint=paint,
-        movements=movements,
+        history=activity.timeline(paint_id, _history_page(), paint.created_at),
         stock_form=stock_form,
     ), status
+
+
+def _history_page() -> HistoryFilter:
+    """Return the page of the timeline asked for; a bad page number shows the first."""
+    asked = {name: request.args.get(name, "") for name in ("page", "after")}
+    try:
+        return HistoryFilter.from_args({**asked, "per_page": str(HISTORY_PER_PAGE)})
+    except BadQuery:
+        return HistoryFilter(per_page=HISTORY_PER_PAGE)
 
 
 @bp.get("/paints/<id:paint_id>")
@@ -221,7 +230,7 @@ def adjust_stock(paint_id: int):
     submitted = {"delta": request.form.get("delta", ""), "reason": request.form.get("reason")}
     try:
         delta, reason = stock.validate_adjustment(submitted, from_text=True)
-        change = stock.adjust_stock(paint_id, delta, reason, current_user.id)
+        change = stock.adjust_stock(paint_id, delta, reason, current_user.actor)
     except ServiceError as exc:
         for name, message in exc.fields.items():
             if name in form:
@@ -240,7 +249,7 @@ def delete_paint(paint_id: int):
     form = ConfirmForm()
     if form.validate_on_submit():
         name = paint.name
-        paints.delete_paint(paint_id)
+        paints.delete_paint(paint_id, current_user.actor)
         flash(f"Deleted {name}.", "success")
         return redirect(url_for(".list_paints"))
     return render_template("admin/paints/delete.html", paint=paint, form=form)

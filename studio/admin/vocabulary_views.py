@@ -1,6 +1,7 @@
 """Admin pages of the types and colour families lists: add, rename, merge, delete."""
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from ..models import VOCABULARY_KINDS
 from ..resilience.retry import retry_transient
@@ -117,11 +118,13 @@ def change_term(term_id: int):
 def _apply(action: str, term_id: int, form) -> str:
     old_name = vocabularies.get_term(term_id).name
     if action == "rename":
-        new_name, changed = vocabularies.rename_term(term_id, form.name.data or "")
+        new_name, changed = vocabularies.rename_term(
+            term_id, form.name.data or "", current_user.actor
+        )
         return f"Renamed {old_name} to {new_name}; {paints_phrase(changed)} changed."
     if action == "merge":
         target = form.target.data or ""
         target_id = int(target) if target.isdigit() and len(target) < 10 else 0
-        kept, changed = vocabularies.merge_terms(term_id, target_id)
+        kept, changed = vocabularies.merge_terms(term_id, target_id, current_user.actor)
         return f"Merged {old_name} into {kept}; {paints_phrase(changed)} changed."
     return f"Deleted {vocabularies.delete_term(term_id)}."

@@ -3,8 +3,9 @@
 from functools import cache
 from typing import Any
 
-from ..models import MOVEMENT_KINDS, VOCABULARY_KINDS
+from ..models import HISTORY_KINDS, MOVEMENT_KINDS, VOCABULARY_KINDS
 from ..services.bulk import MAX_OPERATIONS
+from ..services.history import PAINT_FIELDS
 from ..services.listing import MAX_PAGE, MAX_PER_PAGE, SORT_COLUMNS, STOCK_STATUSES
 from ..services.reorder import PER_PAGE as REORDER_PER_PAGE
 from ..services.validation import (
@@ -411,6 +412,77 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "MovementPage": _page_of("Movement"),
+    "HistoryEntry": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "id",
+            "created_at",
+            "kind",
+            "user",
+            "user_id",
+            "token",
+            "paint",
+            "changes",
+            "note",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "created_at": TIMESTAMP,
+            "kind": {
+                "type": "string",
+                "enum": list(HISTORY_KINDS),
+                "description": "create, edit, delete, import (a CSV file or demo data), stock "
+                "(an adjustment), or rename and merge of a type or colour family (one entry "
+                "for the shop, `paint` null, however many paints it changed).",
+            },
+            "user": {
+                **NULLABLE_STRING,
+                "description": "The admin's name as it was; null for the command line.",
+            },
+            "user_id": {"type": "integer", "nullable": True},
+            "token": {
+                **NULLABLE_STRING,
+                "description": "The name of the API token the change came through; null for "
+                "the admin pages.",
+            },
+            "paint": {
+                "type": "object",
+                "nullable": True,
+                "additionalProperties": False,
+                "required": ["id", "brand", "name", "color_code"],
+                "description": "The paint as it was named at the change (it may be deleted since).",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "brand": NULLABLE_STRING,
+                    "name": NULLABLE_STRING,
+                    "color_code": NULLABLE_STRING,
+                },
+            },
+            "changes": {
+                "type": "object",
+                "description": "Each changed field with its value before and after (null: not "
+                'set; prices as strings such as "4.50"). A rename names color_type or '
+                "color_family.",
+                "additionalProperties": False,
+                "properties": {
+                    name: {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["old", "new"],
+                        "properties": {"old": {"nullable": True}, "new": {"nullable": True}},
+                    }
+                    for name in PAINT_FIELDS
+                },
+            },
+            "note": {
+                **NULLABLE_STRING,
+                "description": "The stock change's reason, the import's file, or how many "
+                "paints a rename changed.",
+            },
+        },
+    },
+    "HistoryPage": _page_of("HistoryEntry"),
     "Breakdown": {
         "type": "object",
         "required": ["paints", "units"],
@@ -587,6 +659,50 @@ COMMON_ERRORS = {
         "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
     },
 }
+HISTORY_PARAMETERS = [
+    *PAGE_PARAMETERS,
+    {
+        "name": "user",
+        "in": "query",
+        **EMPTY_IS_DEFAULT,
+        "schema": {**TEXT, "maxLength": 80},
+        "description": "Only the changes of the admin with this name (through any of their "
+        "tokens too).",
+    },
+    {
+        "name": "kind",
+        "in": "query",
+        **EMPTY_IS_DEFAULT,
+        "schema": {"type": "string", "enum": list(HISTORY_KINDS)},
+    },
+    *(
+        {
+            "name": name,
+            "in": "query",
+            **EMPTY_IS_DEFAULT,
+            "schema": {"type": "string", "format": "date"},
+            "description": description,
+        }
+        for name, description in (
+            ("since", "Changes on or after this day (UTC), written YYYY-MM-DD."),
+            ("until", "Changes on or before this day (UTC), written YYYY-MM-DD."),
+        )
+    ),
+    {
+        "name": "after",
+        "in": "query",
+        **EMPTY_IS_DEFAULT,
+        "schema": {"type": "string", "maxLength": 200},
+        "description": "The `next_cursor` of the previous page (with the same filters); "
+        "`page` is then only a label.",
+    },
+]
+HISTORY_ERRORS = {
+    "400": _error(
+        "A query parameter has a bad value (each is named in `fields`), or the request's Host "
+        "is not one this site answers to (`ALLOWED_HOSTS`)."
+    ),
+}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -729,6 +845,33 @@ PATHS: dict[str, Any] = {
                 "404": _error("No such paint."),
                 "422": _error("A query parameter has a bad value."),
                 **COMMON_ERRORS,
+            },
+        },
+    },
+    "/paints/{paint_id}/history": {
+        "parameters": [PAINT_ID],
+        "get": {
+            "operationId": "paint_history",
+            "summary": "The paint's history, newest first: every change with who made it, "
+            "when, and each field's old and new value. A deleted paint keeps its history.",
+            "parameters": HISTORY_PARAMETERS,
+            "responses": {
+                "200": _json(_ref("HistoryPage"), "A page of entries."),
+                "404": _error("No such paint, and no history of one."),
+                **COMMON_ERRORS,
+                **HISTORY_ERRORS,
+            },
+        },
+    },
+    "/activity": {
+        "get": {
+            "operationId": "list_activity",
+            "summary": "Every change in the shop, newest first, by admin, kind and day.",
+            "parameters": HISTORY_PARAMETERS,
+            "responses": {
+                "200": _json(_ref("HistoryPage"), "A page of entries."),
+                **COMMON_ERRORS,
+                **HISTORY_ERRORS,
             },
         },
     },

@@ -9,7 +9,17 @@ from werkzeug.exceptions import HTTPException
 
 from .. import serializers
 from ..resilience.retry import retry_transient
-from ..services import bulk, cached_reads, listing, paints, reorder, stats, stock, vocabularies
+from ..services import (
+    activity,
+    bulk,
+    cached_reads,
+    listing,
+    paints,
+    reorder,
+    stats,
+    stock,
+    vocabularies,
+)
 from ..services.errors import ServiceError, ValidationError
 from ..services.validation import default_reorder_level
 from .auth import prefetches, require_token
@@ -111,7 +121,7 @@ def list_paints():
 @retry_transient
 @idempotent
 def create_paint():
-    paint = paints.create_paint(json_body(), g.api_user.id)
+    paint = paints.create_paint(json_body(), g.api_user.actor)
     location = url_for(".get_paint", paint_id=paint.id)
     return serializers.paint(paint), 201, {"Location": location}
 
@@ -121,7 +131,7 @@ def create_paint():
 @idempotent
 def bulk_change():
     operations = bulk.parse_operations(json_body())
-    outcomes = bulk.apply_operations(operations, g.api_user.id)
+    outcomes = bulk.apply_operations(operations, g.api_user.actor)
     return {"applied": len(outcomes), "results": [serializers.outcome(o) for o in outcomes]}
 
 
@@ -135,13 +145,13 @@ def get_paint(paint_id: int):
 @bp.patch("/paints/<id:paint_id>")
 @retry_transient
 def update_paint(paint_id: int):
-    return serializers.paint(paints.update_paint(paint_id, json_body(), g.api_user.id))
+    return serializers.paint(paints.update_paint(paint_id, json_body(), g.api_user.actor))
 
 
 @bp.delete("/paints/<id:paint_id>")
 @retry_transient
 def delete_paint(paint_id: int):
-    paints.delete_paint(paint_id)
+    paints.delete_paint(paint_id, g.api_user.actor)
     return "", 204
 
 
@@ -150,7 +160,7 @@ def delete_paint(paint_id: int):
 @idempotent
 def adjust_stock(paint_id: int):
     delta, reason = stock.validate_adjustment(json_body())
-    change = stock.adjust_stock(paint_id, delta, reason, g.api_user.id)
+    change = stock.adjust_stock(paint_id, delta, reason, g.api_user.actor)
     body = {
         "paint": serializers.paint(change.paint),
         "movement": serializers.movement(change.movement),
@@ -166,6 +176,20 @@ def list_movements(paint_id: int):
     if errors:
         raise ValidationError(errors)
     return serializers.page(stock.list_movements(paint_id, page, per_page), serializers.movement)
+
+
+@bp.get("/paints/<id:paint_id>/history")
+@retry_transient
+def paint_history(paint_id: int):
+    history_filter = activity.HistoryFilter.from_args(request.args)
+    return serializers.page(activity.timeline(paint_id, history_filter), serializers.history_entry)
+
+
+@bp.get("/activity")
+@retry_transient
+def list_activity():
+    history_filter = activity.HistoryFilter.from_args(request.args)
+    return serializers.page(activity.activity(history_filter), serializers.history_entry)
 
 
 @bp.get("/stats")

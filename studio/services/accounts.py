@@ -17,11 +17,17 @@ from ..models import ApiToken, EndedSession, User, utcnow
 from ..resilience.retry import retry_transient
 from . import cached_reads, passwords, transactions
 from .errors import Conflict, NotFound, ValidationError
+from .history import Actor
 
 MAX_PASSWORD_LENGTH = 1024
 USERS, TOKENS = User.__table__, ApiToken.__table__
 TOKEN_OWNER = select(
-    USERS.c.id, USERS.c.username, USERS.c.is_active, USERS.c.session_generation
+    USERS.c.id,
+    USERS.c.username,
+    USERS.c.is_active,
+    USERS.c.session_generation,
+    TOKENS.c.id.label("token_id"),
+    TOKENS.c.name.label("token_name"),
 ).join_from(TOKENS, USERS, TOKENS.c.user_id == USERS.c.id)
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]{3,80}")
 TOKEN_PREFIX = "stu_"
@@ -43,6 +49,13 @@ class SignedInUser(UserMixin):
     # What a browser session is checked against (studio.auth.sessions); tokens ignore them.
     session_generation: int = 1
     ended_sessions: frozenset[str] = frozenset()
+    # Signed in by an API token: the token's name, for the history of what it changes.
+    token_name: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """Return who this is in the history of the changes they make."""
+        return Actor(self.id, self.username, self.token_name)
 
     @classmethod
     def of(cls, user: User, ended_sessions: frozenset[str] = frozenset()) -> "SignedInUser":
@@ -240,7 +253,11 @@ def user_for_token(secret: str, also_prefetch: Sequence[str] = ()) -> SignedInUs
         row = db.session.execute(TOKEN_OWNER.where(TOKENS.c.token_hash == token_hash)).first()
         if row is None or not row.is_active:
             return None
-        return SignedInUser(*row)
+        # A token made without a name is still told apart from the admin's pages.
+        token_name = row.token_name or f"token {row.token_id}"
+        return SignedInUser(
+            row.id, row.username, row.is_active, row.session_generation, token_name=token_name
+        )
 
     return cached_reads.remember(
         cached_reads.token_key(token_hash), "AUTH_CACHE_TTL", load, revocable=True

@@ -17,8 +17,9 @@ from sqlalchemy import select, update
 
 from ..extensions import db
 from ..models import Paint, utcnow
-from . import cached_reads, transactions
+from . import cached_reads, history, transactions
 from .errors import Conflict, ValidationError
+from .history import Actor
 from .paints import PAINT_COLUMNS, PaintRecord, delete_paint, unique_code_guard
 from .stock import StockChange, adjust_stock, validate_adjustment
 from .validation import MAX_INT, MAX_STOCK, FieldError, clean_int, validate_paint
@@ -127,33 +128,31 @@ def _checked(kind: str, item: dict[str, Any]) -> dict[str, Any]:
     return {"fields": cleaned, "version": version}
 
 
-def apply_operations(operations: list[Operation], user_id: int | None) -> list[Outcome]:
+def apply_operations(operations: list[Operation], actor: Actor | None) -> list[Outcome]:
     """Apply every operation in one transaction, or none: raise Conflict naming each that
     the paints as they are refuse (unknown, another version, stock out of bounds)."""
     with transactions.one_transaction():
         current = _lock({operation.paint_id for operation in operations})
         _refuse_what_cannot_apply(operations, current)
         with unique_code_guard():
-            return [_apply(operation, user_id) for operation in operations]
+            return [_apply(operation, actor, current) for operation in operations]
 
 
-def _lock(paint_ids: set[int]) -> dict[int, tuple[int, int]]:
-    """Lock the paints, in id order; return each one's (stock, version)."""
+def _lock(paint_ids: set[int]) -> dict[int, PaintRecord]:
+    """Lock the paints, in id order; return each one as it is."""
     rows = db.session.execute(
-        select(Paint.id, Paint.stock, Paint.version)
+        select(*PAINT_COLUMNS)
         .where(Paint.id.in_(sorted(paint_ids)))
         .order_by(Paint.id)
         .with_for_update()
     )
-    return {paint_id: (stock, version) for paint_id, stock, version in rows}
+    return {row.id: PaintRecord(**row._asdict()) for row in rows}
 
 
-def _refuse_what_cannot_apply(
-    operations: list[Operation], current: dict[int, tuple[int, int]]
-) -> None:
+def _refuse_what_cannot_apply(operations: list[Operation], current: dict[int, PaintRecord]) -> None:
     """Follow the operations through the locked paints; raise naming each that would fail."""
-    stocks = {paint_id: stock for paint_id, (stock, _) in current.items()}
-    versions = {paint_id: version for paint_id, (_, version) in current.items()}
+    stocks = {paint_id: paint.stock for paint_id, paint in current.items()}
+    versions = {paint_id: paint.version for paint_id, paint in current.items()}
     errors: dict[str, str] = {}
     for index, operation in enumerate(operations):
         name = f"operations[{index}]"
@@ -184,12 +183,14 @@ def _refuse_what_cannot_apply(
         raise Conflict(f"Nothing was changed: the paints are not as {named} expects.", errors)
 
 
-def _apply(operation: Operation, user_id: int | None) -> Outcome:
+def _apply(operation: Operation, actor: Actor | None, current: dict[int, PaintRecord]) -> Outcome:
+    """Apply one operation; `current` follows each paint as the operations change it."""
     if operation.kind == "adjust_stock":
-        change = adjust_stock(operation.paint_id, operation.delta, operation.reason, user_id)
+        change = adjust_stock(operation.paint_id, operation.delta, operation.reason, actor)
+        current[operation.paint_id] = change.paint
         return Outcome(operation, change.paint, change)
     if operation.kind == "delete":
-        delete_paint(operation.paint_id)
+        delete_paint(operation.paint_id, actor)
         return Outcome(operation)
     statement = (
         update(Paint)
@@ -199,5 +200,8 @@ def _apply(operation: Operation, user_id: int | None) -> Outcome:
         .execution_options(synchronize_session=False)
     )
     paint = PaintRecord(**db.session.execute(statement).one()._asdict())
+    before, current[operation.paint_id] = current[operation.paint_id], paint
+    changes = history.field_changes(vars(before), vars(paint), operation.fields)
+    history.record("edit", actor, vars(paint), changes)
     transactions.commit(cached_reads.paints_changed(operation.paint_id))
     return Outcome(operation, paint)

@@ -39,7 +39,9 @@ from sqlalchemy import (
 
 from ..extensions import db
 from ..models import ImportRow, Money, Paint, StockMovement, utcnow
+from . import history
 from .errors import Conflict
+from .history import Actor
 from .validation import MAX_STOCK, PAINT_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -279,7 +281,7 @@ def _changed_since_check(found: Sequence[Any]) -> Conflict:
     )
 
 
-def apply_update(upload_id: int, user_id: int | None, start: int, stop: int) -> int:
+def apply_update(upload_id: int, actor: Actor | None, note: str, start: int, stop: int) -> int:
     """Write rows start+1..stop of an update; return how many paints changed.
 
     One UPDATE ... FROM the staged rows, on the condition that each paint still has the
@@ -312,8 +314,8 @@ def apply_update(upload_id: int, user_id: int | None, start: int, stop: int) -> 
             "being applied. Check the file again to see what it would change now.",
             {"file": "names paints that changed while it was applied."},
         )
-    _record_stock_corrections(changes, user_id, now)
-    record_changes(changes, user_id, upload_id)
+    _record_stock_corrections(changes, actor.user_id if actor else None, now)
+    record_changes(changes, "import", actor, note)
     return len(changes)
 
 
@@ -357,7 +359,7 @@ def _record_stock_corrections(
 
 
 def apply_delivery(
-    upload_id: int, user_id: int | None, reference: str, start: int, stop: int
+    upload_id: int, actor: Actor | None, note: str, reference: str, start: int, stop: int
 ) -> tuple[int, int]:
     """Add rows start+1..stop of a delivery to the stock; return (paints, units) received.
 
@@ -389,12 +391,12 @@ def apply_delivery(
     if len(received) != len(quantities):
         db.session.rollback()
         raise _delivery_refused(upload_id)
-    _insert_deliveries(chunk, user_id, reference, now)
+    _insert_deliveries(chunk, actor.user_id if actor else None, reference, now)
     changes = [
         PaintChange(paint_id, [("stock", stock - quantities[paint_id], stock)])
         for paint_id, stock in received
     ]
-    record_changes(changes, user_id, upload_id)
+    record_changes(changes, "stock", actor, f"Delivery {reference} ({note})")
     return len(received), sum(quantities.values())
 
 
@@ -449,8 +451,32 @@ def _delivery_refused(upload_id: int) -> Conflict:
     )
 
 
-def record_changes(changes: Sequence[PaintChange], user_id: int | None, upload_id: int) -> None:
-    """Hear, in the import's transaction, each paint it changed with its (field, old, new)."""
-    # HISTORY: record one history entry per paint here, naming the import (upload_id) and
-    # the admin (user_id), e.g. history.record(change.paint_id, change.fields, ...).
-    logger.debug("import %s by user %s changed %d paints", upload_id, user_id, len(changes))
+def record_changes(
+    changes: Sequence[PaintChange], kind: str, actor: Actor | None, note: str
+) -> None:
+    """Write, in the import's transaction, one history entry per paint it changed."""
+    if not changes:
+        return
+    named = {
+        row.id: row._asdict()
+        for row in db.session.execute(
+            select(paints.c.id, paints.c.brand, paints.c.name, paints.c.color_code).where(
+                paints.c.id.in_([change.paint_id for change in changes])
+            )
+        )
+    }
+    history.record_many(
+        [
+            history.entry(
+                kind,
+                actor,
+                named.get(change.paint_id, {"id": change.paint_id}),
+                {
+                    name: [history.stored(old), history.stored(new)]
+                    for name, old, new in change.fields
+                },
+                note,
+            )
+            for change in changes
+        ]
+    )

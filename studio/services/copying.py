@@ -2,10 +2,11 @@
 
 What is copied is the shop itself: admins (their password hashes, as they are), API
 tokens (their SHA-256, so every token keeps working), signed-out sessions (a copied
-cookie stays refused), the types and colour families lists, paints and their stock
-movements. What is runtime state stays behind: idempotency keys (24 hours of replies),
-checked CSV files waiting for confirmation (an admin uploads again) and the cache's
-epochs (the copy starts a new one instead, so no worker serves what Redis held before).
+cookie stays refused), the types and colour families lists, paints, their stock
+movements and the history of changes. What is runtime state stays behind: idempotency
+keys (24 hours of replies), checked CSV files waiting for confirmation (an admin uploads
+again) and the cache's epochs (the copy starts a new one instead, so no worker serves what
+Redis held before).
 
 The copy, the emptying of the target (--force), the sequences and the new epoch are one
 transaction on the target, and the figures of both sides are compared before it
@@ -33,6 +34,7 @@ from ..extensions import READS_ONLY, db
 from ..models import (
     ApiToken,
     EndedSession,
+    HistoryEntry,
     IdempotencyKey,
     ImportRow,
     ImportUpload,
@@ -51,7 +53,7 @@ BATCH_ROWS = 5000
 # In the order their foreign keys need.
 COPIED: tuple[Table, ...] = tuple(
     model.__table__  # type: ignore[attr-defined]
-    for model in (User, ApiToken, EndedSession, VocabularyTerm, Paint, StockMovement)
+    for model in (User, ApiToken, EndedSession, VocabularyTerm, Paint, StockMovement, HistoryEntry)
 )
 # Runtime state: not copied, and emptied with the copied tables by --force.
 LEFT_BEHIND: tuple[Table, ...] = tuple(

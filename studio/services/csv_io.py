@@ -5,7 +5,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import and_, or_, select
 from ..extensions import db
 from ..models import Paint
 from .errors import ValidationError
+from .history import Actor
 from .paints import bulk_create_paints
 from .validation import (
     MAX_STOCK,
@@ -121,7 +122,7 @@ def _uncell(text: str) -> str:
 def export_csv(paints: Iterable[Paint]) -> Iterator[str]:
     """Yield a CSV document of the paints, a line at a time, after a byte-order mark."""
     rows = ([getattr(paint, column) for column in CSV_COLUMNS] for paint in paints)
-    return _csv_document(CSV_COLUMNS, rows)
+    return export_table(CSV_COLUMNS, rows)
 
 
 def export_reorder_csv(lines: Iterable[Any]) -> Iterator[str]:
@@ -133,15 +134,18 @@ def export_reorder_csv(lines: Iterable[Any]) -> Iterator[str]:
         ]
         for line in lines
     )
-    return _csv_document((*REORDER_PAINT_COLUMNS, "suggested_quantity"), rows)
+    return export_table((*REORDER_PAINT_COLUMNS, "suggested_quantity"), rows)
 
 
-def _csv_document(header: Iterable[str], rows: Iterable[list[Any]]) -> Iterator[str]:
-    """Yield the rows as CSV, 64 KB at a time, after a byte-order mark (for Excel)."""
+def export_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """Yield a CSV document of the rows, 64 KB at a time, after a byte-order mark.
+
+    Every cell is written as `_cell` makes it, never as a formula.
+    """
     buffer = io.StringIO()
     buffer.write(BOM)
     writer = csv.writer(buffer)
-    writer.writerow(header)
+    writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(value) for value in row])
         if buffer.tell() > 64 * 1024:
@@ -477,18 +481,18 @@ def _check_existing_uncoded(seen: dict[tuple[str, str, str], int], check: Import
             check.errors.append((line, f"{_described(*same)} is already in the inventory."))
 
 
-def import_paints(text: str, user_id: int | None) -> int:
+def import_paints(text: str, actor: Actor | None) -> int:
     """Import a clean CSV document in one transaction, or raise ValidationError naming lines."""
-    return import_checked(check_import(text), user_id)
+    return import_checked(check_import(text), actor)
 
 
 def import_checked(
-    check: ImportCheck, user_id: int | None, on_batch: Callable[[int], None] | None = None
+    check: ImportCheck, actor: Actor | None, on_batch: Callable[[int], None] | None = None
 ) -> int:
     """Import the rows of a checked file, all in one transaction; refuse a file with errors."""
     if not check.ok:
         lines = "; ".join(f"line {line}: {reason}" for line, reason in check.errors[:20])
         raise ValidationError({"file": lines}, "The file has errors; nothing was imported.")
     return bulk_create_paints(
-        check.rows, kind="import", reason="CSV import", user_id=user_id, on_batch=on_batch
+        check.rows, kind="import", reason="CSV import", actor=actor, on_batch=on_batch
     )

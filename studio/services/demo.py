@@ -118,7 +118,7 @@ def seed_demo(count: int, *, on_batch: Callable[[int], None] | None = None) -> i
             for paint in demo_paints(count, start=start)
         )
         return bulk_create_paints(
-            paints, kind="import", reason="Demo data", user_id=None, on_batch=on_batch
+            paints, kind="import", reason="Demo data", actor=None, on_batch=on_batch
         )
 
 

@@ -64,3 +64,13 @@ class EditConflict(Conflict):
 
 class InsufficientStock(Conflict):
     code = "insufficient_stock"
+
+
+class BadQuery(ServiceError):
+    """Query parameters a listing cannot read; each is named in `fields`."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__(f"Invalid query parameter: {', '.join(sorted(fields))}.", fields)

@@ -47,12 +47,14 @@ from ..models import (
     ImportUpload,
     Paint,
     StockMovement,
+    User,
     VocabularyTerm,
     utcnow,
 )
 from ..resilience.faults import DatabaseUnavailable, cause
-from . import bulk_updates, cached_reads, csv_io, transactions
+from . import bulk_updates, cached_reads, csv_io, history, transactions
 from .errors import Conflict, NotFound, ServiceError, ValidationError
+from .history import Actor
 from .paints import ZERO_PRICE
 from .planner import refresh_statistics
 from .validation import FieldError, clean_text
@@ -400,7 +402,7 @@ class Imported:
     units: int = 0
 
 
-def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Imported:
+def import_upload(upload_id: int, actor: Actor, limits: ImportLimits) -> Imported:
     """Import the admin's checked upload, all of it in one transaction, exactly once.
 
     A second confirmation (a double click, a retried request) waits for the first one's
@@ -410,7 +412,7 @@ def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Importe
     this worker; its page shows the progress (see `background_import`).
     """
     raise_time_limits(limits.seconds)
-    upload = _find(upload_id, user_id, limits, lock=True)
+    upload = _find(upload_id, actor.user_id or 0, limits, lock=True)
     # Read before any commit or rollback, which would make the next read a query: after
     # a commit, a query that fails would answer a saved import as failed.
     count, status, mode, progress = upload.row_count, upload.status, upload.mode, upload.progress
@@ -431,7 +433,7 @@ def import_upload(upload_id: int, user_id: int, limits: ImportLimits) -> Importe
         bulk_updates.refuse_changed_paints(upload_id, mode)
     _refuse_retired_values(upload_id)
     if count <= limits.inline_rows or not _is_postgresql():
-        done = _import_rows(upload, user_id)
+        done = _import_rows(upload, actor)
         _forget_rows(upload_id)
         return Imported(done.count, mode=mode, units=done.units)
     upload.status, upload.progress, upload.progress_at, upload.error = (
@@ -466,8 +468,11 @@ def background_import(app: Flask, upload_id: int) -> None:
             if upload is None:  # another job imported it, or it failed
                 db.session.rollback()
                 return
+            username = db.session.scalar(select(User.username).where(User.id == upload.user_id))
             _import_rows(
-                upload, upload.user_id, on_progress=lambda done: _note_progress(upload_id, done)
+                upload,
+                Actor(upload.user_id, username),
+                on_progress=lambda done: _note_progress(upload_id, done),
             )
             _forget_rows(upload_id)
         except Exception as exc:  # the job must say why it stopped, whatever stopped it
@@ -478,27 +483,29 @@ def background_import(app: Flask, upload_id: int) -> None:
 
 
 def _import_rows(
-    upload: ImportUpload, user_id: int, on_progress: Callable[[int], None] | None = None
+    upload: ImportUpload, actor: Actor, on_progress: Callable[[int], None] | None = None
 ) -> Imported:
     """Apply the upload's rows IMPORT_CHUNK_ROWS at a time, mark it imported, commit.
 
     An added file counts its paints; an update or a delivery the paints it changed,
     which its `progress` keeps once imported (a repeated confirmation says it again).
+    Each paint gets a history entry naming the file.
     """
     upload_id, mode, reference = upload.id, upload.mode, upload.reference or ""
+    note = f"{IMPORT_REASON}: {upload.filename}"
     changed = units = 0
     try:
         for start in range(0, upload.row_count, IMPORT_CHUNK_ROWS):
             stop = start + IMPORT_CHUNK_ROWS
             if mode == "update":
-                changed += bulk_updates.apply_update(upload_id, user_id, start, stop)
+                changed += bulk_updates.apply_update(upload_id, actor, note, start, stop)
             elif mode == "receive":
                 paints, received = bulk_updates.apply_delivery(
-                    upload_id, user_id, reference, start, stop
+                    upload_id, actor, note, reference, start, stop
                 )
                 changed, units = changed + paints, units + received
             else:
-                _insert_paints(upload_id, user_id, start, stop)
+                _insert_paints(upload_id, actor, note, start, stop)
             if on_progress:
                 on_progress(min(stop, upload.row_count))
     except IntegrityError:
@@ -632,8 +639,11 @@ def _clash_error(named: str) -> Conflict:
     )
 
 
-def _insert_paints(upload_id: int, user_id: int | None, start: int, stop: int) -> None:
-    """Copy rows start+1..stop of the upload into paints, their opening stock into movements."""
+def _insert_paints(upload_id: int, actor: Actor, note: str, start: int, stop: int) -> None:
+    """Copy rows start+1..stop of the upload into paints, their opening stock into movements.
+
+    Each new paint gets its import entry in the history, noting `note` (the file's name).
+    """
     now = literal(utcnow(), DateTime(timezone=True))
     staged = ImportRow.__table__
     source = (
@@ -656,18 +666,30 @@ def _insert_paints(upload_id: int, user_id: int | None, start: int, stop: int) -
     movement = (
         literal("import", String),
         literal(IMPORT_REASON, String),
-        literal(user_id, Integer),
+        literal(actor.user_id, Integer),
         now,
     )
     movements = StockMovement.__table__
     if _is_postgresql():
-        inserted = new_paints.returning(Paint.__table__.c.id, Paint.__table__.c.stock).cte()
-        db.session.execute(
-            insert(movements).from_select(
+        paint_columns = Paint.__table__.c
+        inserted = new_paints.returning(
+            paint_columns.id, *(paint_columns[name] for name in STAGED_COLUMNS)
+        ).cte()
+        moved = (
+            insert(movements)
+            .from_select(
                 movement_columns,
                 select(inserted.c.id, inserted.c.stock, inserted.c.stock, *movement).where(
                     inserted.c.stock > 0
                 ),
+            )
+            .returning(movements.c.id)
+            .cte()
+        )
+        # PostgreSQL runs every data-modifying WITH query of the statement.
+        db.session.execute(
+            history.new_paint_entries(select(inserted), actor, note, now, "postgresql").add_cte(
+                moved
             )
         )
         return
@@ -684,6 +706,8 @@ def _insert_paints(upload_id: int, user_id: int | None, start: int, stop: int) -
             ),
         )
     )
+    new = select(paints).where(paints.c.id > before)
+    db.session.execute(history.new_paint_entries(new, actor, note, now, "sqlite"))
 
 
 def _forget_rows(upload_id: int) -> None:

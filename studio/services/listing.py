@@ -27,6 +27,7 @@ from ..search import word_parts
 from . import cached_reads, levels, vocabularies
 from .errors import ValidationError
 from .paints import PaintRecord
+from .planner import estimated_rows
 from .validation import MAX_INT, MAX_PRICE, FieldError, clean_int, clean_text
 
 SORT_COLUMNS = {
@@ -348,15 +349,7 @@ def _estimate(where: list[ColumnElement[bool]]) -> int:
             text("SELECT reltuples::bigint FROM pg_class WHERE oid = 'paints'::regclass")
         )
         return int(reltuples or 0)
-    connection = db.session.connection()
-    compiled = select(Paint.id).where(*where).compile(dialect=connection.dialect)
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + compiled.string, compiled.params)
-        plan = cursor.fetchone()[0]
-    finally:
-        cursor.close()
-    return int(plan[0]["Plan"]["Plan Rows"])
+    return estimated_rows(select(Paint.id).where(*where))
 
 
 def matching_paints(paint_filter: PaintFilter) -> Iterator[Paint]:

@@ -13,8 +13,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
-from . import cached_reads, transactions
+from . import cached_reads, history, transactions
 from .errors import Conflict, EditConflict, NotFound, ValidationError, VersionConflict
+from .history import Actor
 from .planner import refresh_statistics
 from .validation import (
     MAX_INT,
@@ -94,7 +95,7 @@ def get_paint(paint_id: int) -> Paint:
 
 
 def create_paint(
-    data: Mapping[str, Any], user_id: int | None, *, from_text: bool = False
+    data: Mapping[str, Any], actor: Actor | None, *, from_text: bool = False
 ) -> PaintRecord:
     """Create a paint from submitted fields; its opening stock is the first movement.
 
@@ -114,11 +115,12 @@ def create_paint(
                     stock_after=paint.stock,
                     kind="initial",
                     reason="Opening stock",
-                    user_id=user_id,
+                    user_id=_user_id(actor),
                 )
             )
             db.session.flush()
         saved = PaintRecord.of(paint)
+        history.record("create", actor, vars(saved), history.field_changes(None, vars(saved)))
         # Nobody can have cached a paint that did not exist: only listings change.
         transactions.commit(cached_reads.paints_changed())
     return saved
@@ -127,7 +129,7 @@ def create_paint(
 def update_paint(
     paint_id: int,
     data: Mapping[str, Any],
-    user_id: int | None,
+    actor: Actor | None,
     *,
     from_text: bool = False,
 ) -> PaintRecord:
@@ -138,7 +140,7 @@ def update_paint(
     saved, copied before the commit (see create_paint).
     """
     if "original" in data:
-        return merge_edit(paint_id, data, user_id, from_text=from_text)
+        return merge_edit(paint_id, data, actor, from_text=from_text)
     changes = dict(data)
     errors: dict[str, str] = {}
     version = None
@@ -157,15 +159,17 @@ def update_paint(
     paint = get_paint(paint_id)
     if paint.version != version:
         raise _version_conflict(paint)
-    old_stock = paint.stock
+    before = PaintRecord.of(paint)
     for field, value in fields.items():
         setattr(paint, field, value)
-    if "stock" in fields and fields["stock"] != old_stock:
-        db.session.add(_correction(paint.id, fields["stock"] - old_stock, fields["stock"], user_id))
+    if "stock" in fields and fields["stock"] != before.stock:
+        delta = fields["stock"] - before.stock
+        db.session.add(_correction(paint.id, delta, fields["stock"], actor))
     try:
         with unique_code_guard():
             db.session.flush()
             saved = PaintRecord.of(paint)
+            _record_edit(actor, vars(before), saved, fields)
             transactions.commit(cached_reads.paints_changed(paint_id))
     except StaleDataError:
         # Another admin saved (or stock moved) between our read and our write.
@@ -175,7 +179,7 @@ def update_paint(
 
 
 def merge_edit(
-    paint_id: int, data: Mapping[str, Any], user_id: int | None, *, from_text: bool = False
+    paint_id: int, data: Mapping[str, Any], actor: Actor | None, *, from_text: bool = False
 ) -> PaintRecord:
     """Write the fields the edit changes from `data["original"]`, unless others changed them.
 
@@ -210,7 +214,7 @@ def merge_edit(
     if not edited:
         return PaintRecord.of(get_paint(paint_id))
     for _ in range(MERGE_ATTEMPTS):
-        saved = _write_edited(paint_id, edited, original, user_id)
+        saved = _write_edited(paint_id, edited, original, actor)
         if saved is not None:
             return saved
         conflict = _conflict(get_paint(paint_id), edited, original)
@@ -277,9 +281,12 @@ def _clean_original(
 
 
 def _write_edited(
-    paint_id: int, edited: Mapping[str, Any], original: Mapping[str, Any], user_id: int | None
+    paint_id: int, edited: Mapping[str, Any], original: Mapping[str, Any], actor: Actor | None
 ) -> PaintRecord | None:
     """Write the edited fields if none of them clashes; return the paint, None if one did."""
+    # Read for the history entry, without a lock: the UPDATE keeps each edited field at its
+    # original value or one someone else already set to the edit's, and this tells which.
+    before = db.session.execute(PAINT_ROW.where(PAINTS.c.id == paint_id)).first()
     conditions = [Paint.id == paint_id]
     for name, value in edited.items():
         column = getattr(Paint, name)
@@ -304,8 +311,11 @@ def _write_edited(
         saved = PaintRecord(**row._asdict())
         if "stock" in edited:
             delta = edited["stock"] - original["stock"]
-            db.session.add(_correction(paint_id, delta, saved.stock, user_id))
+            db.session.add(_correction(paint_id, delta, saved.stock, actor))
             db.session.flush()
+        was = before._asdict() if before is not None else {}
+        already = {name for name, value in edited.items() if was.get(name, original[name]) == value}
+        _record_edit(actor, {**original, **{name: edited[name] for name in already}}, saved, edited)
         transactions.commit(cached_reads.paints_changed(paint_id))
     return saved
 
@@ -343,23 +353,38 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _correction(paint_id: int, delta: int, stock_after: int, user_id: int | None) -> StockMovement:
+def _record_edit(
+    actor: Actor | None, before: Mapping[str, Any], saved: PaintRecord, names: Iterable[str]
+) -> None:
+    changes = history.field_changes(before, vars(saved), names)
+    if changes:
+        history.record("edit", actor, vars(saved), changes)
+
+
+def _correction(paint_id: int, delta: int, stock_after: int, actor: Actor | None) -> StockMovement:
     return StockMovement(
         paint_id=paint_id,
         delta=delta,
         stock_after=stock_after,
         kind="correction",
         reason="Stock corrected on edit",
-        user_id=user_id,
+        user_id=_user_id(actor),
     )
 
 
-def delete_paint(paint_id: int) -> None:
-    """Delete the paint and its stock history."""
-    result = db.session.execute(delete(Paint).where(Paint.id == paint_id))
-    if result.rowcount == 0:
+def _user_id(actor: Actor | None) -> int | None:
+    return actor.user_id if actor else None
+
+
+def delete_paint(paint_id: int, actor: Actor | None) -> None:
+    """Delete the paint and its stock movements; its history stays, naming it."""
+    statement = delete(Paint).where(Paint.id == paint_id).returning(*PAINT_COLUMNS)
+    deleted = db.session.execute(statement).first()
+    if deleted is None:
         db.session.rollback()
         raise NotFound(f"Paint {paint_id} does not exist.")
+    values = deleted._asdict()
+    history.record("delete", actor, values, history.field_changes(values, None))
     transactions.commit(cached_reads.paints_changed(paint_id))
 
 
@@ -368,22 +393,25 @@ def bulk_create_paints(
     *,
     kind: str,
     reason: str,
-    user_id: int | None,
+    actor: Actor | None,
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Insert already validated paints in batches, in one transaction; return how many."""
+    """Insert already validated paints in batches, in one transaction; return how many.
+
+    Each gets a stock movement of `kind` (if stocked) and an import entry noting `reason`.
+    """
     count = 0
     batch: list[Mapping[str, Any]] = []
     with unique_code_guard():
         for row in rows:
             batch.append(row)
             if len(batch) == BULK_BATCH_SIZE:
-                count += _insert_batch(batch, kind, reason, user_id)
+                count += _insert_batch(batch, kind, reason, actor)
                 batch = []
                 if on_batch:
                     on_batch(count)
         if batch:
-            count += _insert_batch(batch, kind, reason, user_id)
+            count += _insert_batch(batch, kind, reason, actor)
             if on_batch:
                 on_batch(count)
         refresh_statistics()
@@ -392,7 +420,7 @@ def bulk_create_paints(
 
 
 def _insert_batch(
-    batch: list[Mapping[str, Any]], kind: str, reason: str, user_id: int | None
+    batch: list[Mapping[str, Any]], kind: str, reason: str, actor: Actor | None
 ) -> int:
     # Every row gets every key, so the driver can send a batch as one statement.
     defaults = {
@@ -411,13 +439,21 @@ def _insert_batch(
             "stock_after": stock,
             "kind": kind,
             "reason": reason,
-            "user_id": user_id,
+            "user_id": _user_id(actor),
         }
         for paint_id, stock in inserted
         if stock
     ]
     if movements:
         db.session.execute(insert(StockMovement), movements)
+    history.record_many(
+        [
+            history.entry(
+                "import", actor, {**row, "id": paint_id}, history.field_changes(None, row), reason
+            )
+            for row, (paint_id, _) in zip(rows, inserted, strict=True)
+        ]
+    )
     return len(inserted)
 
 

@@ -1,10 +1,12 @@
 """What the database's planner believes about the tables, refreshed after writes in bulk."""
 
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import Select, text
 
 from ..extensions import db
 
-BULK_LOADED_TABLES = ("paints", "stock_movements")
+BULK_LOADED_TABLES = ("paints", "stock_movements", "history_entries")
 # A write that changes at least this many paints refreshes the statistics itself.
 BULK_ROWS = 1000
 
@@ -20,3 +22,16 @@ def refresh_statistics() -> None:
     """
     for table in BULK_LOADED_TABLES:
         db.session.execute(text(f"ANALYZE {table}"))
+
+
+def estimated_rows(statement: Select[Any]) -> int:
+    """Return the number of rows PostgreSQL's planner expects `statement` to return."""
+    connection = db.session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + compiled.string, compiled.params)
+        plan = cursor.fetchone()[0]
+    finally:
+        cursor.close()
+    return int(plan[0]["Plan"]["Plan Rows"])

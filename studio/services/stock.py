@@ -9,8 +9,9 @@ from sqlalchemy import BigInteger, cast, func, select, update
 
 from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
-from . import cached_reads, transactions
+from . import cached_reads, history, transactions
 from .errors import InsufficientStock, ValidationError
+from .history import Actor
 from .listing import Page
 from .paints import PAINT_COLUMNS, PaintRecord, get_paint, get_paint_record
 from .validation import MAX_STOCK, FieldError, clean_int, clean_text
@@ -62,9 +63,9 @@ class StockChange:
 
 
 def adjust_stock(
-    paint_id: int, delta: int, reason: str, user_id: int | None, *, kind: str = "adjustment"
+    paint_id: int, delta: int, reason: str, actor: Actor | None, *, kind: str = "adjustment"
 ) -> StockChange:
-    """Move the paint's stock by `delta` in one conditional UPDATE and record the movement.
+    """Move the paint's stock by `delta` in one conditional UPDATE; record movement and entry.
 
     The database does the arithmetic, so concurrent adjustments never lose each other,
     and the WHERE clause refuses any change that would take stock below 0. The answer is
@@ -90,10 +91,13 @@ def adjust_stock(
         stock_after=paint.stock,
         kind=kind,
         reason=reason,
-        user_id=user_id,
+        user_id=actor.user_id if actor else None,
     )
     db.session.add(movement)
     db.session.flush()
+    history.record(
+        "stock", actor, vars(paint), {"stock": [paint.stock - delta, paint.stock]}, reason
+    )
     saved = MovementRecord(
         id=movement.id,
         paint_id=paint_id,

@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import VOCABULARY_KINDS, Paint, VocabularyTerm, utcnow
-from . import cached_reads, transactions
+from . import cached_reads, history, transactions
 from .errors import Conflict, NotFound, ValidationError
+from .history import Actor
 from .planner import BULK_ROWS, refresh_statistics
 
 CACHE_KEY = "vocabulary"
@@ -148,11 +149,12 @@ def add_term(kind: str, name: str) -> TermUsage:
     return added
 
 
-def rename_term(term_id: int, new_name: str) -> tuple[str, int]:
+def rename_term(term_id: int, new_name: str, actor: Actor | None = None) -> tuple[str, int]:
     """Rename a value and every paint that has it, in one transaction.
 
     Returns the new name and how many paints changed. A change of case or spacing only
-    ("blue" to "Blue") is a rename too.
+    ("blue" to "Blue") is a rename too. The history gets one entry for the shop, not one
+    per paint: a rename of a value 100,000 paints have is one change an admin made.
     """
     term = _term(term_id)
     name = clean_name(new_name)
@@ -164,14 +166,15 @@ def rename_term(term_id: int, new_name: str) -> tuple[str, int]:
     term.name, term.match_key = name, match_key(name)
     with _duplicate_guard(term.kind, name):
         changed = _rewrite_paints(term.kind, old_name, name)
+        _record("rename", actor, term.kind, old_name, name, len(changed))
         transactions.commit(_retirement(changed))
     return name, len(changed)
 
 
-def merge_terms(source_id: int, target_id: int) -> tuple[str, int]:
+def merge_terms(source_id: int, target_id: int, actor: Actor | None = None) -> tuple[str, int]:
     """Give the paints of one value another value of the same list, and drop the first.
 
-    Returns the name kept and how many paints changed.
+    Returns the name kept and how many paints changed (one history entry, as a rename).
     """
     source = _term(source_id)
     target = db.session.get(VocabularyTerm, target_id)
@@ -182,6 +185,7 @@ def merge_terms(source_id: int, target_id: int) -> tuple[str, int]:
         raise ValidationError({"target": f"must be another {one}, not {source.name} itself."})
     kept = target.name
     changed = _rewrite_paints(source.kind, source.name, kept)
+    _record("merge", actor, source.kind, source.name, kept, len(changed))
     db.session.delete(source)
     transactions.commit(_retirement(changed))
     return kept, len(changed)
@@ -299,6 +303,11 @@ def _rewrite_paints(kind: str, old_name: str, new_name: str) -> list[int]:
         # "about N") would be wrong until autovacuum analyzes the table.
         refresh_statistics()
     return changed
+
+
+def _record(kind: str, actor: Actor | None, field: str, old: str, new: str, paints: int) -> None:
+    note = "1 paint changed" if paints == 1 else f"{paints:,} paints changed"
+    history.record(kind, actor, None, {field: [old, new]}, note)
 
 
 def _retirement(paint_ids: list[int]) -> cached_reads.Retirement:

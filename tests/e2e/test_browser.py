@@ -138,7 +138,7 @@ def adjust_its_stock(page: Page, snap: Snap) -> None:
     page.get_by_role("button", name="Apply").click()
     expect(flash(page)).to_have_text("Stock +9: now 12.")
     expect(page.locator("[data-stock]")).to_have_attribute("data-stock", "12")
-    expect(page.locator("table.movements tbody tr").first).to_contain_text("Delivery from Kimera")
+    expect(page.locator("table.history tbody tr").first).to_contain_text("Delivery from Kimera")
     snap(page, "flow-08-stock-adjusted")
 
 
@@ -202,7 +202,11 @@ def edit_on_a_stale_copy(page: Page, other: Page, sign_in: SignIn, snap: Snap) -
     page.get_by_role("button", name="Save changes").click()
     # The other admin changed another field: both edits stay (conflicts: test_typed_input.py).
     expect(flash(page)).to_have_text("Saved Verdigris Patina.")
-    expect(page.get_by_text("Edited on a stale copy.")).to_be_visible()
+    expect(page.locator(".details").get_by_text("Edited on a stale copy.")).to_be_visible()
+    # The history names the field this admin changed, not the other one's.
+    latest = page.locator("table.history tbody tr").first
+    expect(latest).to_contain_text(re.compile(r"Description .* → Edited on a stale copy\."))
+    expect(latest).not_to_contain_text("Price")
     expect(page.locator("[data-price]")).to_have_attribute("data-price", "6.10")
     snap(page, "flow-18-edits-merged")
 
@@ -271,7 +275,7 @@ def test_markup_in_a_paint_shows_as_text(
     page.get_by_role("button", name="Add paint").click()
     expect(heading(page)).to_have_text(f"{SCRIPT_NAME} {IMG_BRAND}")
     expect(page).to_have_title(f"{SCRIPT_NAME} ({IMG_BRAND}) · studio")
-    expect(page.get_by_text("<b>not bold</b>")).to_be_visible()
+    expect(page.locator(".details").get_by_text("<b>not bold</b>")).to_be_visible()
     injected = page.locator("main script, main img, main b")
     expect(injected).to_have_count(0)
     snap(page, "xss-01-detail")

@@ -68,8 +68,8 @@ def check_history_on_a_phone(page: Page) -> None:
     page.get_by_label("Reason").fill(REASON)
     page.get_by_role("button", name="Apply").click()
     expect(flash(page)).to_contain_text("Stock -1")
-    latest = page.locator("table.movements tbody tr").first
-    for label, text in (("Reason", REASON), ("By", "admin"), ("Stock after", "999,999,999")):
+    latest = page.locator("table.history tbody tr").first
+    for label, text in (("Reason", REASON), ("By", "admin"), ("Changes", "999,999,999")):
         cell = latest.locator(f'td[data-label="{label}"]')
         expect(cell).to_contain_text(text)
         box = cell.bounding_box()

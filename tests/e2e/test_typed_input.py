@@ -107,7 +107,7 @@ def test_edits_merge_with_what_others_did_meanwhile(
     expect(flash(page)).to_have_text("Saved Merge Magenta.")
     expect(page.locator("[data-price]")).to_have_attribute("data-price", "4.95")
     expect(page.locator("[data-stock]")).to_have_attribute("data-stock", "7")
-    expect(page.get_by_text("Typed while a sale happened.")).to_be_visible()
+    expect(page.locator(".details").get_by_text("Typed while a sale happened.")).to_be_visible()
 
     # Another admin edits another field: both edits stay.
     open_edit(page, paint_url)
@@ -142,5 +142,6 @@ def test_edits_merge_with_what_others_did_meanwhile(
     page.get_by_role("button", name="Save changes").click()
     expect(flash(page)).to_have_text("Saved Merge Magenta II.")
     expect(page.locator("[data-price]")).to_have_attribute("data-price", "4.80")
-    expect(page.get_by_text("My words, kept through a conflict.")).to_be_visible()
+    kept = page.locator(".details").get_by_text("My words, kept through a conflict.")
+    expect(kept).to_be_visible()
     snap(page, "edits-02-saved-after-looking")
