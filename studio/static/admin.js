@@ -69,11 +69,13 @@ document.addEventListener("DOMContentLoaded", () => {
       event.preventDefault();
       const row = form.closest("tr");
       const buttons = form.querySelectorAll("button");
+      // Read before the buttons are disabled: a disabled button is not sent.
+      const body = new FormData(form, event.submitter);
       buttons.forEach((button) => { button.disabled = true; });
       try {
         const response = await fetch(form.action, {
           method: "POST",
-          body: new FormData(form, event.submitter),
+          body,
           headers: { Accept: "application/json" },
           credentials: "same-origin",
         });
