@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from studio.extensions import db
 from studio.models import StockMovement
 from studio.services import bulk
+from studio.services.validation import MAX_STOCK
 
 from .conftest import stored, token_from
 
@@ -90,6 +91,14 @@ def test_a_refused_step_shows_the_list_again_and_changes_nothing(
     assert response.status_code == status
     assert message in text_of(response)
     assert stored(paint.id).stock == 0 and movements(paint.id) == []
+
+
+def test_plus_one_at_the_most_stock_says_so(admin, make_paint):
+    paint = make_paint(name="Full", stock=MAX_STOCK)
+    response = admin.post(LIST, {"step": "1", "paint_id": str(paint.id)})
+    assert response.status_code == 409
+    assert f"above {MAX_STOCK}" in text_of(response)
+    assert stored(paint.id).stock == MAX_STOCK
 
 
 def test_bulk_adjust_changes_every_ticked_paint_with_a_movement(admin, make_paint):

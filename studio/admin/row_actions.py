@@ -48,6 +48,8 @@ def step_stock(form: MultiDict) -> tuple[str, Any]:
     try:
         change = stock.adjust_stock(paint_id, delta, STEP_REASON.format(delta), current_user.id)
     except InsufficientStock as exc:
+        if delta > 0:
+            raise
         name = paints.get_paint_record(paint_id).name
         raise InsufficientStock(
             f"{name} has {exc.extra['current_stock']:,} in stock: it cannot go below 0. "
