@@ -24,12 +24,13 @@ from .. import signals
 from ..extensions import login_manager
 from ..resilience.deadline import paced
 from ..resilience.retry import retry_transient
-from ..services import activity, csv_io, listing, paints, reorder, stats, stock
+from ..services import activity, bulk, csv_io, listing, paints, reorder, stats, stock
 from ..services.activity import HistoryFilter
 from ..services.errors import BadQuery, EditConflict, NotFound, ServiceError, ValidationError
 from ..services.listing import PaintFilter
 from ..services.reorder import ReorderRequest
 from ..services.validation import default_reorder_level
+from . import row_actions
 from .charts import bar_chart
 from .formatting import money, short_figure
 from .forms import ConfirmForm, PaintForm, StockForm
@@ -71,7 +72,7 @@ def dashboard():
 
 @bp.get("/paints")
 @retry_transient
-def list_paints():
+def list_paints(status: int = 200):
     errors: dict[str, str] = {}
     try:
         paint_filter = PaintFilter.from_args(request.args)
@@ -84,7 +85,36 @@ def list_paints():
         paint_filter=paint_filter,
         choices=listing.filter_choices(),
         errors=errors,
-    ), (422 if errors else 200)
+        max_selected=bulk.MAX_OPERATIONS,
+    ), (422 if errors else status)
+
+
+# The list's own address, filters and page included: done goes back to it, refused shows it.
+@bp.post("/paints")
+@retry_transient
+def paint_list_action():
+    try:
+        if "step" in request.form:
+            message, answer = row_actions.step_stock(request.form)
+            if row_actions.wants_json():
+                return answer
+        else:
+            action = row_actions.chosen_action(request.form)
+            paint_ids = row_actions.selected_ids(request.form, request.args)
+            if action == "export":
+                rows = iter(listing.paints_by_ids(paint_ids))
+                filename = f"paints-selected-{datetime.now(UTC):%Y%m%d-%H%M}.csv"
+                return csv_download(rows, csv_io.export_csv, filename)
+            if action == "delete" and request.form.get("confirmed") != "yes":
+                return row_actions.confirm_delete(paint_ids)
+            message = row_actions.apply_bulk(action, paint_ids, request.form)
+    except ServiceError as exc:
+        if row_actions.wants_json():
+            return row_actions.step_refused(exc)
+        flash(row_actions.described(exc), "error")
+        return list_paints(exc.status)
+    flash(message, "success")
+    return redirect(request.full_path.removesuffix("?"), 303)
 
 
 @bp.get("/paints/export.csv")

@@ -75,6 +75,23 @@ def parse_operations(data: Mapping[str, Any]) -> list[Operation]:
     return operations
 
 
+def for_each(paint_ids: list[int], item: Mapping[str, Any]) -> list[Operation]:
+    """Return the same operation for each paint; a bad value is named once, as the item's.
+
+    An admin's bulk action sets one value on every selected paint, so `fields.reorder_level`
+    of operation 0 is the form's `reorder_level`.
+    """
+    listed = [{**item, "paint_id": paint_id} for paint_id in paint_ids]
+    try:
+        return parse_operations({"operations": listed})
+    except ValidationError as exc:
+        named = {}
+        for name, message in exc.fields.items():
+            field_name = name.partition("].")[2].removeprefix("fields.") or "operations"
+            named.setdefault(field_name, message)
+        raise ValidationError(named) from None
+
+
 def _path(name: str) -> str:
     return "" if name == "" else f".{name}"
 

@@ -373,6 +373,19 @@ def matching_paints(paint_filter: PaintFilter) -> Iterator[Paint]:
         batch_filter = replace(batch_filter, after=encode_cursor(paint_filter.sort, batch[-1]))
 
 
+def matching_ids(paint_filter: PaintFilter, limit: int) -> list[int]:
+    """Return the ids of the paints matching the filter, in its order, at most `limit`."""
+    where = paint_filter.conditions(dialect_name())
+    query = select(Paint.id).where(*where).order_by(*paint_filter.order_by()).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def paints_by_ids(paint_ids: Sequence[int]) -> list[Paint]:
+    """Return the paints with these ids (those that still exist), by name."""
+    query = select(Paint).where(Paint.id.in_(paint_ids)).order_by(Paint.name, Paint.id)
+    return list(db.session.scalars(query))
+
+
 @dataclass(frozen=True)
 class FilterChoices:
     """The values the list's filters offer."""

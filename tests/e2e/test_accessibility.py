@@ -117,6 +117,7 @@ def visit_every_page(page: Page, audit: Audit, sign_in: SignIn, problems: Browse
     audit.check("list with filters")
     page.goto("/admin/paints?per_page=1000&sort=colour")
     audit.check("list with refused filters (422)")
+    use_the_row_and_bulk_actions(page, audit)
     page.goto("/admin/paints?sort=name")
     page.locator("table.paints tbody tr").first.get_by_role("link").click()
     audit.check("detail")
@@ -171,6 +172,23 @@ def visit_every_page(page: Page, audit: Audit, sign_in: SignIn, problems: Browse
     page.goto("/admin/no-such-page")
     expect_not_found(problems, page)
     audit.check("404")
+
+
+def use_the_row_and_bulk_actions(page: Page, audit: Audit) -> None:
+    """The list's own controls: a row changed in place, a refused bulk action, a confirmation."""
+    page.goto("/admin/paints?sort=name")
+    steps = page.locator("form[data-step]").first
+    steps.get_by_role("button", name=re.compile(r"^\+1 ")).click()
+    expect(page.locator("#list-live")).to_contain_text("stock +1")
+    audit.check("list, a row's stock changed in place")
+    steps.get_by_role("button", name=re.compile(r"^−1 ")).click()
+    expect(page.locator("#list-live")).to_contain_text("stock -1")
+    page.get_by_role("button", name="Adjust stock").click()
+    expect(flash(page)).to_contain_text("The selection is empty")
+    audit.check("list, bulk action refused (422)")
+    page.locator('input[name="ids"]').first.check()
+    page.get_by_role("button", name="Delete selected…").click()
+    audit.check("bulk delete, to confirm")
 
 
 def expect_not_found(problems: BrowserProblems, page: Page) -> None:
