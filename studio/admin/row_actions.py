@@ -12,7 +12,7 @@ from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from ..services import bulk, listing, paints, stock
-from ..services.errors import InsufficientStock, ServiceError, ValidationError
+from ..services.errors import Conflict, InsufficientStock, ServiceError, ValidationError
 from ..services.listing import PaintFilter
 from ..services.validation import MAX_INT, FieldError, clean_int
 from .forms import ConfirmForm
@@ -137,7 +137,7 @@ def apply_bulk(action: str, paint_ids: list[int], form: MultiDict) -> str:
     operations = bulk.for_each(paint_ids, operation_item(action, form))
     try:
         bulk.apply_operations(operations, current_user.actor)
-    except ValidationError as exc:
+    except (ValidationError, Conflict) as exc:
         raise _named_refusal(exc, paint_ids) from None
     count = _paints(len(paint_ids))
     if action == "adjust_stock":
@@ -150,8 +150,14 @@ def apply_bulk(action: str, paint_ids: list[int], form: MultiDict) -> str:
     return f"{label[action]} set to {shown} on {count}."
 
 
-def _named_refusal(exc: ValidationError, paint_ids: list[int]) -> ValidationError:
-    """Say which paints stopped the action, by name, as the operations named them by index."""
+def _named_refusal(
+    exc: ValidationError | Conflict, paint_ids: list[int]
+) -> ValidationError | Conflict:
+    """Say which paints stopped the action, by name, as the operations named them by index.
+
+    A bad value stays a 422; what the paints as they are refuse (stock below 0, a paint
+    deleted meanwhile) stays a 409.
+    """
     names = {paint.id: paint.name for paint in listing.paints_by_ids(paint_ids)}
     lines = []
     for name, message in exc.fields.items():
@@ -159,9 +165,10 @@ def _named_refusal(exc: ValidationError, paint_ids: list[int]) -> ValidationErro
         who = names.get(paint_ids[index], f"paint {paint_ids[index]}") if index is not None else ""
         lines.append(f"{who}: {message}" if who else message)
     shown = lines[:5] + ([f"and {len(lines) - 5:,} more."] if len(lines) > 5 else [])
-    return ValidationError(
-        {"selection": "; ".join(lines)}, "Nothing was changed: " + " ".join(shown)
-    )
+    fields, message = {"selection": "; ".join(lines)}, "Nothing was changed: " + " ".join(shown)
+    if isinstance(exc, Conflict):
+        return Conflict(message, fields)
+    return ValidationError(fields, message)
 
 
 def _paints(count: int) -> str:
