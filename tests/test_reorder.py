@@ -174,9 +174,9 @@ def test_a_staged_import_keeps_the_levels_it_is_given(admin):
     assert db.session.execute(query).all() == [("A", 9, None), ("C", 5, 4)]
 
 
+# PostgreSQL's plans are checked on 100,000 paints in test_query_plans.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_sqlite_reads_the_partial_indexes_too(app):
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL's plans are checked on 100,000 paints in test_query_plans")
     low_first = select(Paint.id).where(levels.LOW).order_by(Paint.stock.desc())
     sql = low_first.compile(db.engine, compile_kwargs={"literal_binds": True})
     plan = db.session.execute(text(f"EXPLAIN QUERY PLAN {sql}")).all()
