@@ -63,14 +63,15 @@ def server_version(url: str) -> str:
         return connection.scalar(text("SHOW server_version"))
 
 
-def recreate(url: str) -> None:
-    """Drop the benchmark's database (never another one) and create it empty."""
+def recreate(url: str, template: str | None = None) -> None:
+    """Drop the benchmark's database (never another one) and create it empty, or as a copy."""
     name = make_url(url).database
     if not name or "bench" not in name:
         raise SystemExit(f"Refusing to drop database {name!r}: its name must contain 'bench'.")
+    copy = f' TEMPLATE "{template}"' if template else ""
     with engine(url, "postgres").connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
 
 
 def reusable(url: str, paints: int) -> bool:

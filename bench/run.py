@@ -204,6 +204,24 @@ SCENARIOS = (
         extra=True,
     ),
     Scenario(
+        "low_stock",
+        "low-stock filter, cache off",
+        "studio, cache off",
+        "low_stock",
+        "`GET /api/v1/paints?stock=low_stock&sort=O`, half the time with `&brand=B`, with"
+        " CACHE_TYPE=NullCache: low stock by each paint's own reorder level, page 1.",
+        extra=True,
+    ),
+    Scenario(
+        "activity",
+        "activity page, cache off",
+        "studio, cache off",
+        "activity",
+        "`GET /api/v1/activity`, or `?kind=import|stock|edit`, with CACHE_TYPE=NullCache: the"
+        " shop-wide history's first page (seed-demo writes one entry per paint).",
+        extra=True,
+    ),
+    Scenario(
         "uncached_stats",
         "stats, cache off",
         "studio, cache off",
@@ -305,6 +323,7 @@ GROUPS = {
         "cached_detail",
         "random_detail",
     ),
+    "history": ("low_stock", "activity"),
     "targets": (
         "filtered_list",
         "search",

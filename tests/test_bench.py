@@ -99,7 +99,13 @@ def test_the_lua_config_refuses_what_a_url_cannot_carry():
 @needs_wrk
 @pytest.mark.parametrize(
     ("scenario", "path"),
-    [("detail", "/api/v1/paints/"), ("hot_detail", "/api/v1/paints/"), ("stats", "/api/v1/stats")],
+    [
+        ("detail", "/api/v1/paints/"),
+        ("hot_detail", "/api/v1/paints/"),
+        ("stats", "/api/v1/stats"),
+        ("low_stock", "/api/v1/paints?stock=low_stock&sort="),
+        ("activity", "/api/v1/activity"),
+    ],
 )
 def test_wrk_sends_the_scenarios_requests_with_the_token(recorder, tmp_path, scenario, path):
     url, seen = recorder

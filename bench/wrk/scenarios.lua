@@ -38,6 +38,21 @@ local function search()
    return get("/api/v1/paints?q=" .. pick(config.search_terms))
 end
 
+-- Low stock by each paint's own reorder level, in any order, half the time for one brand.
+local function low_stock()
+   local path = "/api/v1/paints?stock=low_stock&sort=" .. pick(list_sorts)
+   if math.random() < 0.5 then
+      path = path .. "&brand=" .. pick(config.brands)
+   end
+   return get(path)
+end
+
+-- The shop-wide history's first page: everything, or one kind of change.
+local function activity()
+   local kind = pick({"", "", "import", "stock", "edit"})
+   return get("/api/v1/activity" .. (kind == "" and "" or "?kind=" .. kind))
+end
+
 local function stats()
    return get("/api/v1/stats")
 end
@@ -92,6 +107,8 @@ local makers = {
    code_search = code_search,
    name_search = name_search,
    stats = stats,
+   low_stock = low_stock,
+   activity = activity,
    mix = mix({{60, detail}, {10, filtered_list}, {10, search}, {10, stats}, {10, adjust_stock}}),
    mix_detail = mix({{90, detail}, {10, adjust_stock}}),
 }

@@ -79,11 +79,13 @@ def test_a_delivery_and_a_price_list_are_previewed_and_applied(
         page.get_by_text(f"Received {DELIVERED * 3} units into {DELIVERED} paints.")
     ).to_be_visible()
 
-    # Each of the 40 paints shows its delivery in its stock history.
-    page.get_by_role("searchbox").fill(received[-1]["color_code"])
-    page.keyboard.press("Enter")
-    page.get_by_role("link", name=received[-1]["name"]).first.click()
-    expect(page.get_by_text("DN-4711").first).to_be_visible()
+    # Each of the 40 paints shows its delivery, with the note's reference, in its history.
+    for paint in received:
+        page.goto(f"/admin/paints?q={paint['color_code']}")
+        page.get_by_role("link", name=paint["name"]).first.click()
+        timeline = page.get_by_role("region", name="History table")
+        expect(timeline.get_by_text("DN-4711").first).to_be_visible()
+        expect(timeline).to_contain_text(f"{paint['stock']} → {paint['stock'] + 3}")
 
     # A price list of all 2,000 paints, each 0.25 dearer.
     prices = [[p["brand"], p["color_code"], str(p["price"] + RISE)] for p in paints]
