@@ -16,6 +16,7 @@ from .paint_app import paint_json
 from .processes import REPO, VENV_BIN
 
 ADMIN = "bench"
+PASSWORD = "bench-password-not-secret"
 CLI_TIMEOUT_SECONDS = 600
 
 
@@ -94,7 +95,7 @@ def seed(url: str, env: Mapping[str, str], paints: int) -> float:
     """Migrate an empty database, add the admin and `paints` demo paints; return seconds taken."""
     recreate(url)
     flask(env, "db", "upgrade")
-    flask(env, "create-admin", ADMIN, "--password-stdin", stdin="bench-password-not-secret\n")
+    flask(env, "create-admin", ADMIN, "--password-stdin", stdin=PASSWORD)
     started = time.monotonic()
     flask(env, "seed-demo", "--paints", str(paints))
     seconds = time.monotonic() - started

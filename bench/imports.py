@@ -15,7 +15,6 @@ Timings belong here, not in the tests.
 
 import argparse
 import csv
-import http.cookiejar
 import io
 import json
 import random
@@ -24,9 +23,7 @@ import secrets
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,9 +34,11 @@ from sqlalchemy import text
 from studio.services import demo
 
 from . import database, run
+from .browser import Browser, csrf_token
 from .processes import REPO, Gunicorn
 
-PASSWORD = "bench-password-not-secret"
+ADMIN, PASSWORD = database.ADMIN, database.PASSWORD
+
 # Codes far above those of the paints seeded first, so that none clashes.
 FIRST_CODE = 10_000_000
 POLL_SECONDS = 0.5
@@ -64,41 +63,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     return parser.parse_args(argv)
-
-
-class Browser:
-    """Cookies and forms over urllib, as far as the import needs them."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-        )
-
-    def get(self, path: str) -> tuple[int, str, str]:
-        return self._open(urllib.request.Request(self.base + path))
-
-    def post(self, path: str, body: bytes, content_type: str) -> tuple[int, str, str]:
-        request = urllib.request.Request(
-            self.base + path, data=body, headers={"Content-Type": content_type}, method="POST"
-        )
-        return self._open(request)
-
-    def post_form(self, path: str, fields: dict[str, str]) -> tuple[int, str, str]:
-        body = urllib.parse.urlencode(fields).encode()
-        return self.post(path, body, "application/x-www-form-urlencoded")
-
-    def _open(self, request: urllib.request.Request) -> tuple[int, str, str]:
-        """Return the status, the final URL and the page, following redirects."""
-        try:
-            with self.opener.open(request, timeout=GIVE_UP_SECONDS) as response:
-                return response.status, response.url, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.url, exc.read().decode()
-
-
-def csrf_token(page: str) -> str:
-    return re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', page).group(1)
 
 
 def multipart(fields: dict[str, str], name: str, filename: str, content: bytes):
@@ -137,13 +101,7 @@ def import_through_http(
 ) -> dict[str, float | int | str]:
     """Sign in, check the file, confirm it; return the seconds each took."""
     browser = Browser(base)
-    _, _, login = browser.get("/login")
-    status, url, _ = browser.post_form(
-        "/login",
-        {"csrf_token": csrf_token(login), "username": database.ADMIN, "password": PASSWORD},
-    )
-    if status != 200 or "/login" in url:
-        raise SystemExit(f"could not sign in as {database.ADMIN} ({status}, {url})")
+    browser.sign_in(ADMIN, PASSWORD)
     _, _, form = browser.get("/admin/paints/import")
     fields = {"csrf_token": csrf_token(form), "mode": mode.value}
     body, content_type = multipart(fields, "file", "bench.csv", content)
@@ -183,12 +141,12 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> int:
         print(f"Copying {args.from_database} into {name} ...")
         database.recreate(args.database_url, template=args.from_database)
         database.flask(env, "db", "upgrade")
-        database.flask(env, "change-password", database.ADMIN, "--password-stdin", stdin=PASSWORD)
+        database.flask(env, "change-password", ADMIN, "--password-stdin", stdin=PASSWORD)
     else:
         print(f"Seeding {args.paints:,} paints into {name} ...")
         database.recreate(args.database_url)
         database.flask(env, "db", "upgrade")
-        database.flask(env, "create-admin", database.ADMIN, "--password-stdin", stdin=PASSWORD)
+        database.flask(env, "create-admin", ADMIN, "--password-stdin", stdin=PASSWORD)
         database.flask(env, "seed-demo", "--paints", str(args.paints))
     with database.engine(args.database_url).connect() as connection:
         return connection.scalar(text("SELECT count(*) FROM paints"))
@@ -225,8 +183,6 @@ def applied(url: str, prices: dict[int, Decimal]) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     env = run.studio_env(args.database_url, args.redis_url, args.workers)
-    # Plain HTTP on the loopback: the session cookie may not be Secure-only here.
-    env["SESSION_COOKIE_SECURE"] = "false"
     before = prepare(args, env)
     prices: dict[int, Decimal] = {}
     if args.mode == "update":

@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 from studio.services.demo import ADJECTIVES, BRANDS, FAMILIES
 
 from . import cpu, database, report
+from .browser import Browser
 from .load import Run, run_wrk, wrk_version
 from .processes import REPO, Gunicorn, gunicorn_settings
 
@@ -204,6 +205,58 @@ SCENARIOS = (
         extra=True,
     ),
     Scenario(
+        "page_one",
+        "page 1 in each order, cache off",
+        "studio, cache off",
+        "page_one",
+        "`GET /api/v1/paints?sort=O`, O any of the ten orders (name, brand, stock, price,"
+        " created_at, each either way), with CACHE_TYPE=NullCache.",
+        extra=True,
+    ),
+    Scenario(
+        "one_filter",
+        "one filter in any order, cache off",
+        "studio, cache off",
+        "one_filter",
+        "`GET /api/v1/paints?F=V&sort=O`: one of brand, color_family, color_type or stock,"
+        " in any of the ten orders, with CACHE_TYPE=NullCache.",
+        extra=True,
+    ),
+    Scenario(
+        "broad_search",
+        "broad word `q=blue`, cache off",
+        "studio, cache off",
+        "broad_search",
+        "`GET /api/v1/paints?q=blue` with CACHE_TYPE=NullCache: about a tenth of the demo"
+        " paints match (every blue one's description).",
+        extra=True,
+    ),
+    Scenario(
+        "two_words",
+        "two words `q=dark bone`, cache off",
+        "studio, cache off",
+        "two_words",
+        "`GET /api/v1/paints?q=dark%20bone` with CACHE_TYPE=NullCache.",
+        extra=True,
+    ),
+    Scenario(
+        "deep_page",
+        "page 20,000, cache off",
+        "studio, cache off",
+        "deep_page",
+        "`GET /api/v1/paints?page=20000` (20 a page, by name) with CACHE_TYPE=NullCache.",
+        extra=True,
+    ),
+    Scenario(
+        "dashboard",
+        "dashboard, cache off",
+        "studio, cache off",
+        "dashboard",
+        "`GET /admin/` signed in as the benchmark's admin (the HTML page with every figure),"
+        " with CACHE_TYPE=NullCache.",
+        extra=True,
+    ),
+    Scenario(
         "low_stock",
         "low-stock filter, cache off",
         "studio, cache off",
@@ -324,6 +377,18 @@ GROUPS = {
         "random_detail",
     ),
     "history": ("low_stock", "activity"),
+    # Issue 16's bar at 1,000,000 paints: what each read costs PostgreSQL, cache off.
+    "million": (
+        "page_one",
+        "one_filter",
+        "broad_search",
+        "two_words",
+        "code_search",
+        "deep_page",
+        "uncached_stats",
+        "dashboard",
+        "low_stock",
+    ),
     "targets": (
         "filtered_list",
         "search",
@@ -396,6 +461,8 @@ def studio_env(
         REDIS_URL=redis_url,
         CACHE_KEY_PREFIX=cache_key_prefix,
         WEB_CONCURRENCY=str(workers),
+        # Plain HTTP on the loopback: the dashboard's session cookie may not be Secure-only.
+        SESSION_COOKIE_SECURE="false",
     )
     return env
 
@@ -411,6 +478,10 @@ def load_config(seeded: database.Seeded) -> dict[str, Any]:
         "last_id": seeded.last_id,
         "hot_ids": random.Random(1).sample(ids, min(HOT_SET_SIZE, len(ids))),
         "brands": [quote_plus(brand) for brand in BRANDS],
+        "families": [quote_plus(family) for family in FAMILIES],
+        "types": sorted({quote_plus(kind) for _, _, kinds in BRANDS.values() for kind in kinds}),
+        # The dashboard's session, once a studio server has signed the admin in.
+        "cookie": "",
         "search_terms": sorted(quote_plus(word) for word in words),
         "code_prefixes": sorted({prefix for prefix, _, _ in BRANDS.values()}),
         "adjectives": sorted(adjective.lower() for adjective in ADJECTIVES),
@@ -554,7 +625,16 @@ class Bench:
         gunicorn = stack.enter_context(Gunicorn(server.app, env, log))
         probe = server.probe.format(paint=self.load_config["hot_ids"][0])
         gunicorn.wait_ready(probe, {"Authorization": f"Bearer {self.seeded.token}"})
+        if server.app == "wsgi:app" and not self.load_config["cookie"]:
+            self.sign_in(gunicorn)
         return gunicorn
+
+    def sign_in(self, server: Gunicorn) -> None:
+        """Sign the admin in for the dashboard; every studio server shares the secret key."""
+        browser = Browser(server.url)
+        browser.sign_in(database.ADMIN, database.PASSWORD)
+        self.load_config["cookie"] = browser.cookie_header()
+        self.config.write_text(lua_table(self.load_config))
 
     def take_turns(self, scenarios: list[Scenario], rounds: int) -> None:
         """Serve every server at once and measure the scenarios in turns, `rounds` times.

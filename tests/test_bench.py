@@ -24,6 +24,9 @@ CONFIG = {
     "code_prefixes": ["CIT-"],
     "adjectives": ["dark"],
     "colour_names": ["bone"],
+    "families": ["Blue"],
+    "types": ["Heavy+Body"],
+    "cookie": "session=signed",
 }
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 
@@ -32,11 +35,13 @@ class Recorder(BaseHTTPRequestHandler):
     """Answer 200 to anything but paint 404, and keep what was asked."""
 
     seen: list[tuple[str, str, str | None, bytes]] = []
+    cookies: list[str | None] = []
 
     def answer(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         auth = self.headers.get("Authorization")
         self.seen.append((self.command, self.path, auth, body))
+        self.cookies.append(self.headers.get("Cookie"))
         self.send_response(404 if self.path.endswith("/404") else 200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -50,7 +55,7 @@ class Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def recorder():
-    Recorder.seen = []
+    Recorder.seen, Recorder.cookies = [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -105,18 +110,37 @@ def test_the_lua_config_refuses_what_a_url_cannot_carry():
         ("stats", "/api/v1/stats"),
         ("low_stock", "/api/v1/paints?stock=low_stock&sort="),
         ("activity", "/api/v1/activity"),
+        ("page_one", "/api/v1/paints?sort="),
+        ("broad_search", "/api/v1/paints?q=blue"),
+        ("two_words", "/api/v1/paints?q=dark%20bone"),
+        ("deep_page", "/api/v1/paints?page=20000"),
+        ("dashboard", "/admin/"),
     ],
 )
 def test_wrk_sends_the_scenarios_requests_with_the_token(recorder, tmp_path, scenario, path):
     url, seen = recorder
     printed = drive(url, scenario, tmp_path)
     assert printed["requests"] > 0 and printed["status_errors"] == 0
-    assert {auth for _, _, auth, _ in seen} == {"Bearer bench-token"}
+    # The dashboard is a browser's page: its session cookie, no token.
+    token = None if scenario == "dashboard" else "Bearer bench-token"
+    assert {auth for _, _, auth, _ in seen} == {token}
     assert all(asked.startswith(path) for _, asked, _, _ in seen)
     if scenario == "hot_detail":
         assert {asked for _, asked, _, _ in seen} == {"/api/v1/paints/7", "/api/v1/paints/11"}
     if scenario == "detail":
         assert {int(asked.rsplit("/", 1)[1]) for _, asked, _, _ in seen} <= set(range(1, 51))
+    if scenario == "dashboard":
+        assert set(Recorder.cookies) == {"session=signed"}
+
+
+@needs_wrk
+def test_one_filter_asks_for_each_filter_in_every_order(recorder, tmp_path):
+    url, seen = recorder
+    drive(url, "one_filter", tmp_path)
+    asked = {path.split("?", 1)[1].split("=", 1)[0] for _, path, _, _ in seen}
+    assert asked == {"brand", "color_family", "color_type", "stock"}
+    orders = {path.rsplit("sort=", 1)[1] for _, path, _, _ in seen}
+    assert len(orders) == 10
 
 
 @needs_wrk

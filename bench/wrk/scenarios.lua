@@ -12,6 +12,8 @@ local config, scenario, make
 
 local list_sorts = {"-price", "name", "-created_at"}
 local list_statuses = {"in_stock", "low_stock", "out_of_stock"}
+local all_sorts = {"name", "-name", "brand", "-brand", "stock", "-stock", "price", "-price",
+   "created_at", "-created_at"}
 
 local function pick(items)
    return items[math.random(#items)]
@@ -45,6 +47,37 @@ local function low_stock()
       path = path .. "&brand=" .. pick(config.brands)
    end
    return get(path)
+end
+
+-- Page 1 of every paint in each order.
+local function page_one()
+   return get("/api/v1/paints?sort=" .. pick(all_sorts))
+end
+
+-- One filter at a time (a brand, a family, a type or a stock state), in any order.
+local function one_filter()
+   local filters = {"brand=" .. pick(config.brands), "color_family=" .. pick(config.families),
+      "color_type=" .. pick(config.types), "stock=" .. pick(list_statuses)}
+   return get("/api/v1/paints?" .. pick(filters) .. "&sort=" .. pick(all_sorts))
+end
+
+-- A word that a tenth of the paints match, and two words that fewer do.
+local function broad_search()
+   return get("/api/v1/paints?q=blue")
+end
+
+local function two_words()
+   return get("/api/v1/paints?q=dark%20bone")
+end
+
+-- A numbered page far from the first.
+local function deep_page()
+   return get("/api/v1/paints?page=20000")
+end
+
+-- The admin dashboard, signed in (bench.run puts the session's cookie in the config).
+local function dashboard()
+   return wrk.format("GET", "/admin/", {["Cookie"] = config.cookie})
 end
 
 -- The shop-wide history's first page: everything, or one kind of change.
@@ -108,6 +141,12 @@ local makers = {
    name_search = name_search,
    stats = stats,
    low_stock = low_stock,
+   page_one = page_one,
+   one_filter = one_filter,
+   broad_search = broad_search,
+   two_words = two_words,
+   deep_page = deep_page,
+   dashboard = dashboard,
    activity = activity,
    mix = mix({{60, detail}, {10, filtered_list}, {10, search}, {10, stats}, {10, adjust_stock}}),
    mix_detail = mix({{90, detail}, {10, adjust_stock}}),
