@@ -374,7 +374,7 @@ class Config:
             "IMPORT_SECONDS": _positive(env, "IMPORT_SECONDS", 25.0),
             "IMPORT_UPLOAD_HOURS": _positive(env, "IMPORT_UPLOAD_HOURS", 24.0),
             # Larger files are imported by a thread of the worker (PostgreSQL), with progress.
-            "IMPORT_INLINE_ROWS": _at_least(env, "IMPORT_INLINE_ROWS", 20_000, 0),
+            "IMPORT_INLINE_ROWS": _at_least(env, "IMPORT_INLINE_ROWS", 5_000, 0),
         }
 
     def cache_settings(self, redis_url: str | None) -> dict[str, Any]:
