@@ -182,7 +182,7 @@ class Paint(PaintFields, db.Model):
             )
         ),
         # A broad search walks the name order testing each paint's text: from this index
-        # alone (studio.services.listing.search_matching).
+        # alone (studio.services.listing.search_walk).
         _postgresql_only(
             Index("ix_paints_name_id_search", "name", "id", postgresql_include=["search_text"])
         ),

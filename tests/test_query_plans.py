@@ -70,12 +70,14 @@ def largest_sort(plan: str) -> int:
 def listing_plan(paint_filter: PaintFilter) -> str:
     """Return the plan of the page query the listing would send for this filter."""
     where = paint_filter.conditions("postgresql")
-    walk = None
-    if paint_filter.q:
-        _, exact, walk = listing.search_matching(paint_filter, where)
-    else:
+    if not paint_filter.q:
         _, exact = listing.count_matching(where, "postgresql")
-    return plan_of(listing.page_statement(paint_filter, where, exact, walk=walk))
+        return plan_of(listing.page_statement(paint_filter, where, exact))
+    _, walk = listing.search_walk(paint_filter, where)
+    statement = listing.page_statement(paint_filter, where, walk is None, walk=walk)
+    if walk is None and paint_filter.after is None:  # counted as they are sorted
+        statement = statement.add_columns(db.func.count().over())
+    return plan_of(statement)
 
 
 SORTS = [sort for column in listing.SORT_COLUMNS for sort in (column, f"-{column}")]
@@ -161,7 +163,7 @@ def test_one_or_two_characters_find_word_starts_through_the_trigram_index(big_sh
     A broad one ("j": every Jet, 1 in 8) walks the name order's index instead.
     """
     paint_filter = PaintFilter(q=q)
-    _, _, walk = listing.search_matching(paint_filter, paint_filter.conditions("postgresql"))
+    _, walk = listing.search_walk(paint_filter, paint_filter.conditions("postgresql"))
     plan = listing_plan(paint_filter)
     used = "ix_paints_search" if walk is None else "Index Only Scan using ix_paints_name_id_search"
     assert used in plan and "Seq Scan" not in plan, plan
@@ -193,8 +195,7 @@ BROAD = [PaintFilter(q="crimson", sort=sort) for sort in SORTS] + [
 @pytest.mark.parametrize("paint_filter", BROAD, ids=repr)
 def test_a_broad_search_walks_the_sort_index_and_stops_at_the_page(big_shop, paint_filter):
     """Sorting 12,500 matches for a page of 20 is what made `q=blue` cost 200 ms at 1M."""
-    where = paint_filter.conditions("postgresql")
-    _, _, walk = listing.search_matching(paint_filter, where)
+    _, walk = listing.search_walk(paint_filter, paint_filter.conditions("postgresql"))
     assert walk is not None
     plan = listing_plan(paint_filter)
     column = paint_filter.sort.lstrip("-")
@@ -208,9 +209,9 @@ def test_a_broad_search_walks_the_sort_index_and_stops_at_the_page(big_shop, pai
 @pytest.mark.parametrize("paint_filter", BROAD, ids=repr)
 def test_a_broad_search_lists_what_sorting_its_matches_lists(big_shop, paint_filter):
     where = paint_filter.conditions("postgresql")
-    _, exact, walk = listing.search_matching(paint_filter, where)
-    walked = db.session.scalars(listing.page_statement(paint_filter, where, exact, walk=walk))
-    sorted_ = db.session.scalars(listing.page_statement(paint_filter, where, exact))
+    _, walk = listing.search_walk(paint_filter, where)
+    walked = db.session.scalars(listing.page_statement(paint_filter, where, False, walk=walk))
+    sorted_ = db.session.scalars(listing.page_statement(paint_filter, where, True))
     ids = [paint.id for paint in walked.all()]
     assert ids == [paint.id for paint in sorted_.all()]
     assert len(ids) == paint_filter.per_page + 1
@@ -225,23 +226,26 @@ def test_a_walk_that_meets_too_few_matches_sorts_them_instead(big_shop, monkeypa
     paint_filter = PaintFilter(q="crimson", sort="name")
     expected = listing._load_page(paint_filter)
     assert expected.items and expected.has_next
-    real = listing.search_matching
+    real = listing.search_walk
 
     def short_walk(*args):
-        total, exact, _ = real(*args)
-        return total, exact, 100  # the first 100 names are all Cobalt
+        estimate, _ = real(*args)
+        return estimate, 100  # the first 100 names are all Cobalt
 
-    monkeypatch.setattr(listing, "search_matching", short_walk)
-    assert listing._load_page(paint_filter) == expected
+    monkeypatch.setattr(listing, "search_walk", short_walk)
+    sorted_ = listing._load_page(paint_filter)
+    assert (sorted_.items, sorted_.next_cursor) == (expected.items, expected.next_cursor)
+    # Sorting read every match, so it knows how many there are.
+    assert sorted_.total == PAINTS // 8 and not sorted_.total_is_estimate
 
 
 def test_a_broad_search_reports_the_estimate_without_counting(big_shop, monkeypatch):
     """Beyond twice the counting limit the planner's estimate is the total, not a count."""
     paint_filter = PaintFilter(q="a paint")  # every description
-    where = paint_filter.conditions("postgresql")
     monkeypatch.setattr(listing, "count_matching", None)  # a count would fail
-    total, exact, walk = listing.search_matching(paint_filter, where)
-    assert not exact and walk is not None and 0.5 * PAINTS <= total <= 2 * PAINTS
+    page = listing._load_page(paint_filter)
+    assert page.total_is_estimate and 0.5 * PAINTS <= page.total <= 2 * PAINTS
+    assert len(page.items) == page.per_page and page.has_next
 
 
 @pytest.mark.parametrize(
@@ -255,17 +259,33 @@ def test_a_broad_search_reports_the_estimate_without_counting(big_shop, monkeypa
     ],
     ids=repr,
 )
-def test_totals_never_count_more_than_the_limit(big_shop, paint_filter):
+def test_totals_are_exact_or_estimated_within_reason(big_shop, paint_filter):
+    """Exact up to the counting limit; beyond it the estimate, or a count a sort made anyway."""
     where = paint_filter.conditions("postgresql")
-    if paint_filter.q:
-        total, exact, _ = listing.search_matching(paint_filter, where)
-    else:
-        total, exact = listing.count_matching(where, "postgresql")
+    page = listing._load_page(paint_filter)
     true_total = db.session.scalar(select(db.func.count()).select_from(Paint).where(*where))
-    if true_total > listing.EXACT_COUNT_LIMIT:
-        assert not exact and 0.5 * true_total <= total <= 2 * true_total
+    if page.total_is_estimate:
+        assert true_total > listing.EXACT_COUNT_LIMIT
+        assert 0.5 * true_total <= page.total <= 2 * true_total
     else:
-        assert exact and total == true_total
+        assert page.total == true_total
+
+
+@pytest.mark.parametrize("page", [1, 2, 300])
+def test_a_narrow_search_counts_its_matches_as_it_sorts_them(big_shop, page, monkeypatch):
+    paint_filter = PaintFilter(q="crimson deep", page=page)
+    true_total = db.session.scalar(
+        select(db.func.count()).select_from(Paint).where(*paint_filter.conditions("postgresql"))
+    )
+    counts = []
+    real = listing.count_matching
+    monkeypatch.setattr(
+        listing, "count_matching", lambda *a, **k: counts.append(1) or real(*a, **k)
+    )
+    listed = listing._load_page(paint_filter)
+    assert listed.total == true_total and not listed.total_is_estimate
+    # Page 300 is past the last: nothing to count along, so it is counted apart.
+    assert len(counts) == (page == 300) and bool(listed.items) == (page != 300)
 
 
 def test_figures_take_one_pass_over_the_paints(big_shop, monkeypatch):

@@ -2,7 +2,7 @@
 
 A search that matches tens of thousands of paints (a colour, a brand) is listed by
 walking the sort order and testing each paint until the page is full, instead of sorting
-every match (studio.services.listing.search_matching). Names are what searches find, so
+every match (studio.services.listing.search_walk). Names are what searches find, so
 in name order the matches of a word come in runs, and the walk may read many paints
 before the first one: this index carries the search text with the name order, so that
 walk reads the index alone. PostgreSQL only (SQLite sorts its matches, as before). About

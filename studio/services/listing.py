@@ -44,7 +44,7 @@ MAX_PAGE = 10_000_000
 EXACT_COUNT_LIMIT = 10_000
 EXPORT_BATCH = 1000
 # How many paints a broad search's walk along a sort order may read per match expected
-# (see search_matching): the name index carries the search text (migration 0013), so its
+# (see search_walk): the name index carries the search text (migration 0013), so its
 # walk reads no table rows and costs a small part of what sorting a match does.
 WALK_PER_MATCH = {"name": 10}
 TEXT_FILTERS = {"q": 200, "brand": 100, "color_family": 50, "color_type": 50}
@@ -294,30 +294,51 @@ def list_paints(paint_filter: PaintFilter) -> Page:
 def _load_page(paint_filter: PaintFilter) -> Page:
     dialect = dialect_name()
     where = paint_filter.conditions(dialect)
-    walk = None
     if paint_filter.q and dialect == "postgresql":
-        total, exact, walk = search_matching(paint_filter, where)
-    else:
-        total, exact = count_matching(where, dialect)
-    rows = None
-    if walk is not None:
-        rows = db.session.scalars(page_statement(paint_filter, where, exact, walk=walk)).all()
-        if len(rows) <= paint_filter.per_page:
-            # The walk met fewer matches than expected (the last page, or matches that
-            # come late in the order): sort the matches instead.
-            rows = None
-    if rows is None:
-        rows = db.session.scalars(page_statement(paint_filter, where, exact)).all()
+        return _search_page(paint_filter, where)
+    total, exact = count_matching(where, dialect)
+    rows = db.session.scalars(page_statement(paint_filter, where, exact)).all()
+    return _page_of(paint_filter, rows, total, exact)
+
+
+def _page_of(paint_filter: PaintFilter, rows: Sequence[Paint], total: int, exact: bool) -> Page:
     has_next = len(rows) > paint_filter.per_page
     items = tuple(PaintRecord.of(paint) for paint in rows[: paint_filter.per_page])
     cursor = encode_cursor(paint_filter.sort, items[-1]) if has_next else None
     return Page(items, total, paint_filter.page, paint_filter.per_page, has_next, cursor, not exact)
 
 
-def search_matching(
+def _search_page(paint_filter: PaintFilter, where: list[ColumnElement[bool]]) -> Page:
+    """Return a page of a search on PostgreSQL: walked when broad, else its matches sorted.
+
+    Sorting reads every match, so it counts them as it goes (a window count over the
+    same rows) instead of reading them a second time for the total.
+    """
+    estimate, walk = search_walk(paint_filter, where)
+    if walk is not None:
+        rows = db.session.scalars(page_statement(paint_filter, where, False, walk=walk)).all()
+        if len(rows) > paint_filter.per_page:
+            if estimate >= 2 * EXACT_COUNT_LIMIT:
+                return _page_of(paint_filter, rows, estimate, False)
+            return _page_of(
+                paint_filter, rows, *count_matching(where, "postgresql", estimate=estimate)
+            )
+        # The walk met fewer matches than expected (the last page, or matches that come
+        # late in the order): sort the matches instead.
+    statement = page_statement(paint_filter, where, True)
+    if paint_filter.after is not None:  # the page's rows are not all the matches
+        rows = db.session.scalars(statement).all()
+        return _page_of(paint_filter, rows, *count_matching(where, "postgresql", estimate=estimate))
+    counted = db.session.execute(statement.add_columns(func.count().over())).all()
+    if not counted:  # a page beyond the last
+        return _page_of(paint_filter, [], *count_matching(where, "postgresql", estimate=estimate))
+    return _page_of(paint_filter, [row[0] for row in counted], counted[0][1], True)
+
+
+def search_walk(
     paint_filter: PaintFilter, where: list[ColumnElement[bool]]
-) -> tuple[int, bool, int | None]:
-    """Return (total, exact, walk) for a search on PostgreSQL, from the planner's estimate.
+) -> tuple[int, int | None]:
+    """Return the planner's estimate of a search's matches, and how far a walk may go.
 
     With `m` of `n` paints expected to match, walking the sort order's index and testing
     each paint reaches the page after about (offset + limit) * n / m paints; sorting the
@@ -325,22 +346,18 @@ def search_matching(
     paints and to reach its page sooner by walking, gets `walk`: how many paints the walk
     may read before the page gives up on it and sorts the matches, about what sorting
     would cost (WALK_PER_MATCH). Otherwise, and when other filters join the search, walk
-    is None. The total is the estimate when that is well beyond EXACT_COUNT_LIMIT, so a
-    broad search never counts its tens of thousands of matches; otherwise it is counted
-    as any filter's is (exact up to EXACT_COUNT_LIMIT).
+    is None. A broad search's total is the estimate when that is well beyond
+    EXACT_COUNT_LIMIT (twice), so it never counts its tens of thousands of matches.
     """
     estimate = _estimate(where)
-    paints = _estimate([])
-    offset = 0 if paint_filter.after else (paint_filter.page - 1) * paint_filter.per_page
-    walked = (offset + paint_filter.per_page + 1) * paints
-    walk = None
     only_search = not replace(paint_filter, q=None).conditions("postgresql")
-    if only_search and estimate > EXACT_COUNT_LIMIT and walked < estimate * estimate:
-        walk = estimate * WALK_PER_MATCH.get(paint_filter.sort.removeprefix("-"), 1)
-        if estimate >= 2 * EXACT_COUNT_LIMIT:
-            return estimate, False, walk
-    total, exact = count_matching(where, "postgresql", estimate=estimate)
-    return total, exact, walk
+    if not only_search or estimate <= EXACT_COUNT_LIMIT:
+        return estimate, None
+    offset = 0 if paint_filter.after else (paint_filter.page - 1) * paint_filter.per_page
+    walked = (offset + paint_filter.per_page + 1) * _estimate([])
+    if walked >= estimate * estimate:
+        return estimate, None
+    return estimate, estimate * WALK_PER_MATCH.get(paint_filter.sort.removeprefix("-"), 1)
 
 
 def page_statement(
@@ -354,7 +371,7 @@ def page_statement(
 
     Sorting the matches is cheap when a filter leaves few of them (`few_matches`: at most
     EXACT_COUNT_LIMIT), and beats walking the sort index for a search, unless the search
-    is broad (see search_matching). With `walk`, the sort index is read in order from its
+    is broad (see search_walk). With `walk`, the sort index is read in order from its
     start (or the cursor), at most `walk` entries of it, each paint tested, and the
     reading stops once the page is full; the bound keeps a term whose matches come late
     in the order (a word that starts names, sorted by name) from reading the whole index.
