@@ -221,6 +221,21 @@ def test_a_broad_search_lists_what_sorting_its_matches_lists(big_shop, paint_fil
     assert ids == list(db.session.scalars(expected.offset(offset).limit(len(ids))))
 
 
+@pytest.mark.parametrize("sort", ["name", "-price", "created_at"])
+def test_a_broad_search_walks_on_from_a_cursor(big_shop, sort):
+    first = listing._load_page(PaintFilter(q="crimson", sort=sort))
+    paint_filter = PaintFilter(q="crimson", sort=sort, after=first.next_cursor)
+    where = paint_filter.conditions("postgresql")
+    _, walk = listing.search_walk(paint_filter, where)
+    assert walk is not None
+    walked = db.session.scalars(listing.page_statement(paint_filter, where, False, walk=walk))
+    sorted_ = db.session.scalars(listing.page_statement(paint_filter, where, True))
+    ids = [paint.id for paint in walked.all()]
+    assert len(ids) == paint_filter.per_page + 1
+    assert ids == [paint.id for paint in sorted_.all()]
+    assert not set(ids) & {paint.id for paint in first.items}
+
+
 def test_a_walk_that_meets_too_few_matches_sorts_them_instead(big_shop, monkeypatch):
     """Matches that come late in the order (Crimson after every Cobalt by name)."""
     paint_filter = PaintFilter(q="crimson", sort="name")
