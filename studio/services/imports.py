@@ -475,7 +475,8 @@ def background_import(app: Flask, upload_id: int) -> None:
                 on_progress=lambda done: _note_progress(upload_id, done),
             )
             _forget_rows(upload_id)
-            _vacuum_after(upload_id, done.count)
+            if done.count >= BULK_ROWS:
+                vacuum_tables()
         except Exception as exc:  # the job must say why it stopped, whatever stopped it
             logger.warning("the import of upload %s failed: %s", upload_id, exc, exc_info=True)
             _note_failure(upload_id, exc, "importing")
@@ -709,16 +710,6 @@ def _insert_paints(upload_id: int, actor: Actor, note: str, start: int, stop: in
     )
     new = select(paints).where(paints.c.id > before)
     db.session.execute(history.new_paint_entries(new, actor, note, now, "sqlite"))
-
-
-def _vacuum_after(upload_id: int, count: int) -> None:
-    """VACUUM (ANALYZE) after a big import; it has committed, so a failure is only logged."""
-    if count < BULK_ROWS:
-        return
-    try:
-        vacuum_tables()
-    except (DBAPIError, DatabaseUnavailable) as exc:
-        logger.warning("could not vacuum after imported upload %s: %s", upload_id, exc)
 
 
 def _forget_rows(upload_id: int) -> None:
