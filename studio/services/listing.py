@@ -260,21 +260,22 @@ def is_fragment(term: str) -> bool:
     return any(len(part) >= 3 for part in term.split("_"))
 
 
-def search_conditions(q: str, text: Any = Paint.search_text) -> list[ColumnElement[bool]]:
+def search_conditions(q: str, column: Any = Paint.search_text) -> list[ColumnElement[bool]]:
     """Return clauses matching every term of `q`, the same on PostgreSQL and SQLite.
 
     A term with 3 or more letters or digits in a row matches anywhere in the name, brand,
     code or description. A shorter one ("xf", "7") matches the start of a word: trigrams
     cannot look up fewer than 3 characters anywhere, and reading every paint would be slow,
     but the index keeps the start of each word (pg_trgm pads words with spaces). The
-    trigram index on search_text finds both.
+    trigram index on search_text finds both. `column` is the search text to match (a
+    subquery's copy of it, for a walk).
     """
     clauses = []
     for term in search_terms(q):
         if is_fragment(term):
-            clauses.append(text.like(f"%{term}%"))
+            clauses.append(column.like(f"%{term}%"))
         else:
-            word_start = or_(text.like(f"{term}%"), text.like(f"% {term}%"))
+            word_start = or_(column.like(f"{term}%"), column.like(f"% {term}%"))
             clauses.append(word_start)
     return clauses
 
