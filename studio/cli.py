@@ -20,7 +20,7 @@ from .database import lift_time_limits
 from .extensions import db
 from .models import Paint
 from .resilience.faults import cause
-from .services import accounts, cached_reads, copying, csv_io, demo, listing
+from .services import accounts, cached_reads, copying, csv_io, demo, listing, planner
 from .services.errors import ServiceError
 
 
@@ -190,6 +190,8 @@ def import_paints(path: str) -> None:
     with click.progressbar(length=len(check.rows), label="Importing") as bar:
         progress = _progress(bar)
         count = csv_io.import_checked(check, None, on_batch=progress)
+    if count >= planner.BULK_ROWS:
+        planner.vacuum_tables()
     click.echo(f"Imported {count} paints.")
 
 

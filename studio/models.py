@@ -181,6 +181,11 @@ class Paint(PaintFields, db.Model):
                 postgresql_ops={"search_text": "gin_trgm_ops"},
             )
         ),
+        # A broad search walks the name order testing each paint's text: from this index
+        # alone (studio.services.listing.search_walk).
+        _postgresql_only(
+            Index("ix_paints_name_id_search", "name", "id", postgresql_include=["search_text"])
+        ),
     )
 
     def __repr__(self) -> str:

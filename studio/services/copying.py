@@ -44,7 +44,7 @@ from ..models import (
     User,
     VocabularyTerm,
 )
-from . import transactions
+from . import planner, transactions
 from .cache_epochs import add_epoch
 from .errors import ServiceError
 
@@ -346,16 +346,5 @@ def _reset_sequences() -> None:
 
 
 def analyze_copied_tables() -> None:
-    """VACUUM (ANALYZE) the copied tables: planner statistics and visibility map for the load.
-
-    VACUUM cannot run inside a transaction; it gets a connection of its own, in autocommit.
-    """
-    names = ", ".join(table.name for table in COPIED)
-    with db.engine.connect() as connection:
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        connection.exec_driver_sql("SET statement_timeout = 0")
-        try:
-            connection.exec_driver_sql(f"VACUUM (ANALYZE) {names}")
-        finally:
-            connection.exec_driver_sql("RESET statement_timeout")
-    logger.info("VACUUM (ANALYZE) %s after the copy", names)
+    """VACUUM (ANALYZE) the copied tables: planner statistics and visibility map for the load."""
+    planner.vacuum_tables([table.name for table in COPIED])

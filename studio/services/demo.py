@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Paint
-from . import csv_io, transactions, vocabularies
+from . import csv_io, planner, transactions, vocabularies
 from .paints import bulk_create_paints
 
 # brand: (code prefix, usual price, paint types it sells)
@@ -101,7 +101,8 @@ def demo_paints(count: int, *, start: int, seed: int = 7) -> Iterator[dict[str, 
 def seed_demo(count: int, *, on_batch: Callable[[int], None] | None = None) -> int:
     """Add `count` demo paints, and the types and families they use, in one transaction.
 
-    Returns how many paints were added.
+    Returns how many paints were added. The tables are vacuumed after the commit (see
+    planner.vacuum_tables), as a server without autovacuum would never do it.
     """
     start = (db.session.scalar(select(func.max(Paint.id))) or 0) + 1
     with transactions.one_transaction():
@@ -117,9 +118,11 @@ def seed_demo(count: int, *, on_batch: Callable[[int], None] | None = None) -> i
             }
             for paint in demo_paints(count, start=start)
         )
-        return bulk_create_paints(
+        added = bulk_create_paints(
             paints, kind="import", reason="Demo data", actor=None, on_batch=on_batch
         )
+    planner.vacuum_tables()
+    return added
 
 
 def demo_csv(count: int, *, start: int = 1) -> bytes:

@@ -56,7 +56,7 @@ from . import bulk_updates, cached_reads, csv_io, history, transactions
 from .errors import Conflict, NotFound, ServiceError, ValidationError
 from .history import Actor
 from .paints import ZERO_PRICE
-from .planner import refresh_statistics
+from .planner import BULK_ROWS, refresh_statistics, vacuum_tables
 from .validation import FieldError, clean_text
 
 logger = logging.getLogger(__name__)
@@ -469,12 +469,14 @@ def background_import(app: Flask, upload_id: int) -> None:
                 db.session.rollback()
                 return
             username = db.session.scalar(select(User.username).where(User.id == upload.user_id))
-            _import_rows(
+            done = _import_rows(
                 upload,
                 Actor(upload.user_id, username),
                 on_progress=lambda done: _note_progress(upload_id, done),
             )
             _forget_rows(upload_id)
+            if done.count >= BULK_ROWS:
+                vacuum_tables()
         except Exception as exc:  # the job must say why it stopped, whatever stopped it
             logger.warning("the import of upload %s failed: %s", upload_id, exc, exc_info=True)
             _note_failure(upload_id, exc, "importing")

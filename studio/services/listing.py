@@ -43,6 +43,10 @@ MAX_PAGE = 10_000_000
 # Beyond this many matches a PostgreSQL listing reports the planner's estimate as its total.
 EXACT_COUNT_LIMIT = 10_000
 EXPORT_BATCH = 1000
+# How many paints a broad search's walk along a sort order may read per match expected
+# (see search_walk): the name index carries the search text (migration 0013), so its
+# walk reads no table rows and costs a small part of what sorting a match does.
+WALK_PER_MATCH = {"name": 10}
 TEXT_FILTERS = {"q": 200, "brand": 100, "color_family": 50, "color_type": 50}
 
 
@@ -256,23 +260,22 @@ def is_fragment(term: str) -> bool:
     return any(len(part) >= 3 for part in term.split("_"))
 
 
-def search_conditions(q: str) -> list[ColumnElement[bool]]:
+def search_conditions(q: str, column: Any = Paint.search_text) -> list[ColumnElement[bool]]:
     """Return clauses matching every term of `q`, the same on PostgreSQL and SQLite.
 
     A term with 3 or more letters or digits in a row matches anywhere in the name, brand,
     code or description. A shorter one ("xf", "7") matches the start of a word: trigrams
     cannot look up fewer than 3 characters anywhere, and reading every paint would be slow,
     but the index keeps the start of each word (pg_trgm pads words with spaces). The
-    trigram index on search_text finds both.
+    trigram index on search_text finds both. `column` is the search text to match (a
+    subquery's copy of it, for a walk).
     """
     clauses = []
     for term in search_terms(q):
         if is_fragment(term):
-            clauses.append(Paint.search_text.like(f"%{term}%"))
+            clauses.append(column.like(f"%{term}%"))
         else:
-            word_start = or_(
-                Paint.search_text.like(f"{term}%"), Paint.search_text.like(f"% {term}%")
-            )
+            word_start = or_(column.like(f"{term}%"), column.like(f"% {term}%"))
             clauses.append(word_start)
     return clauses
 
@@ -292,27 +295,94 @@ def list_paints(paint_filter: PaintFilter) -> Page:
 def _load_page(paint_filter: PaintFilter) -> Page:
     dialect = dialect_name()
     where = paint_filter.conditions(dialect)
+    if paint_filter.q and dialect == "postgresql":
+        return _search_page(paint_filter, where)
     total, exact = count_matching(where, dialect)
     rows = db.session.scalars(page_statement(paint_filter, where, exact)).all()
+    return _page_of(paint_filter, rows, total, exact)
+
+
+def _page_of(paint_filter: PaintFilter, rows: Sequence[Paint], total: int, exact: bool) -> Page:
     has_next = len(rows) > paint_filter.per_page
     items = tuple(PaintRecord.of(paint) for paint in rows[: paint_filter.per_page])
     cursor = encode_cursor(paint_filter.sort, items[-1]) if has_next else None
     return Page(items, total, paint_filter.page, paint_filter.per_page, has_next, cursor, not exact)
 
 
+def _search_page(paint_filter: PaintFilter, where: list[ColumnElement[bool]]) -> Page:
+    """Return a page of a search on PostgreSQL: walked when broad, else its matches sorted.
+
+    Sorting reads every match, so it counts them as it goes (a window count over the
+    same rows) instead of reading them a second time for the total.
+    """
+    estimate, walk = search_walk(paint_filter, where)
+    if walk is not None:
+        rows = db.session.scalars(page_statement(paint_filter, where, False, walk=walk)).all()
+        if len(rows) > paint_filter.per_page:
+            if estimate >= 2 * EXACT_COUNT_LIMIT:
+                return _page_of(paint_filter, rows, estimate, False)
+            return _page_of(
+                paint_filter, rows, *count_matching(where, "postgresql", estimate=estimate)
+            )
+        # The walk met fewer matches than expected (the last page, or matches that come
+        # late in the order): sort the matches instead.
+    statement = page_statement(paint_filter, where, True)
+    if paint_filter.after is not None:  # the page's rows are not all the matches
+        rows = db.session.scalars(statement).all()
+        return _page_of(paint_filter, rows, *count_matching(where, "postgresql", estimate=estimate))
+    counted = db.session.execute(statement.add_columns(func.count().over())).all()
+    if not counted:  # a page beyond the last
+        return _page_of(paint_filter, [], *count_matching(where, "postgresql", estimate=estimate))
+    return _page_of(paint_filter, [row[0] for row in counted], counted[0][1], True)
+
+
+def search_walk(
+    paint_filter: PaintFilter, where: list[ColumnElement[bool]]
+) -> tuple[int, int | None]:
+    """Return the planner's estimate of a search's matches, and how far a walk may go.
+
+    With `m` of `n` paints expected to match, walking the sort order's index and testing
+    each paint reaches the page after about (offset + limit) * n / m paints; sorting the
+    matches reads all m. A broad search, one expected to match more than EXACT_COUNT_LIMIT
+    paints and to reach its page sooner by walking, gets `walk`: how many paints the walk
+    may read before the page gives up on it and sorts the matches, about what sorting
+    would cost (WALK_PER_MATCH). Otherwise, and when other filters join the search, walk
+    is None. A broad search's total is the estimate when that is well beyond
+    EXACT_COUNT_LIMIT (twice), so it never counts its tens of thousands of matches.
+    """
+    estimate = _estimate(where)
+    only_search = not replace(paint_filter, q=None).conditions("postgresql")
+    if not only_search or estimate <= EXACT_COUNT_LIMIT:
+        return estimate, None
+    offset = 0 if paint_filter.after else (paint_filter.page - 1) * paint_filter.per_page
+    walked = (offset + paint_filter.per_page + 1) * _estimate([])
+    if walked >= estimate * estimate:
+        return estimate, None
+    return estimate, estimate * WALK_PER_MATCH.get(paint_filter.sort.removeprefix("-"), 1)
+
+
 def page_statement(
-    paint_filter: PaintFilter, where: list[ColumnElement[bool]], few_matches: bool
+    paint_filter: PaintFilter,
+    where: list[ColumnElement[bool]],
+    few_matches: bool,
+    *,
+    walk: int | None = None,
 ) -> Select:
     """Select one page (plus one row, to know if another follows).
 
     Sorting the matches is cheap when a filter leaves few of them (`few_matches`: at most
-    EXACT_COUNT_LIMIT), and always beats walking the sort index for a search, which would
-    compute each row's text document to test it.
+    EXACT_COUNT_LIMIT), and beats walking the sort index for a search, unless the search
+    is broad (see search_walk). With `walk`, the sort index is read in order from its
+    start (or the cursor), at most `walk` entries of it, each paint tested, and the
+    reading stops once the page is full; the bound keeps a term whose matches come late
+    in the order (a word that starts names, sorted by name) from reading the whole index.
 
     With a cursor the page starts by seeking the sort index (keyset), so page 20,000
     costs what page 1 does. Without one, deep offsets skip over ids in a subquery that
     the sort index alone can answer, then read only the rows of the page.
     """
+    if walk is not None:
+        return _walk_statement(paint_filter, walk)
     matches_first = bool(paint_filter.q) or (paint_filter.narrows and few_matches)
     limit = paint_filter.per_page + 1
     order = paint_filter.order_by(matches_first=matches_first)
@@ -326,10 +396,52 @@ def page_statement(
     return select(Paint).join(ids, Paint.id == ids.c.id).order_by(*order)
 
 
+def _walk_statement(paint_filter: PaintFilter, walk: int) -> Select:
+    """Select a page of the search's matches among the first `walk` paints in the sort order.
+
+    The walk reads the sort order's index with each paint's search text: from the index
+    alone for the name, whose index carries it (migration 0013: names are what searches
+    find, so a searched word and the name order go together); through the table for the
+    others, whose order has nothing to do with the words. Only the page's rows are read
+    in full.
+    """
+    seek = paint_filter.seek()
+    steps = (
+        select(Paint.id, paint_filter.column.label("key"), Paint.search_text)
+        .where(*([] if seek is None else [seek]))
+        .order_by(*paint_filter.order_by())
+        .limit(walk)
+        .subquery("walk")
+    )
+    order = [steps.c.key, steps.c.id]
+    if paint_filter.descending:
+        order = [term.desc() for term in order]
+    offset = 0 if seek is not None else (paint_filter.page - 1) * paint_filter.per_page
+    found = (
+        select(steps.c.id, steps.c.key)
+        .where(*search_conditions(paint_filter.q or "", steps.c.search_text))
+        .order_by(*order)
+        .offset(offset)
+        .limit(paint_filter.per_page + 1)
+        .subquery("found")
+    )
+    page_order = [found.c.key, found.c.id]
+    if paint_filter.descending:
+        page_order = [term.desc() for term in page_order]
+    return select(Paint).join(found, Paint.id == found.c.id).order_by(*page_order)
+
+
 def count_matching(
-    where: list[ColumnElement[bool]], dialect: str, *, exact: bool = False
+    where: list[ColumnElement[bool]],
+    dialect: str,
+    *,
+    exact: bool = False,
+    estimate: int | None = None,
 ) -> tuple[int, bool]:
-    """Return (total, exact): exact up to EXACT_COUNT_LIMIT, PostgreSQL's estimate beyond."""
+    """Return (total, exact): exact up to EXACT_COUNT_LIMIT, PostgreSQL's estimate beyond.
+
+    `estimate` is the planner's estimate for the filter, when the caller already has it.
+    """
     if exact or dialect != "postgresql":
         return db.session.scalar(select(func.count(Paint.id)).where(*where)) or 0, True
     capped = (
@@ -338,7 +450,7 @@ def count_matching(
     count = db.session.scalar(select(func.count()).select_from(capped.subquery())) or 0
     if count <= EXACT_COUNT_LIMIT:
         return count, True
-    return max(_estimate(where), count), False
+    return max(_estimate(where) if estimate is None else estimate, count), False
 
 
 def _estimate(where: list[ColumnElement[bool]]) -> int:
