@@ -220,5 +220,6 @@ def _apply(operation: Operation, actor: Actor | None, current: dict[int, PaintRe
     before, current[operation.paint_id] = current[operation.paint_id], paint
     changes = history.field_changes(vars(before), vars(paint), operation.fields)
     history.record("edit", actor, vars(paint), changes)
-    transactions.commit(cached_reads.paints_changed(operation.paint_id))
+    # `before` was read under the lock: what this write changed.
+    transactions.commit(cached_reads.paint_written(operation.paint_id, vars(before), vars(paint)))
     return Outcome(operation, paint)

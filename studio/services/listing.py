@@ -283,9 +283,14 @@ def dialect_name() -> str:
 
 
 def list_paints(paint_filter: PaintFilter) -> Page:
-    """Return the page of paints matching the filter (cached until the next write)."""
+    """Return the page of paints matching the filter (cached until a write that can change it)."""
+    scope = cached_reads.listing_scope(
+        brand=paint_filter.brand,
+        color_family=paint_filter.color_family,
+        color_type=paint_filter.color_type,
+    )
     return cached_reads.remember_in_generation(
-        "paints", paint_filter, "LIST_CACHE_TTL", lambda: _load_page(paint_filter)
+        "paints", paint_filter, "LIST_CACHE_TTL", lambda: _load_page(paint_filter), scope
     )
 
 
@@ -402,7 +407,9 @@ def filter_choices() -> FilterChoices:
         query = select(Paint.brand).distinct().order_by(Paint.brand)
         return list(db.session.scalars(query))
 
-    brands = cached_reads.remember_in_generation("choices", (), "LIST_CACHE_TTL", load)
+    brands = cached_reads.remember_in_generation(
+        "choices", (), "LIST_CACHE_TTL", load, cached_reads.BRANDS
+    )
     vocabulary = vocabularies.current()
     return FilterChoices(
         brands, list(vocabulary.names["color_family"]), list(vocabulary.names["color_type"])

@@ -72,8 +72,9 @@ class ReorderRequest:
 
 def reorder_page(request: ReorderRequest) -> Page:
     """Return a page of the reorder list, in brand and name order (cached until a write)."""
+    scope = cached_reads.listing_scope(brand=request.brand)
     return cached_reads.remember_in_generation(
-        "reorder", request, "LIST_CACHE_TTL", lambda: _load_page(request)
+        "reorder", request, "LIST_CACHE_TTL", lambda: _load_page(request), scope
     )
 
 
@@ -98,8 +99,9 @@ def _load_page(request: ReorderRequest) -> Page:
 
 def brand_totals(brand: str | None = None) -> list[BrandTotal]:
     """Return each brand's paints to order and units suggested, by brand (cached)."""
+    scope = cached_reads.listing_scope(brand=brand)
     return cached_reads.remember_in_generation(
-        "reorder-brands", brand, "STATS_CACHE_TTL", lambda: _load_totals(brand)
+        "reorder-brands", brand, "STATS_CACHE_TTL", lambda: _load_totals(brand), scope
     )
 
 

@@ -108,7 +108,8 @@ def adjust_stock(
         username=movement.username,
         created_at=movement.created_at,
     )
-    transactions.commit(cached_reads.paints_changed(paint_id))
+    # Stock alone moved: the paint's brand, family and type listings, not the others.
+    transactions.commit(cached_reads.paint_written(paint_id, vars(paint), vars(paint)))
     return StockChange(paint, saved)
 
 
