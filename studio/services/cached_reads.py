@@ -1,4 +1,4 @@
-"""What studio caches, under which keys, and how every write retires it.
+"""What studio caches, under which keys, and what each write retires.
 
 One paint is cached under its id. Listings, searches, filter choices and figures are
 cached under generation numbers, so an INCR retires all that was cached under one, on
