@@ -7,7 +7,8 @@ import pytest
 from redis import Redis
 
 from studio.services import cached_reads, listing, vocabularies
-from studio.services.cached_reads import BRANDS, EVERY_PAINT, listing_scope, paint_written
+from studio.services.cache_scopes import BRANDS, listing_scope, paint_written
+from studio.services.cached_reads import EVERY_PAINT
 
 from .conftest import make_api
 from .test_cache import api_for, committed_paint, counting_statements, redis_settings
@@ -113,26 +114,47 @@ def test_the_brands_offered_change_only_when_a_brand_may_appear_or_go(api, shop,
     assert listing.filter_choices().brands == ["Citadel", "Scale75", "Vallejo"]
 
 
-def test_a_listing_depends_on_the_first_value_it_filters_by():
+def test_a_stock_adjustment_retires_the_stock_listings_of_the_states_it_was_and_is_in(api, shop):
+    citadel, _, _ = shop  # 5 in stock, at its reorder level 5: low
+    low, out = (f"{CITADEL}&stock={state}" for state in ("low_stock", "out_of_stock"))
+    listed(api, low), listed(api, out)
+    api.post(f"/api/v1/paints/{citadel.id}/stock", json={"delta": 1, "reason": "Count"})
+    assert listed(api, out)[1] is False
+    assert listed(api, low)[0] == {}
+    listed(api, f"{CITADEL}&stock=in_stock")
+    api.post(f"/api/v1/paints/{citadel.id}/stock", json={"delta": 1, "reason": "Count"})
+    assert listed(api, low)[1] is False and listed(api, out)[1] is False
+    assert listed(api, f"{CITADEL}&stock=in_stock")[0]["Citadel Blue"]["stock"] == 7
+
+
+def test_a_listing_is_in_the_scope_of_exactly_its_filters():
     assert listing_scope() == EVERY_PAINT
-    by_brand = listing_scope(brand="Citadel")
-    assert listing_scope(brand="Citadel", color_family="Blue") == by_brand
-    assert listing_scope(color_family="Blue") != by_brand
-    assert listing_scope(color_type="Blue") != listing_scope(color_family="Blue")
+    scopes = {
+        listing_scope(brand="Citadel"),
+        listing_scope(brand="Citadel", color_family="Blue"),
+        listing_scope(brand="Citadel", stock="low_stock"),
+        listing_scope(color_family="Blue"),
+        listing_scope(color_type="Blue"),
+    }
+    assert len(scopes) == 5
+    assert listing_scope(brand="Citadel", color_family=None) == listing_scope(brand="Citadel")
 
 
-def test_a_write_moves_on_the_scopes_of_the_paint_as_it_was_and_as_it_is():
+def test_a_write_moves_on_every_combination_of_the_values_it_had_and_has():
     before = {"brand": "Citadel", "color_family": "Blue", "color_type": None}
+    before.update(stock=5, reorder_level=2)
     after = {**before, "brand": "Vallejo"}
     moved = paint_written(1, before, after).generations
-    assert moved == {
-        EVERY_PAINT,
-        BRANDS,
-        listing_scope(brand="Citadel"),
-        listing_scope(brand="Vallejo"),
-        listing_scope(color_family="Blue"),
-    }
-    assert BRANDS not in paint_written(1, before, before).generations
+    for brand in ("Citadel", "Vallejo"):
+        assert listing_scope(brand=brand, color_family="Blue", stock="in_stock") in moved
+    assert listing_scope(brand="Citadel", stock="low_stock") not in moved
+    assert {EVERY_PAINT, BRANDS} <= moved
+    # 3 brand choices (none, either) x 2 families x 2 stock states (none, in stock).
+    assert len(moved) == 3 * 2 * 2 + 1
+    sold = paint_written(1, before, {**before, "stock": 0}).generations
+    assert listing_scope(stock="out_of_stock") in sold
+    assert listing_scope(stock="low_stock") not in sold
+    assert BRANDS not in sold
     assert BRANDS in paint_written(None, None, before).generations
 
 

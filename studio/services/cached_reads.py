@@ -4,18 +4,11 @@ One paint is cached under its id. Listings, searches, filter choices and figures
 cached under generation numbers, so an INCR retires all that was cached under one, on
 every worker sharing Redis. A cached read carries two: the whole cache's (GENERATION_KEY),
 which a write of many paints at once moves on (an import, a rename in the lists), and
-the one of its scope, which a write moves on only if it can change what the read shows:
-
-- a listing filtered by brand, colour family or type is in the scope of that value
-  (the first of them it filters by: it shows only paints that have all of them, so a
-  write of a paint without that one value cannot change it). A write of one paint moves
-  on the scopes of its values, as it was and as it is: a stock adjustment of a Citadel
-  blue paint retires the listings of Citadel and of blue, not those of Vallejo;
-- anything else (the unfiltered listing, searches, stock filters alone, the low-stock
-  list, the figures) is in the scope of every paint (EVERY_PAINT), which every write of
-  a paint moves on;
-- the brands the filters offer are in a scope of their own (BRANDS), moved on only by a
-  write that may add or remove a brand (a new paint, a deleted one, a brand changed).
+the one of its scope, which a write moves on only if it can change what the read shows
+(studio.services.cache_scopes: a listing filtered by brand, family, type or stock state
+is retired only by a write of a paint that had or has those values). What no filter
+narrows (the unfiltered listing, searches, the figures) is in the scope of every paint
+(EVERY_PAINT), which every write of a paint moves on.
 
 Every key also carries the cache's epoch (studio.services.cache_epochs), which moves on
 when Redis misses an invalidation.
@@ -33,7 +26,7 @@ had: what was cached under it is then simply never read again.
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -52,10 +45,8 @@ from .cache_epochs import Epochs
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 GENERATION_KEY = "generation"
-# The scopes of cached reads (see the module's docstring); each is a generation key.
+# The scope of what any write of a paint can change (see studio.services.cache_scopes).
 EVERY_PAINT = f"{GENERATION_KEY}:paints"
-BRANDS = f"{GENERATION_KEY}:brands"
-FILTER_FIELDS = ("brand", "color_family", "color_type")
 # How long a generation lives without a write: far beyond any cached read's TTL.
 GENERATION_SECONDS = 86_400
 TOMBSTONE = "studio:retired"
@@ -236,8 +227,8 @@ def remember_in_generation(
 ) -> T:
     """Cache a listing or figure until a write that can change it (or its TTL).
 
-    `scope`: the generation of what the value shows (listing_scope); by default that of
-    every paint, which any write of a paint moves on.
+    `scope`: the generation of what the value shows (cache_scopes.listing_scope); by
+    default that of every paint, which any write of a paint moves on.
     """
     current = generations((GENERATION_KEY, scope))
     if current is None:
@@ -246,47 +237,6 @@ def remember_in_generation(
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
     whole, scoped = current
     return remember(f"{name}:{whole}.{scoped}:{digest}", ttl_setting, loader)
-
-
-def filtered_by(field: str, value: str) -> str:
-    """Return the generation of the reads that show only paints whose `field` is `value`."""
-    digest = hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
-    return f"{GENERATION_KEY}:{field}:{digest}"
-
-
-def listing_scope(**filters: str | None) -> str:
-    """Return the generation of a listing of the paints that have all of these values.
-
-    A paint it shows has the first of them, so only a write of a paint that had or has
-    that one value can change it.
-    """
-    for field in FILTER_FIELDS:
-        value = filters.get(field)
-        if value is not None:
-            return filtered_by(field, value)
-    return EVERY_PAINT
-
-
-def paint_written(
-    paint_id: int | None, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
-) -> Retirement:
-    """Return what a write of one paint retires: the paint, and every read it was or is in.
-
-    `before` and `after`: the paint's values as it was and as it is (None for a paint
-    created or deleted); the listings of its brand, family and type on both sides move on.
-    """
-    keys = () if paint_id is None else (paint_key(paint_id),)
-    scopes = {EVERY_PAINT}
-    for values in (before, after):
-        if values is not None:
-            scopes.update(
-                filtered_by(field, values[field])
-                for field in FILTER_FIELDS
-                if values.get(field) is not None
-            )
-    if before is None or after is None or before["brand"] != after["brand"]:
-        scopes.add(BRANDS)
-    return Retirement(keys, frozenset(scopes))
 
 
 def paints_changed(*paint_ids: int) -> Retirement:
