@@ -17,8 +17,8 @@ A write retires what it changes before its commit: each changed entry is replace
 tombstone that outlives any request (CACHE_TOMBSTONE_SECONDS), and readers only ever add
 an entry where none is, so no reader can put an old copy back, whether it loaded before
 or after the commit. If Redis cannot be told, the write's own transaction starts a new
-epoch. The generation is incremented again after the commit, since a listing loaded in
-between would show the database as it was. A generation that is lost (evicted, expired
+epoch. The write's generations are moved on again after the commit, since a listing
+loaded in between would show the database as it was. A generation that is lost (evicted, expired
 after GENERATION_SECONDS without a write) starts again from the clock, beyond any number it
 had: what was cached under it is then simply never read again.
 """
