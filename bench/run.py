@@ -349,7 +349,7 @@ SCENARIOS = (
         "studio",
         "mix_detail",
         "Detail (any id) 90 % and the same stock adjustments 10 %: the mix without the"
-        " listings and figures that every write retires.",
+        " listings, searches and figures that writes retire.",
         mix=True,
         extra=True,
     ),

@@ -112,6 +112,23 @@ class ResilientRedisCache(RedisCache):
     def set_many(self, mapping: dict[str, Any], timeout: int | None = None) -> Any:
         return self.guarded([], super().set_many, mapping, timeout)
 
+    def bump_many(self, keys: list[str], start: int, timeout: int) -> list[int] | None:
+        """Increment each counter, all in one round trip; return the new values, None if missed.
+
+        A missing counter starts from `start` (never from 0: a lost counter must not come
+        back to a number it had), and each lives `timeout` seconds from now.
+        """
+        return self.guarded(None, self._bump_many, keys, start, timeout)
+
+    def _bump_many(self, keys: list[str], start: int, timeout: int) -> list[int]:
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            name = self.prefix + key
+            pipe.set(name, self.serializer.dumps(start), nx=True, ex=timeout)
+            pipe.incr(name)
+            pipe.expire(name, timeout)
+        return pipe.execute()[1::3]
+
     def delete(self, key: str) -> bool:
         return self.guarded(False, super().delete, key)
 

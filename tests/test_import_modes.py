@@ -280,3 +280,20 @@ def test_an_edit_landing_during_the_update_refuses_it_all(shop, user_id, limits,
     with pytest.raises(Conflict, match="while it was being applied"):
         imports.import_upload(staged.id, as_importer(user_id), limits)
     assert (by_code("A-1").price, by_code("A-1").name) == (Decimal("4.50"), "Renamed")
+
+
+@pytest.mark.parametrize(
+    ("mode", "text", "field", "now"),
+    [
+        ("update", PRICE_LIST, "price", "4.75"),
+        ("receive", "brand,color_code,quantity\nCitadel,A-1,4\n", "stock", 14),
+    ],
+)
+def test_an_import_retires_the_cached_copies_of_the_paints_it_changed(
+    api, shop, user_id, limits, mode, text, field, now
+):
+    path = f"/api/v1/paints/{shop['A-1'].id}"
+    assert api.get(path).get_json()[field] != now  # cached now
+    staged = stage(text, user_id, limits, mode, reference="DN-2" if mode == "receive" else None)
+    imports.import_upload(staged.id, as_importer(user_id), limits)
+    assert api.get(path).get_json()[field] == now

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from ..extensions import db
 from ..models import Paint, utcnow
-from . import cached_reads, history, transactions
+from . import cache_scopes, history, transactions
 from .errors import Conflict, ValidationError
 from .history import Actor
 from .paints import PAINT_COLUMNS, PaintRecord, delete_paint, unique_code_guard
@@ -220,5 +220,6 @@ def _apply(operation: Operation, actor: Actor | None, current: dict[int, PaintRe
     before, current[operation.paint_id] = current[operation.paint_id], paint
     changes = history.field_changes(vars(before), vars(paint), operation.fields)
     history.record("edit", actor, vars(paint), changes)
-    transactions.commit(cached_reads.paints_changed(operation.paint_id))
+    # `before` was read under the lock: what this write changed.
+    transactions.commit(cache_scopes.paint_written(operation.paint_id, vars(before), vars(paint)))
     return Outcome(operation, paint)

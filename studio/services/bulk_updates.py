@@ -281,8 +281,10 @@ def _changed_since_check(found: Sequence[Any]) -> Conflict:
     )
 
 
-def apply_update(upload_id: int, actor: Actor | None, note: str, start: int, stop: int) -> int:
-    """Write rows start+1..stop of an update; return how many paints changed.
+def apply_update(
+    upload_id: int, actor: Actor | None, note: str, start: int, stop: int
+) -> list[int]:
+    """Write rows start+1..stop of an update; return the ids of the paints changed.
 
     One UPDATE ... FROM the staged rows, on the condition that each paint still has the
     version the check saw: a concurrent edit makes the count fall short, and the import
@@ -291,7 +293,7 @@ def apply_update(upload_id: int, actor: Actor | None, note: str, start: int, sto
     chunk = and_(rows.c.upload_id == upload_id, rows.c.position.between(start + 1, stop))
     changes = _update_changes(chunk)
     if not changes:
-        return 0
+        return []
     now = utcnow()
     written = db.session.execute(
         update(paints)
@@ -316,7 +318,7 @@ def apply_update(upload_id: int, actor: Actor | None, note: str, start: int, sto
         )
     _record_stock_corrections(changes, actor.user_id if actor else None, now)
     record_changes(changes, "import", actor, note)
-    return len(changes)
+    return [change.paint_id for change in changes]
 
 
 def _update_changes(chunk: ColumnElement[bool]) -> list[PaintChange]:
@@ -360,8 +362,8 @@ def _record_stock_corrections(
 
 def apply_delivery(
     upload_id: int, actor: Actor | None, note: str, reference: str, start: int, stop: int
-) -> tuple[int, int]:
-    """Add rows start+1..stop of a delivery to the stock; return (paints, units) received.
+) -> tuple[list[int], int]:
+    """Add rows start+1..stop of a delivery to the stock; return (paint ids, units) received.
 
     As adjust_stock does, one conditional UPDATE does the arithmetic, so a sale at the
     same moment is never lost, and refuses any paint whose stock would pass MAX_STOCK;
@@ -374,7 +376,7 @@ def apply_delivery(
         ).all()
     )
     if not quantities:
-        return 0, 0
+        return [], 0
     now = utcnow()
     received = db.session.execute(
         update(paints)
@@ -397,7 +399,7 @@ def apply_delivery(
         for paint_id, stock in received
     ]
     record_changes(changes, "stock", actor, f"Delivery {reference} ({note})")
-    return len(received), sum(quantities.values())
+    return [paint_id for paint_id, _ in received], sum(quantities.values())
 
 
 def _insert_deliveries(

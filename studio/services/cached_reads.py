@@ -1,22 +1,32 @@
-"""What studio caches, under which keys, and how every write retires it.
+"""What studio caches, under which keys, and what each write retires.
 
 One paint is cached under its id. Listings, searches, filter choices and figures are
-cached under a generation number that every write increments, so one INCR retires all
-of them at once, on every worker sharing Redis. Every key also carries the cache's
-epoch (studio.services.cache_epochs), which moves on when Redis misses an invalidation.
+cached under generation numbers, so an INCR retires all that was cached under one, on
+every worker sharing Redis. A cached read carries two: the whole cache's (GENERATION_KEY),
+which a write of many paints at once moves on (an import, a rename in the lists), and
+the one of its scope, which a write moves on only if it can change what the read shows
+(studio.services.cache_scopes: a listing filtered by brand, family, type or stock state
+is retired only by a write of a paint that had or has those values). What no filter
+narrows (the unfiltered listing, searches, the figures) is in the scope of every paint
+(EVERY_PAINT), which every write of a paint moves on.
+
+Every key also carries the cache's epoch (studio.services.cache_epochs), which moves on
+when Redis misses an invalidation.
 
 A write retires what it changes before its commit: each changed entry is replaced by a
 tombstone that outlives any request (CACHE_TOMBSTONE_SECONDS), and readers only ever add
 an entry where none is, so no reader can put an old copy back, whether it loaded before
 or after the commit. If Redis cannot be told, the write's own transaction starts a new
-epoch. The generation is incremented again after the commit, since a listing loaded in
-between would show the database as it was.
+epoch. The write's generations are moved on again after the commit, since a listing
+loaded in between would show the database as it was. A generation that is lost (evicted, expired
+after GENERATION_SECONDS without a write) starts again from the clock, beyond any number it
+had: what was cached under it is then simply never read again.
 """
 
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,23 +45,30 @@ from .cache_epochs import Epochs
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 GENERATION_KEY = "generation"
+# The scope of what any write of a paint can change (see studio.services.cache_scopes).
+EVERY_PAINT = f"{GENERATION_KEY}:paints"
+# How long a generation lives without a write: far beyond any cached read's TTL.
+GENERATION_SECONDS = 86_400
 TOMBSTONE = "studio:retired"
 EPOCHS_KEY = "studio.cache_epochs"
 NEAR_KEY = "studio.near_cache"
 FILLS_KEY = "studio.fill_behind"
-# What the near cache may hold: frozen records (paint, token's and user's owner) and numbers.
+# What the near cache may hold: frozen records (paint, token's and user's owner) and numbers
+# (every generation, whose keys all start with GENERATION_KEY).
 NEAR_KINDS = ("paint:", "token:", "user:", GENERATION_KEY)
 # A queued fill older than this is dropped: far below a tombstone's life (studio.fill_behind).
 FILL_MAX_DELAY = 1.0
+# What a write of many paints moves on: the generation every cached read carries.
+ALL_READS = frozenset({GENERATION_KEY})
 TTL_SETTINGS = ("PAINT_CACHE_TTL", "LIST_CACHE_TTL", "STATS_CACHE_TTL", "AUTH_CACHE_TTL")
 
 
 @dataclass(frozen=True)
 class Retirement:
-    """What a write changed: cache keys to retire, and whether listings and figures changed."""
+    """What a write changed: cache keys to retire, and generations to move on."""
 
     keys: tuple[str, ...] = ()
-    listings: bool = False
+    generations: frozenset[str] = frozenset()
 
 
 def register_cache_epochs(app: Flask) -> None:
@@ -186,32 +203,45 @@ def fill(stored: str | None, value: Any, ttl: int) -> None:
         filler.add(stored, value, ttl)
 
 
-def generation() -> int | None:
-    """Return the current generation of listings and figures; None when the cache is away."""
-    key = stored_key(GENERATION_KEY)
-    if key is None:
+def generations(keys: Sequence[str]) -> list[int] | None:
+    """Return the current number of each generation; None when the cache is away.
+
+    One round trip (none when the near cache holds them), and one more to start any missing.
+    """
+    stored = [stored_key(key) for key in keys]
+    if None in stored:
         return None
-    current = read_many([key])[0]
-    if current is None:
-        # Starting from the clock, a lost counter can never come back to an old number.
-        backend().add(key, time.time_ns(), timeout=0)
-        current = backend().get(key)
-    return current
+    current = read_many(stored)
+    missing = [key for key, value in zip(stored, current, strict=True) if value is None]
+    if missing:
+        for key in missing:
+            # Starting from the clock, a lost counter can never come back to an old number.
+            backend().add(key, time.time_ns(), timeout=GENERATION_SECONDS)
+        started = dict(zip(missing, backend().get_many(*missing), strict=True))
+        current = [started.get(key, value) for key, value in zip(stored, current, strict=True)]
+    return None if None in current else current
 
 
-def remember_in_generation(name: str, parts: Any, ttl_setting: str, loader: Callable[[], T]) -> T:
-    """Cache a listing or figure until the next write (or its TTL)."""
-    current = generation()
+def remember_in_generation(
+    name: str, parts: Any, ttl_setting: str, loader: Callable[[], T], scope: str = EVERY_PAINT
+) -> T:
+    """Cache a listing or figure until a write that can change it (or its TTL).
+
+    `scope`: the generation of what the value shows (cache_scopes.listing_scope); by
+    default that of every paint, which any write of a paint moves on.
+    """
+    current = generations((GENERATION_KEY, scope))
     if current is None:
         counters.add("misses")
         return loader()
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
-    return remember(f"{name}:{current}:{digest}", ttl_setting, loader)
+    whole, scoped = current
+    return remember(f"{name}:{whole}.{scoped}:{digest}", ttl_setting, loader)
 
 
 def paints_changed(*paint_ids: int) -> Retirement:
-    """Return what a write of these paints retires: each paint, and every listing and figure."""
-    return Retirement(tuple(paint_key(paint_id) for paint_id in paint_ids), listings=True)
+    """Return what a write of many paints retires: each paint, and every cached read."""
+    return Retirement(tuple(paint_key(paint_id) for paint_id in paint_ids), ALL_READS)
 
 
 def forget(*keys: str) -> Retirement:
@@ -220,7 +250,7 @@ def forget(*keys: str) -> Retirement:
 
 
 def retire_before_commit(retirements: Iterable[Retirement]) -> int | None:
-    """Tombstone the changed entries and retire the listings; return the epoch told.
+    """Tombstone the changed entries and move their generations on; return the epoch told.
 
     None if the cache missed it. Never raises: any error of any backend is a miss, which
     the caller heals with a new epoch.
@@ -245,8 +275,8 @@ def after_commit(
 
     `told`: the epoch the write retired its entries under before the commit; `new_epoch`:
     the epoch its transaction started instead, when the cache could not be told. Then the
-    answer waits until no worker can still believe an older epoch. Otherwise the listings
-    move to a new generation once more, and the entries are retired under every other epoch
+    answer waits until no worker can still believe an older epoch. Otherwise the generations
+    move on once more, and the entries are retired under every other epoch
     a worker may still read under; if that fails a new epoch starts now, and is waited out.
     """
     retirements = list(retirements)
@@ -259,8 +289,9 @@ def after_commit(
             epochs().wait_out_lease(committed)
             return
         others = [epoch for epoch in epochs().held() if epoch != told]
-        listings = [Retirement(listings=True)] if _changes_listings(retirements) else []
-        done = _retire_under(told, listings) if told is not None else False
+        moved = _generations(retirements)
+        again = [Retirement(generations=moved)] if moved else []
+        done = _retire_under(told, again) if told is not None else False
         done = done and all(_retire_under(epoch, retirements) for epoch in others)
         if not done:
             _missed(())
@@ -274,20 +305,32 @@ def _keys(retirements: list[Retirement]) -> list[str]:
     return [key for retirement in retirements for key in retirement.keys]
 
 
-def _changes_listings(retirements: list[Retirement]) -> bool:
-    return any(retirement.listings for retirement in retirements)
+def _generations(retirements: list[Retirement]) -> frozenset[str]:
+    return frozenset().union(*(retirement.generations for retirement in retirements))
 
 
 def _retire_under(epoch: int, retirements: list[Retirement]) -> bool:
-    """Tombstone the keys and move the listings' generation on, in `epoch`; False if missed."""
+    """Tombstone the keys and move the generations on, in `epoch`; False if missed."""
     keys = _keys(retirements)
     if keys:
         tombstones = dict.fromkeys((f"{epoch}:{key}" for key in keys), TOMBSTONE)
         timeout = current_app.config["CACHE_TOMBSTONE_SECONDS"]
         if len(backend().set_many(tombstones, timeout=timeout)) != len(tombstones):
             return False
-    if _changes_listings(retirements):
-        return backend().inc(f"{epoch}:{GENERATION_KEY}") is not None
+    moved = sorted(f"{epoch}:{key}" for key in _generations(retirements))
+    return not moved or _move_on(moved)
+
+
+def _move_on(stored: list[str]) -> bool:
+    """Increment each generation (from the clock where it is missing); False if missed."""
+    store = backend()
+    if isinstance(store, ResilientRedisCache):
+        moved = store.bump_many(stored, time.time_ns(), GENERATION_SECONDS)
+        return moved is not None and None not in moved
+    for key in stored:
+        store.add(key, time.time_ns(), timeout=GENERATION_SECONDS)
+        if store.inc(key) is None:
+            return False
     return True
 
 

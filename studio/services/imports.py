@@ -495,7 +495,8 @@ def _import_rows(
     """
     upload_id, mode, reference = upload.id, upload.mode, upload.reference or ""
     note = f"{IMPORT_REASON}: {upload.filename}"
-    changed = units = 0
+    changed: list[int] = []
+    units = 0
     try:
         for start in range(0, upload.row_count, IMPORT_CHUNK_ROWS):
             stop = start + IMPORT_CHUNK_ROWS
@@ -514,11 +515,12 @@ def _import_rows(
         # Another admin added one of these codes after _refuse_clashes looked.
         db.session.rollback()
         raise _clash_error("") from None
-    count = upload.row_count if mode == "add" else changed
+    count = upload.row_count if mode == "add" else len(changed)
     upload.status, upload.imported_at, upload.progress = "imported", utcnow(), count
     if mode == "add":
         refresh_statistics()
-    transactions.commit(cached_reads.paints_changed())
+    # Each paint changed (their cached copies too: nobody cached a paint just added).
+    transactions.commit(cached_reads.paints_changed(*changed))
     return Imported(count, mode=mode, units=units)
 
 

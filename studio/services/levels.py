@@ -33,3 +33,21 @@ def suggested_quantity(stock: int, reorder_level: int, reorder_quantity: int | N
     if reorder_quantity is not None:
         return reorder_quantity
     return reorder_level - stock + 1
+
+
+# The reorder list's stock state: every paint at or below its level (low or out of stock).
+AT_OR_BELOW = "at_or_below_level"
+
+
+def stock_states(stock: int, reorder_level: int) -> set[str]:
+    """Return each stock filter a paint with this stock and level passes (as the clauses above)."""
+    states = set()
+    if stock - reorder_level > 0:
+        states.add("in_stock")
+    if stock - reorder_level <= 0:
+        states.add(AT_OR_BELOW)
+        if stock >= 1:
+            states.add("low_stock")
+    if stock == 0:
+        states.add("out_of_stock")
+    return states

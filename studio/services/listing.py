@@ -24,7 +24,7 @@ from sqlalchemy import (
 from ..extensions import db
 from ..models import Paint
 from ..search import word_parts
-from . import cached_reads, levels, vocabularies
+from . import cache_scopes, cached_reads, levels, vocabularies
 from .errors import ValidationError
 from .paints import PaintRecord
 from .planner import estimated_rows
@@ -286,9 +286,15 @@ def dialect_name() -> str:
 
 
 def list_paints(paint_filter: PaintFilter) -> Page:
-    """Return the page of paints matching the filter (cached until the next write)."""
+    """Return the page of paints matching the filter (cached until a write that can change it)."""
+    scope = cache_scopes.listing_scope(
+        brand=paint_filter.brand,
+        color_family=paint_filter.color_family,
+        color_type=paint_filter.color_type,
+        stock=paint_filter.stock,
+    )
     return cached_reads.remember_in_generation(
-        "paints", paint_filter, "LIST_CACHE_TTL", lambda: _load_page(paint_filter)
+        "paints", paint_filter, "LIST_CACHE_TTL", lambda: _load_page(paint_filter), scope
     )
 
 
@@ -514,7 +520,9 @@ def filter_choices() -> FilterChoices:
         query = select(Paint.brand).distinct().order_by(Paint.brand)
         return list(db.session.scalars(query))
 
-    brands = cached_reads.remember_in_generation("choices", (), "LIST_CACHE_TTL", load)
+    brands = cached_reads.remember_in_generation(
+        "choices", (), "LIST_CACHE_TTL", load, cache_scopes.BRANDS
+    )
     vocabulary = vocabularies.current()
     return FilterChoices(
         brands, list(vocabulary.names["color_family"]), list(vocabulary.names["color_type"])
@@ -528,4 +536,5 @@ def low_stock_paints(limit: int = 10) -> list[PaintRecord]:
     def load() -> list[PaintRecord]:
         return [PaintRecord.of(paint) for paint in db.session.scalars(query)]
 
-    return cached_reads.remember_in_generation("low-stock", limit, "STATS_CACHE_TTL", load)
+    scope = cache_scopes.listing_scope(stock="low_stock")
+    return cached_reads.remember_in_generation("low-stock", limit, "STATS_CACHE_TTL", load, scope)

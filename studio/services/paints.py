@@ -13,7 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
-from . import cached_reads, history, transactions
+from . import cache_scopes, cached_reads, history, transactions
 from .errors import Conflict, EditConflict, NotFound, ValidationError, VersionConflict
 from .history import Actor
 from .planner import refresh_statistics
@@ -122,7 +122,7 @@ def create_paint(
         saved = PaintRecord.of(paint)
         history.record("create", actor, vars(saved), history.field_changes(None, vars(saved)))
         # Nobody can have cached a paint that did not exist: only listings change.
-        transactions.commit(cached_reads.paints_changed())
+        transactions.commit(cache_scopes.paint_written(None, None, vars(saved)))
     return saved
 
 
@@ -170,7 +170,9 @@ def update_paint(
             db.session.flush()
             saved = PaintRecord.of(paint)
             _record_edit(actor, vars(before), saved, fields)
-            transactions.commit(cached_reads.paints_changed(paint_id))
+            # The version check makes `before` what this write changed.
+            retire = cache_scopes.paint_written(paint_id, vars(before), vars(saved))
+            transactions.commit(retire)
     except StaleDataError:
         # Another admin saved (or stock moved) between our read and our write.
         db.session.rollback()
@@ -316,7 +318,10 @@ def _write_edited(
         was = before._asdict() if before is not None else {}
         already = {name for name, value in edited.items() if was.get(name, original[name]) == value}
         _record_edit(actor, {**original, **{name: edited[name] for name in already}}, saved, edited)
-        transactions.commit(cached_reads.paints_changed(paint_id))
+        # Each edited field held its original value or the edit's (the UPDATE's condition):
+        # the listings of both move on.
+        was = {**vars(saved), **{name: original[name] for name in edited}}
+        transactions.commit(cache_scopes.paint_written(paint_id, was, vars(saved)))
     return saved
 
 
@@ -385,7 +390,7 @@ def delete_paint(paint_id: int, actor: Actor | None) -> None:
         raise NotFound(f"Paint {paint_id} does not exist.")
     values = deleted._asdict()
     history.record("delete", actor, values, history.field_changes(values, None))
-    transactions.commit(cached_reads.paints_changed(paint_id))
+    transactions.commit(cache_scopes.paint_written(paint_id, values, None))
 
 
 def bulk_create_paints(

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, func, select, tuple_
 
 from ..extensions import db
 from ..models import Paint
-from . import cached_reads, levels
+from . import cache_scopes, cached_reads, levels
 from .errors import ValidationError
 from .listing import EXPORT_BATCH, MAX_PER_PAGE, Page, parse_page
 from .paints import PaintRecord
@@ -72,8 +72,9 @@ class ReorderRequest:
 
 def reorder_page(request: ReorderRequest) -> Page:
     """Return a page of the reorder list, in brand and name order (cached until a write)."""
+    scope = cache_scopes.listing_scope(brand=request.brand, stock=levels.AT_OR_BELOW)
     return cached_reads.remember_in_generation(
-        "reorder", request, "LIST_CACHE_TTL", lambda: _load_page(request)
+        "reorder", request, "LIST_CACHE_TTL", lambda: _load_page(request), scope
     )
 
 
@@ -98,8 +99,9 @@ def _load_page(request: ReorderRequest) -> Page:
 
 def brand_totals(brand: str | None = None) -> list[BrandTotal]:
     """Return each brand's paints to order and units suggested, by brand (cached)."""
+    scope = cache_scopes.listing_scope(brand=brand, stock=levels.AT_OR_BELOW)
     return cached_reads.remember_in_generation(
-        "reorder-brands", brand, "STATS_CACHE_TTL", lambda: _load_totals(brand)
+        "reorder-brands", brand, "STATS_CACHE_TTL", lambda: _load_totals(brand), scope
     )
 
 

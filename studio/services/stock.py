@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, cast, func, select, update
 
 from ..extensions import db
 from ..models import Paint, StockMovement, utcnow
-from . import cached_reads, history, transactions
+from . import cache_scopes, history, transactions
 from .errors import InsufficientStock, ValidationError
 from .history import Actor
 from .listing import Page
@@ -108,7 +108,9 @@ def adjust_stock(
         username=movement.username,
         created_at=movement.created_at,
     )
-    transactions.commit(cached_reads.paints_changed(paint_id))
+    # Stock alone moved: the listings of the paint's values and stock states, not others.
+    before = {**vars(paint), "stock": paint.stock - delta}
+    transactions.commit(cache_scopes.paint_written(paint_id, before, vars(paint)))
     return StockChange(paint, saved)
 
 

@@ -311,8 +311,9 @@ def _record(kind: str, actor: Actor | None, field: str, old: str, new: str, pain
 
 
 def _retirement(paint_ids: list[int]) -> cached_reads.Retirement:
-    # The list itself, the paints rewritten, and every listing and figure (filters, charts).
+    # The list itself (the filters' choices, and how a filter's value is spelt), the paints
+    # rewritten, and, if there are any, every cached read: they may be in any listing.
     g.pop("vocabulary", None)
     g.vocabulary_changed = True
     keys = (CACHE_KEY, *(cached_reads.paint_key(paint_id) for paint_id in paint_ids))
-    return cached_reads.Retirement(keys, listings=True)
+    return cached_reads.Retirement(keys, cached_reads.ALL_READS if paint_ids else frozenset())

@@ -3,7 +3,8 @@
 Each instance is gunicorn with two workers, as the Procfile runs it, with production
 settings. Clients send a 90/10 read/write mix to either instance for 30 s; every write
 answered is read back at once from the OTHER instance, which must not show the paint as
-it was before the write. Meanwhile a sampler counts the app's connections on the server
+it was before the write, neither on its own nor in the listing of its brand (cached under
+that brand's generation). Meanwhile a sampler counts the app's connections on the server
 every 100 ms: never more than instances x workers x (pool_size + max_overflow).
 
 Every 3 s Redis holds its writes for 0.4 s (reads go on), longer than studio waits for
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import psycopg2
 import pytest
@@ -90,11 +92,15 @@ class ReadBack:
 
     write: Answer
     read: Answer
+    listing: Answer
 
     @property
     def stale(self) -> bool:
         written = self.write.body["paint"]["version"]
-        return self.read.status != 200 or self.read.body["version"] < written
+        if self.read.status != 200 or self.listing.status != 200:
+            return True
+        listed = [item for item in self.listing.body["items"] if item["id"] == self.read.body["id"]]
+        return self.read.body["version"] < written or not listed or listed[0]["version"] < written
 
 
 def missed_retirements(logs: list[str]) -> int:
@@ -124,12 +130,17 @@ class Mix:
             if request[0] != "write" or answer.status != 201:
                 continue
             other = (here + 1) % len(self.bases)
-            paint = answer.body["paint"]["id"]
+            paint = answer.body["paint"]
             read = self.send(
-                connections, other, ("read", "GET", f"/api/v1/paints/{paint}", None, None)
+                connections, other, ("read", "GET", f"/api/v1/paints/{paint['id']}", None, None)
+            )
+            # Its brand's listing (searched for its code, as earlier runs left more paints).
+            query = urlencode({"brand": paint["brand"], "q": paint["color_code"]})
+            listing = self.send(
+                connections, other, ("list", "GET", f"/api/v1/paints?{query}", None, None)
             )
             with self.lock:
-                self.read_backs.append(ReadBack(answer, read))
+                self.read_backs.append(ReadBack(answer, read, listing))
         for connection in connections:
             connection.close()
 
@@ -244,7 +255,7 @@ def test_two_instances_serve_fresh_reads_within_the_connection_budget(
     writes = [a for a in mix.answers if a.kind == "write"]
     assert len(mix.answers) > 500 and len(writes) > 30, (len(mix.answers), statuses)
     assert len(mix.read_backs) == len(writes)
-    shown = [(r.write.body["paint"], r.read.status, r.read.body) for r in stale[:3]]
+    shown = [(r.write.body["paint"], r.read.body, r.listing.body) for r in stale[:3]]
     assert not stale, f"{len(stale)} stale reads of {len(mix.read_backs)}: {shown}"
     assert missed, "no write met a Redis that missed its retirement: the hiccups did nothing"
     assert len(counts) > SECONDS * 5, "the sampler fell behind"
