@@ -217,6 +217,19 @@ def test_a_bad_file_is_refused_by_line_and_stages_nothing(user_id, limits, mode,
     assert any(problem in reason for _, reason in check.errors), check.errors
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("stock", "-3"), ("reorder_level", "-1"), ("price", "4.5x")]
+)
+def test_an_updates_bad_value_is_the_only_problem_named(user_id, limits, column, value):
+    """The row's brand and code were said to be missing whenever another cell was bad."""
+    text = f"brand,color_code,{column}\nCitadel,A-1,{value}\n"
+    check, staged = imports.stage_upload(text.encode(), "x.csv", user_id, limits, "update")
+    assert staged is None
+    [(line, reason)] = check.errors
+    assert line == 2 and reason.startswith(f'{column} "{value}"'), reason
+    assert "required" not in reason
+
+
 def send(admin, text: str, mode: str, reference: str = ""):
     """Send the file from the import page as a browser does, with its mode and reference."""
     token = token_from(admin.get("/admin/paints/import").get_data(as_text=True))

@@ -404,7 +404,9 @@ def _clean_update(values: dict[str, str]) -> dict[str, Any]:
     except ValidationError as exc:
         errors.update(exc.fields)
     for column in KEY_COLUMNS:
-        if column not in errors and cleaned.get(column) is None:
+        # When another cell was refused there is no cleaned row: the cell itself says.
+        present = cleaned.get(column) if cleaned else (values.get(column) or "").strip()
+        if column not in errors and not present:
             errors[column] = "is required to find the paint."
     if errors:
         raise ValidationError(errors)
