@@ -293,3 +293,15 @@ def test_an_edit_landing_during_the_update_refuses_it_all(shop, user_id, limits,
     with pytest.raises(Conflict, match="while it was being applied"):
         imports.import_upload(staged.id, as_importer(user_id), limits)
     assert (by_code("A-1").price, by_code("A-1").name) == (Decimal("4.50"), "Renamed")
+
+
+def test_a_delivery_past_the_stock_limit_is_flagged_before_confirming(admin, shop):
+    """The preview offered 'Receive' for a delivery its confirmation could only refuse."""
+    db.session.execute(update(Paint).where(Paint.id == shop["A-3"].id).values(stock=MAX_STOCK - 2))
+    db.session.commit()
+    text = "brand,color_code,quantity\nCitadel,A-1,4\nCitadel,A-3,3\n"
+    page = send(admin, text, "receive", "DN-7").get_data(as_text=True)
+    assert "1 row would take stock past 1,000,000,000" in page
+    assert re.search(r'<button type="submit" class="button" disabled>Receive 7 units', page)
+    # The new stock is written as every other figure is.
+    assert "<ins>1,000,000,001</ins>" in page
