@@ -132,6 +132,11 @@ def test_one_paint_that_cannot_go_lower_stops_the_whole_bulk_adjust(admin, make_
         ({"action": "adjust_stock", "delta": "0", "reason": "x"}, "Change by must not be 0."),
         ({"action": "adjust_stock", "delta": "2", "reason": ""}, "Reason "),
         ({"action": "reorder_level", "reorder_level": "-1"}, "Reorder level "),
+        # The same bound as the paint form, the API and CSV files: not the id range's.
+        (
+            {"action": "reorder_level", "reorder_level": "99999999999"},
+            "Reorder level must be between 0 and 1000000000.",
+        ),
         ({"action": "color_type", "color_type": "Glitter Bomb"}, "Type "),
         ({"action": "shred"}, "action must be one of"),
         ({"action": "delete", "ids": []}, "The selection is empty"),
