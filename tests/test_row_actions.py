@@ -215,6 +215,19 @@ def test_export_selected_writes_only_those_paints(admin, make_paint):
     assert [row["name"] for row in rows] == ["Export A", "Export B"]
 
 
+def test_export_of_all_matching_is_not_capped_as_changes_are(admin, make_paint, monkeypatch):
+    """Exporting changes nothing, yet 'all matching' was refused past the 1,000-change cap."""
+    for name in ("Match C", "Match A", "Match B"):
+        make_paint(name=name)
+    make_paint(name="Other")
+    monkeypatch.setattr(bulk, "MAX_OPERATIONS", 2)
+    response = admin.post(f"{LIST}&q=match", {"action": "export", "all_matching": "1"})
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+    assert sorted(row["name"] for row in rows) == ["Match A", "Match B", "Match C"]
+
+
 def test_row_and_bulk_forms_need_the_csrf_token(admin, make_paint):
     paint = make_paint(stock=2)
     for form in (
