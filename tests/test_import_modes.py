@@ -305,3 +305,16 @@ def test_a_delivery_past_the_stock_limit_is_flagged_before_confirming(admin, sho
     assert re.search(r'<button type="submit" class="button" disabled>Receive 7 units', page)
     # The new stock is written as every other figure is.
     assert "<ins>1,000,000,001</ins>" in page
+
+
+def test_a_paints_timeline_shows_a_price_lists_old_and_new_values(admin, shop, user_id, limits):
+    """An update's entry was shown as an added paint's: the new values alone."""
+    staged = stage(PRICE_LIST, user_id, limits, "update")
+    imports.import_upload(staged.id, as_importer(user_id), limits)
+    page = admin.get(f"/admin/paints/{shop['A-1'].id}").get_data(as_text=True)
+    assert '<span class="change-field">Price</span> €4.50 → €4.75' in page
+    # A paint the import added still shows its values alone.
+    added = "name,brand,color_code,price\nNew One,Citadel,N-1,2.00\n"
+    imports.import_upload(stage(added, user_id, limits, "add").id, as_importer(user_id), limits)
+    new = admin.get(f"/admin/paints/{by_code('N-1').id}").get_data(as_text=True)
+    assert '<span class="change-field">Price</span> €2.00</li>' in new
