@@ -281,3 +281,13 @@ def test_an_edit_is_not_credited_with_what_another_admin_already_did(app, make_p
     bob, alice = entries(paint.id)[-2:]
     assert (bob.username, bob.changes) == ("bob", {"price": ["4.50", "5.00"]})
     assert (alice.username, alice.changes) == ("alice", {"name": ["Flat Red", "Flat Red 2"]})
+
+
+def test_every_editable_field_has_a_label_in_the_timeline(app, admin, make_paint):
+    """The reorder fields were shown by their column names, 'reorder_level'."""
+    paint = make_paint(reorder_level=5)
+    paints.update_paint(paint.id, {"version": 1, "reorder_level": 8, "reorder_quantity": 12}, ALICE)
+    page = admin.get(f"/admin/paints/{paint.id}").get_data(as_text=True)
+    assert '<span class="change-field">Reorder level</span> 5 → 8' in page
+    assert '<span class="change-field">Reorder quantity</span>' in page
+    assert "reorder_" not in page.split('class="changes"', 1)[1]
