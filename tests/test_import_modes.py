@@ -318,3 +318,10 @@ def test_a_paints_timeline_shows_a_price_lists_old_and_new_values(admin, shop, u
     imports.import_upload(stage(added, user_id, limits, "add").id, as_importer(user_id), limits)
     new = admin.get(f"/admin/paints/{by_code('N-1').id}").get_data(as_text=True)
     assert '<span class="change-field">Price</span> €2.00</li>' in new
+
+
+def test_the_import_page_names_the_reorder_columns_a_new_paint_may_have(admin):
+    """The page listed the optional columns of an export but the two reorder ones."""
+    page = admin.get("/admin/paints/import").get_data(as_text=True)
+    adding = page.split("<strong>Add new paints:</strong>", 1)[1].split("</li>", 1)[0]
+    assert "<code>reorder_level</code>" in adding and "<code>reorder_quantity</code>" in adding
