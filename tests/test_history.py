@@ -291,3 +291,17 @@ def test_every_editable_field_has_a_label_in_the_timeline(app, admin, make_paint
     assert '<span class="change-field">Reorder level</span> 5 → 8' in page
     assert '<span class="change-field">Reorder quantity</span>' in page
     assert "reorder_" not in page.split('class="changes"', 1)[1]
+
+
+def test_the_delete_pages_say_the_history_stays(admin, make_paint):
+    """They said the paint's whole stock history would be removed; its entries are kept."""
+    paint = make_paint(stock=3)
+    one = admin.get(f"/admin/paints/{paint.id}/delete").get_data(as_text=True)
+    several = admin.post("/admin/paints", {"action": "delete", "ids": [paint.id]})
+    for page in (one, several.get_data(as_text=True)):
+        assert "stock histor" not in page
+        assert "its history stays on the Activity page" in page
+    admin.post(f"/admin/paints/{paint.id}/delete", form_page=f"/admin/paints/{paint.id}/delete")
+    assert db.session.get(Paint, paint.id) is None
+    activity = admin.get("/admin/activity?kind=delete").get_data(as_text=True)
+    assert paint.name in activity
