@@ -310,6 +310,9 @@ def run_demo(host: str, port: int, count: int, no_serve: bool) -> None:
         accounts.set_password(user, password)
     if count and not db.session.scalar(select(func.count(Paint.id))):
         _seed(count)
+    # The count's transaction would otherwise stay open while serving: on SQLite it holds
+    # the write lock (BEGIN IMMEDIATE), and every request that writes waits for it, then fails.
+    db.session.remove()
     url = f"http://{host}:{port}/"
     click.echo(f"\nstudio is ready at {url}\nSign in as admin with password {password}\n")
     if not no_serve:

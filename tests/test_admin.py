@@ -384,3 +384,24 @@ def test_new_paint_without_stock_or_price_gets_zero(admin):
     assert response.status_code == 302
     paint = db.session.query(Paint).one()
     assert (paint.stock, str(paint.price)) == (0, "0.00")
+
+
+@pytest.mark.parametrize(
+    ("path", "said_before"),
+    [
+        ("/admin/paints?page=999", "No paints match these filters."),
+        ("/admin/activity?page=999", "No changes recorded yet."),
+        ("/admin/reorder?page=999", None),
+    ],
+)
+def test_a_page_past_the_last_says_so_and_links_to_the_last(admin, make_paint, path, said_before):
+    """A bookmarked or typed page beyond the end said nothing matched, or 'Page 999 of 1'."""
+    for number in range(3):
+        make_paint(name=f"Paint {number}", stock=1, reorder_level=5)
+    response = admin.get(path)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert said_before is None or said_before not in page
+    assert "Page 999 is past the last page (1)." in page
+    last = html.unescape(re.search(r'href="([^"]+)"\s*>Go to page 1<', page).group(1))
+    assert "page=1" in last and "Paint 0" in admin.get(last).get_data(as_text=True)

@@ -150,5 +150,10 @@ def test_a_colour_code_taken_in_the_brand_is_a_conflict(api, make_paint):
     ]
     response = api.post(BULK, json={"operations": operations})
     assert response.status_code == 409
-    assert "color_code" in response.get_json()["error"]["fields"]
+    # Named by its place, as every other refused operation is; it said only "color_code".
+    error = response.get_json()["error"]
+    assert error["fields"] == {
+        "operations[1].fields.color_code": "is already used by another paint of this brand."
+    }
+    assert "operations[1]" in error["message"]
     assert snapshot() == before

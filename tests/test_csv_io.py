@@ -148,6 +148,9 @@ def test_import_reads_utf8_with_or_without_bom_and_windows_1252(app, raw, encodi
     [
         (b"PK\x03\x04\x14\x00", "is an Excel workbook, not a CSV file."),
         ("name,brand\nA,B\n".encode("utf-16"), "is UTF-16 text"),
+        ("name,brand\nA,B\n".encode("utf-16-le"), "is UTF-16 text"),
+        # One stray NUL in a UTF-8 file was called UTF-16 ("Unicode Text").
+        (b"name,brand\nA,B\nA\x00B,Citadel\n", "holds a NUL character (line 3)"),
         ("name,brand\nCafé,B\n".encode() + b"Cr\xe8me,B\n", "mixes UTF-8 with another (line 3)"),
         (b"name,brand\nA,B\nC\x81,D\n", "is neither UTF-8 nor Windows-1252 text (line 3)"),
     ],

@@ -281,3 +281,27 @@ def test_an_edit_is_not_credited_with_what_another_admin_already_did(app, make_p
     bob, alice = entries(paint.id)[-2:]
     assert (bob.username, bob.changes) == ("bob", {"price": ["4.50", "5.00"]})
     assert (alice.username, alice.changes) == ("alice", {"name": ["Flat Red", "Flat Red 2"]})
+
+
+def test_every_editable_field_has_a_label_in_the_timeline(app, admin, make_paint):
+    """The reorder fields were shown by their column names, 'reorder_level'."""
+    paint = make_paint(reorder_level=5)
+    paints.update_paint(paint.id, {"version": 1, "reorder_level": 8, "reorder_quantity": 12}, ALICE)
+    page = admin.get(f"/admin/paints/{paint.id}").get_data(as_text=True)
+    assert '<span class="change-field">Reorder level</span> 5 → 8' in page
+    assert '<span class="change-field">Reorder quantity</span>' in page
+    assert "reorder_" not in page.split('class="changes"', 1)[1]
+
+
+def test_the_delete_pages_say_the_history_stays(admin, make_paint):
+    """They said the paint's whole stock history would be removed; its entries are kept."""
+    paint = make_paint(stock=3)
+    one = admin.get(f"/admin/paints/{paint.id}/delete").get_data(as_text=True)
+    several = admin.post("/admin/paints", {"action": "delete", "ids": [paint.id]})
+    for page in (one, several.get_data(as_text=True)):
+        assert "stock histor" not in page
+        assert "its history stays on the Activity page" in page
+    admin.post(f"/admin/paints/{paint.id}/delete", form_page=f"/admin/paints/{paint.id}/delete")
+    assert db.session.get(Paint, paint.id) is None
+    activity = admin.get("/admin/activity?kind=delete").get_data(as_text=True)
+    assert paint.name in activity

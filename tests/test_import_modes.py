@@ -217,6 +217,19 @@ def test_a_bad_file_is_refused_by_line_and_stages_nothing(user_id, limits, mode,
     assert any(problem in reason for _, reason in check.errors), check.errors
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("stock", "-3"), ("reorder_level", "-1"), ("price", "4.5x")]
+)
+def test_an_updates_bad_value_is_the_only_problem_named(user_id, limits, column, value):
+    """The row's brand and code were said to be missing whenever another cell was bad."""
+    text = f"brand,color_code,{column}\nCitadel,A-1,{value}\n"
+    check, staged = imports.stage_upload(text.encode(), "x.csv", user_id, limits, "update")
+    assert staged is None
+    [(line, reason)] = check.errors
+    assert line == 2 and reason.startswith(f'{column} "{value}"'), reason
+    assert "required" not in reason
+
+
 def send(admin, text: str, mode: str, reference: str = ""):
     """Send the file from the import page as a browser does, with its mode and reference."""
     token = token_from(admin.get("/admin/paints/import").get_data(as_text=True))
@@ -297,3 +310,35 @@ def test_an_import_retires_the_cached_copies_of_the_paints_it_changed(
     staged = stage(text, user_id, limits, mode, reference="DN-2" if mode == "receive" else None)
     imports.import_upload(staged.id, as_importer(user_id), limits)
     assert api.get(path).get_json()[field] == now
+
+
+def test_a_delivery_past_the_stock_limit_is_flagged_before_confirming(admin, shop):
+    """The preview offered 'Receive' for a delivery its confirmation could only refuse."""
+    db.session.execute(update(Paint).where(Paint.id == shop["A-3"].id).values(stock=MAX_STOCK - 2))
+    db.session.commit()
+    text = "brand,color_code,quantity\nCitadel,A-1,4\nCitadel,A-3,3\n"
+    page = send(admin, text, "receive", "DN-7").get_data(as_text=True)
+    assert "1 row would take stock past 1,000,000,000" in page
+    assert re.search(r'<button type="submit" class="button" disabled>Receive 7 units', page)
+    # The new stock is written as every other figure is.
+    assert "<ins>1,000,000,001</ins>" in page
+
+
+def test_a_paints_timeline_shows_a_price_lists_old_and_new_values(admin, shop, user_id, limits):
+    """An update's entry was shown as an added paint's: the new values alone."""
+    staged = stage(PRICE_LIST, user_id, limits, "update")
+    imports.import_upload(staged.id, as_importer(user_id), limits)
+    page = admin.get(f"/admin/paints/{shop['A-1'].id}").get_data(as_text=True)
+    assert '<span class="change-field">Price</span> €4.50 → €4.75' in page
+    # A paint the import added still shows its values alone.
+    added = "name,brand,color_code,price\nNew One,Citadel,N-1,2.00\n"
+    imports.import_upload(stage(added, user_id, limits, "add").id, as_importer(user_id), limits)
+    new = admin.get(f"/admin/paints/{by_code('N-1').id}").get_data(as_text=True)
+    assert '<span class="change-field">Price</span> €2.00</li>' in new
+
+
+def test_the_import_page_names_the_reorder_columns_a_new_paint_may_have(admin):
+    """The page listed the optional columns of an export but the two reorder ones."""
+    page = admin.get("/admin/paints/import").get_data(as_text=True)
+    adding = page.split("<strong>Add new paints:</strong>", 1)[1].split("</li>", 1)[0]
+    assert "<code>reorder_level</code>" in adding and "<code>reorder_quantity</code>" in adding

@@ -203,3 +203,23 @@ def test_the_stock_movements_before_0009_become_the_start_of_each_history(fresh_
     downgrade(revision="0008")
     assert "history_entries" not in inspect(db.engine).get_table_names()
     upgrade()
+
+
+def test_demo_run_again_serves_with_no_transaction_left_open(fresh_app, monkeypatch):
+    """A second `demo` found paints with a read that, on SQLite, held the write lock while serving.
+
+    Every sign-in then waited for the lock and got 503 "database is locked".
+    """
+    assert (
+        fresh_app.test_cli_runner().invoke(args=["demo", "--no-serve", "--paints", "5"]).exit_code
+        == 0
+    )
+    seen = {}
+
+    def serve(host, port, app, threaded):
+        seen["open"] = db.session().in_transaction()
+
+    monkeypatch.setattr("studio.cli.run_simple", serve)
+    result = fresh_app.test_cli_runner().invoke(args=["demo", "--paints", "5"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"open": False}

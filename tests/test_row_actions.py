@@ -132,6 +132,11 @@ def test_one_paint_that_cannot_go_lower_stops_the_whole_bulk_adjust(admin, make_
         ({"action": "adjust_stock", "delta": "0", "reason": "x"}, "Change by must not be 0."),
         ({"action": "adjust_stock", "delta": "2", "reason": ""}, "Reason "),
         ({"action": "reorder_level", "reorder_level": "-1"}, "Reorder level "),
+        # The same bound as the paint form, the API and CSV files: not the id range's.
+        (
+            {"action": "reorder_level", "reorder_level": "99999999999"},
+            "Reorder level must be between 0 and 1000000000.",
+        ),
         ({"action": "color_type", "color_type": "Glitter Bomb"}, "Type "),
         ({"action": "shred"}, "action must be one of"),
         ({"action": "delete", "ids": []}, "The selection is empty"),
@@ -208,6 +213,19 @@ def test_export_selected_writes_only_those_paints(admin, make_paint):
     assert response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
     assert [row["name"] for row in rows] == ["Export A", "Export B"]
+
+
+def test_export_of_all_matching_is_not_capped_as_changes_are(admin, make_paint, monkeypatch):
+    """Exporting changes nothing, yet 'all matching' was refused past the 1,000-change cap."""
+    for name in ("Match C", "Match A", "Match B"):
+        make_paint(name=name)
+    make_paint(name="Other")
+    monkeypatch.setattr(bulk, "MAX_OPERATIONS", 2)
+    response = admin.post(f"{LIST}&q=match", {"action": "export", "all_matching": "1"})
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+    assert sorted(row["name"] for row in rows) == ["Match A", "Match B", "Match C"]
 
 
 def test_row_and_bulk_forms_need_the_csrf_token(admin, make_paint):

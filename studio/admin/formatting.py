@@ -74,6 +74,8 @@ FIELD_LABELS = {
     "color_preview": "Swatch",
     "image_url": "Photo",
     "description": "Description",
+    "reorder_level": "Reorder level",
+    "reorder_quantity": "Reorder quantity",
 }
 KIND_LABELS = {
     "create": "Created",

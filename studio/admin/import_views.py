@@ -9,6 +9,7 @@ from ..resilience.retry import retry_transient
 from ..services import imports
 from ..services.errors import Conflict, ServiceError, ValidationError
 from ..services.imports import ImportLimits, StagedUpload
+from ..services.validation import MAX_STOCK
 from .forms import ConfirmForm, ImportForm
 from .views import bp
 
@@ -68,6 +69,7 @@ def render_import(
         upload=upload,
         refusal=refusal,
         limits=import_limits(),
+        max_stock=MAX_STOCK,
         paints_phrase=paints_phrase,
         refresh=PROGRESS_REFRESH_SECONDS
         if upload and upload.status in ("checking", "importing") and not upload.stalled

@@ -14,7 +14,7 @@ from werkzeug.datastructures import MultiDict
 from ..services import bulk, listing, paints, stock
 from ..services.errors import Conflict, InsufficientStock, ServiceError, ValidationError
 from ..services.listing import PaintFilter
-from ..services.validation import MAX_INT, FieldError, clean_int
+from ..services.validation import MAX_INT, MAX_STOCK, FieldError, clean_int
 from .forms import ConfirmForm
 
 ACTIONS = ("adjust_stock", "reorder_level", "color_type", "color_family", "export", "delete")
@@ -125,7 +125,9 @@ def operation_item(action: str, form: MultiDict) -> dict[str, Any]:
         return {"op": "delete"}
     if action == "reorder_level":
         try:
-            level = clean_int(form.get("reorder_level"), minimum=0, maximum=MAX_INT, from_text=True)
+            level = clean_int(
+                form.get("reorder_level"), minimum=0, maximum=MAX_STOCK, from_text=True
+            )
         except FieldError as exc:
             raise ValidationError({"reorder_level": str(exc)}, f"Reorder level {exc}") from None
         return {"op": "update", "fields": {"reorder_level": level}}

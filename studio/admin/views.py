@@ -100,6 +100,9 @@ def paint_list_action():
                 return answer
         else:
             action = row_actions.chosen_action(request.form)
+            if action == "export" and request.form.get("all_matching") == "1":
+                # An export changes nothing, so the cap on changes does not apply to it.
+                return _export_matching("paints-selected")
             paint_ids = row_actions.selected_ids(request.form, request.args)
             if action == "export":
                 rows = iter(listing.paints_by_ids(paint_ids))
@@ -120,9 +123,14 @@ def paint_list_action():
 @bp.get("/paints/export.csv")
 @retry_transient
 def export_paints():
+    return _export_matching("paints")
+
+
+def _export_matching(prefix: str):
+    """Send every paint the list's filter matches, as CSV."""
     paint_filter = PaintFilter.from_args(request.args)
     rows = listing.matching_paints(paint_filter)
-    return csv_download(rows, csv_io.export_csv, f"paints-{datetime.now(UTC):%Y%m%d-%H%M}.csv")
+    return csv_download(rows, csv_io.export_csv, f"{prefix}-{datetime.now(UTC):%Y%m%d-%H%M}.csv")
 
 
 def csv_download(

@@ -151,8 +151,25 @@ def apply_operations(operations: list[Operation], actor: Actor | None) -> list[O
     with transactions.one_transaction():
         current = _lock({operation.paint_id for operation in operations})
         _refuse_what_cannot_apply(operations, current)
+        return [
+            _apply_named(index, operation, actor, current)
+            for index, operation in enumerate(operations)
+        ]
+
+
+def _apply_named(
+    index: int, operation: Operation, actor: Actor | None, current: dict[int, PaintRecord]
+) -> Outcome:
+    """Apply one operation; a colour code taken in its brand is refused naming the operation."""
+    if operation.kind != "update":  # only an update can set a colour code
+        return _apply(operation, actor, current)
+    try:
         with unique_code_guard():
-            return [_apply(operation, actor, current) for operation in operations]
+            return _apply(operation, actor, current)
+    except Conflict as exc:
+        name = f"operations[{index}]"
+        fields = {f"{name}.fields.{field}": message for field, message in exc.fields.items()}
+        raise Conflict(f"Nothing was changed: {name}: {exc.message}", fields) from None
 
 
 def _lock(paint_ids: set[int]) -> dict[int, PaintRecord]:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    false,
     func,
     insert,
     literal,
@@ -87,6 +88,8 @@ class Totals:
     old_value: Decimal
     new_value: Decimal
     delivery_cost: Decimal | None
+    # Rows whose paint the delivery would take past MAX_STOCK: the confirmation refuses them.
+    over_limit: int = 0
 
     @property
     def unchanged(self) -> int:
@@ -183,11 +186,12 @@ def _totals(upload_id: int, mode: str) -> Totals:
             _money_sum(case((known, paints.c.stock * paints.c.price), else_=None)),
             _money_sum(case((known, new_stock * new_price), else_=None)),
             _money_sum(case((known, rows.c.quantity * rows.c.unit_cost), else_=None)),
+            func.coalesce(func.sum(case((and_(known, _past_limit(mode)), 1), else_=0)), 0),
         )
         .select_from(_joined())
         .where(rows.c.upload_id == upload_id)
     ).one()
-    count, changed, unknown, units, old_value, new_value, cost = result
+    count, changed, unknown, units, old_value, new_value, cost, over_limit = result
     return Totals(
         rows=count,
         changed=changed,
@@ -196,7 +200,14 @@ def _totals(upload_id: int, mode: str) -> Totals:
         old_value=old_value,
         new_value=new_value,
         delivery_cost=cost if mode == "receive" else None,
+        over_limit=over_limit,
     )
+
+
+def _past_limit(mode: str) -> ColumnElement[bool]:
+    if mode != "receive":
+        return false()
+    return cast(paints.c.stock, BigInteger) + rows.c.quantity > MAX_STOCK
 
 
 def _row_previews(

@@ -178,6 +178,10 @@ class ImportCheck:
         return f"Read as {self.encoding}, {separated}."
 
 
+# How much of a file's start tells UTF-16 without a byte-order mark from a stray NUL.
+UTF16_SAMPLE_BYTES = 4096
+
+
 def decode_csv(raw: bytes) -> str:
     """Return the file's text: UTF-8 with or without a byte-order mark, or Windows-1252."""
     return _decode(raw)[0]
@@ -186,8 +190,11 @@ def decode_csv(raw: bytes) -> str:
 def _decode(raw: bytes) -> tuple[str, str]:
     if raw.startswith(WORKBOOK_STARTS):
         raise _unreadable("is an Excel workbook, not a CSV file.")
-    if raw.startswith(UTF16_BOMS) or b"\x00" in raw:
+    if raw.startswith(UTF16_BOMS) or _mostly_nul(raw[:UTF16_SAMPLE_BYTES]):
         raise _unreadable('is UTF-16 text (Excel\'s "Unicode Text"), not UTF-8 or Windows-1252.')
+    if b"\x00" in raw:
+        line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
+        raise _unreadable(f"holds a NUL character (line {line}), which no CSV file has.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -204,6 +211,11 @@ def _decode(raw: bytes) -> tuple[str, str]:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise _unreadable(f"is neither UTF-8 nor Windows-1252 text (line {line}).") from None
+
+
+def _mostly_nul(sample: bytes) -> bool:
+    # UTF-16 without its mark: every other byte of Latin text is NUL, not one stray byte.
+    return sample.count(b"\x00") * 4 >= len(sample) > 0
 
 
 def _unreadable(reason: str) -> ValidationError:
@@ -404,7 +416,9 @@ def _clean_update(values: dict[str, str]) -> dict[str, Any]:
     except ValidationError as exc:
         errors.update(exc.fields)
     for column in KEY_COLUMNS:
-        if column not in errors and cleaned.get(column) is None:
+        # When another cell was refused there is no cleaned row: the cell itself says.
+        present = cleaned.get(column) if cleaned else (values.get(column) or "").strip()
+        if column not in errors and not present:
             errors[column] = "is required to find the paint."
     if errors:
         raise ValidationError(errors)

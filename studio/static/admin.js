@@ -31,7 +31,13 @@ document.addEventListener("DOMContentLoaded", () => {
   const allMatching = bulk.querySelector("[data-all-matching]");
   const count = bulk.querySelector("[data-selected-count]");
 
+  // A change's message gives way after a while, so it does not cover the page's bottom for
+  // good (on a phone, the bulk buttons); a refusal stays until the next change.
+  const MESSAGE_SECONDS = 8;
+  let fading;
   const say = (text, refused) => {
+    clearTimeout(fading);
+    if (!refused) fading = setTimeout(() => live.replaceChildren(), MESSAGE_SECONDS * 1000);
     live.replaceChildren();
     const line = document.createElement("p");
     line.className = refused ? "flash flash-error" : "flash flash-success";

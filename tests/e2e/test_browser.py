@@ -380,3 +380,32 @@ def test_pages_fit_a_phone(open_page: Callable[..., Page], sign_in: SignIn, snap
     go(page, "New paint")
     assert_fits_width(page)
     snap(page, "phone-05-new-paint")
+
+
+def test_a_rows_message_gives_way_after_a_while(
+    open_page: Callable[..., Page], sign_in: SignIn, snap: Snap, browser_problems: BrowserProblems
+) -> None:
+    """The message of a quick -1/+1 stayed over the bottom of the window for good.
+
+    On a phone it hid the bulk form's buttons and a row's own buttons under it.
+    """
+    page = open_page(**PHONE)
+    page.clock.install()
+    page.goto("/admin/paints?sort=name")
+    sign_in(page)
+    page.goto("/admin/paints?sort=name")
+    live = page.locator("#list-live")
+    page.locator("form[data-step]").first.get_by_role("button", name=re.compile(r"^\+1 ")).click()
+    expect(live).to_contain_text("stock +1")
+    page.clock.run_for(3_000)
+    expect(live).to_contain_text("stock +1")
+    page.clock.run_for(10_000)
+    expect(live).to_be_empty()
+    snap(page, "phone-06-row-message-gone")
+    # A refusal stays until the next change: it must not be missed.
+    page.goto("/admin/paints?stock=out_of_stock")
+    browser_problems.refusals.add((page.url, 409))
+    page.locator("form[data-step]").first.get_by_role("button", name=re.compile(r"^−1 ")).click()
+    expect(live).to_contain_text("cannot go below 0")
+    page.clock.run_for(30_000)
+    expect(live).to_contain_text("cannot go below 0")

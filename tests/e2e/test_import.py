@@ -50,3 +50,29 @@ def test_a_file_over_the_old_limit_is_checked_kept_and_imported_once(
     expect(nav_link(page, "Import")).to_have_attribute("aria-current", "page")
     expect(page.get_by_role("button", name=re.compile("^Import"))).to_have_count(0)
     snap(page, "import-03-already-imported")
+
+
+def test_a_preview_that_cannot_be_applied_shows_its_button_disabled(
+    page: Page, sign_in: SignIn, snap: Snap
+) -> None:
+    """A disabled confirmation was drawn exactly as a live one, in the accent colour."""
+    page.goto("/admin/paints/import")
+    sign_in(page)
+    page.get_by_label("Update existing paints (a price list)").check()
+    page.get_by_label("CSV file").set_input_files(
+        {
+            "name": "none.csv",
+            "mimeType": "text/csv",
+            "buffer": b"brand,color_code,price\nNo,Z-1,1\n",
+        }
+    )
+    page.get_by_role("button", name="Check file").click()
+    confirm = page.get_by_role("button", name="Update 0 paints")
+    expect(confirm).to_be_disabled()
+    snap(page, "import-04-nothing-to-apply")
+
+    def background(name: str) -> str:
+        button = page.get_by_role("button", name=name)
+        return button.evaluate("button => getComputedStyle(button).backgroundColor")
+
+    assert background("Update 0 paints") != background("Check file")
