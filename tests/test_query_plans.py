@@ -4,7 +4,7 @@ import re
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from studio.database import lift_time_limits
 from studio.extensions import db
@@ -261,6 +261,27 @@ def test_a_broad_search_reports_the_estimate_without_counting(big_shop, monkeypa
     page = listing._load_page(paint_filter)
     assert page.total_is_estimate and 0.5 * PAINTS <= page.total <= 2 * PAINTS
     assert len(page.items) == page.per_page and page.has_next
+
+
+@pytest.mark.parametrize(
+    "paint_filter",
+    [PaintFilter(), PaintFilter(stock="in_stock"), PaintFilter(color_type="Base", sort="-price")],
+    ids=repr,
+)
+def test_a_filter_expected_to_match_many_is_not_counted(big_shop, paint_filter):
+    """Counting the first 10,001 matches cost every page of a broad filter 10-13 ms."""
+    sent = []
+
+    def note(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        page = listing._load_page(paint_filter)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert page.total_is_estimate and len(page.items) == page.per_page
+    assert not [sql for sql in sent if "count(" in sql.lower()], sent
 
 
 @pytest.mark.parametrize(

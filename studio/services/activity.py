@@ -199,9 +199,16 @@ def _page(where: list[ColumnElement[bool]], history_filter: HistoryFilter) -> Pa
 
 
 def _count(where: list[ColumnElement[bool]]) -> tuple[int, bool]:
-    """Return (total, exact): exact up to EXACT_COUNT_LIMIT, PostgreSQL's estimate beyond."""
+    """Return (total, exact): exact up to EXACT_COUNT_LIMIT, PostgreSQL's estimate beyond.
+
+    As listing.count_matching: the planner's estimate first, and no counting where it is at
+    least twice the limit (the shop's whole history is a million entries and more).
+    """
     if dialect_name() != "postgresql":
         return db.session.scalar(select(func.count()).where(*where).select_from(HistoryEntry)), True
+    estimate = estimated_rows(select(HistoryEntry.id).where(*where))
+    if estimate >= 2 * EXACT_COUNT_LIMIT:
+        return estimate, False
     capped = (
         select(literal_column("1"))
         .select_from(HistoryEntry)
@@ -211,7 +218,7 @@ def _count(where: list[ColumnElement[bool]]) -> tuple[int, bool]:
     count = db.session.scalar(select(func.count()).select_from(capped.subquery())) or 0
     if count <= EXACT_COUNT_LIMIT:
         return count, True
-    return max(estimated_rows(select(HistoryEntry.id).where(*where)), count), False
+    return max(estimate, count), False
 
 
 def _added_at(paint_id: int) -> datetime | None:

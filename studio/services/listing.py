@@ -447,16 +447,23 @@ def count_matching(
     """Return (total, exact): exact up to EXACT_COUNT_LIMIT, PostgreSQL's estimate beyond.
 
     `estimate` is the planner's estimate for the filter, when the caller already has it.
+    The estimate comes first, from statistics: where it is at least twice the limit, the
+    matches are not counted at all (counting 10,001 of them cost 10-13 ms of every
+    low-stock page at 1,000,000 paints); below that they are counted up to the limit.
     """
     if exact or dialect != "postgresql":
         return db.session.scalar(select(func.count(Paint.id)).where(*where)) or 0, True
+    if estimate is None:
+        estimate = _estimate(where)
+    if estimate >= 2 * EXACT_COUNT_LIMIT:
+        return estimate, False
     capped = (
         select(literal_column("1")).select_from(Paint).where(*where).limit(EXACT_COUNT_LIMIT + 1)
     )
     count = db.session.scalar(select(func.count()).select_from(capped.subquery())) or 0
     if count <= EXACT_COUNT_LIMIT:
         return count, True
-    return max(_estimate(where) if estimate is None else estimate, count), False
+    return max(estimate, count), False
 
 
 def _estimate(where: list[ColumnElement[bool]]) -> int:
