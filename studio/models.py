@@ -53,11 +53,12 @@ class Money(TypeDecorator[Decimal]):
 
     impl = Numeric(10, 2)
     cache_ok = True
+    precision = 10
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(Integer())
-        return dialect.type_descriptor(Numeric(10, 2))
+        return dialect.type_descriptor(Numeric(self.precision, 2))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None or dialect.name != "sqlite":
@@ -70,6 +71,14 @@ class Money(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return (Decimal(value) / 100).quantize(CENT)
         return Decimal(value).quantize(CENT)
+
+
+class MoneyTotal(Money):
+    """A sum of many prices times stock: Numeric(18, 2), whole cents on SQLite as Money."""
+
+    impl = Numeric(18, 2)
+    cache_ok = True
+    precision = 18
 
 
 # What a search matches (see studio.search): name, brand, code and description, folded to
@@ -185,6 +194,28 @@ class Paint(PaintFields, db.Model):
 
     def __repr__(self) -> str:
         return f"<Paint {self.id} {self.brand} {self.name!r}>"
+
+
+class PaintTotals(db.Model):
+    """The running figures of one brand and colour family: kept by triggers on paints.
+
+    Every insert, update and delete of paints adds its difference to its groups' rows in
+    the same transaction (see migration 0012), so the inventory figures are the sum of
+    these rows. A paint without a family counts under '' (the key cannot hold NULL on
+    both databases); a group whose paints are all gone stays, at zero.
+    """
+
+    __tablename__ = "paint_totals"
+
+    brand: Mapped[str] = mapped_column(String(100), primary_key=True)
+    color_family: Mapped[str] = mapped_column(String(50), primary_key=True)
+    paints: Mapped[int] = mapped_column(BigInteger)
+    units: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[Decimal] = mapped_column(MoneyTotal())
+    # Above their reorder level, low (in stock, at or below it) and out of stock.
+    in_stock: Mapped[int] = mapped_column(BigInteger)
+    low_stock: Mapped[int] = mapped_column(BigInteger)
+    out_of_stock: Mapped[int] = mapped_column(BigInteger)
 
 
 class StockMovement(db.Model):
