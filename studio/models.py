@@ -197,18 +197,21 @@ class Paint(PaintFields, db.Model):
 
 
 class PaintTotals(db.Model):
-    """The running figures of one brand and colour family: kept by triggers on paints.
+    """A difference to the figures of one brand and colour family: added by triggers on paints.
 
-    Every insert, update and delete of paints adds its difference to its groups' rows in
-    the same transaction (see migration 0012), so the inventory figures are the sum of
-    these rows. A paint without a family counts under '' (the key cannot hold NULL on
-    both databases); a group whose paints are all gone stays, at zero.
+    Every insert, update and delete of paints adds rows for the groups it changed, in the
+    same transaction (see migration 0012); a group's figures are the sum of its rows, and
+    the rows are now and then folded into one per group. A paint without a family counts
+    under '' (as a key of both databases' rows).
     """
 
     __tablename__ = "paint_totals"
 
-    brand: Mapped[str] = mapped_column(String(100), primary_key=True)
-    color_family: Mapped[str] = mapped_column(String(50), primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    brand: Mapped[str] = mapped_column(String(100))
+    color_family: Mapped[str] = mapped_column(String(50))
     paints: Mapped[int] = mapped_column(BigInteger)
     units: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[Decimal] = mapped_column(MoneyTotal())

@@ -3,15 +3,16 @@
 Revision ID: 0012
 Revises: 0011
 
-One row per brand and colour family ('' for a paint without one, so the pair is a key on
-both databases) holds how many paints the pair has, their units, their stock value and how
-many are above their reorder level, low (in stock, at or below it) or out of stock. Triggers
-on paints keep the rows in the same transaction as every write, whichever code (or raw SQL)
-makes it: on PostgreSQL one per statement, reading the statement's rows from its
-transition tables (a bulk insert costs one grouped upsert, not one per paint), and one that
-empties the totals with a TRUNCATE of paints; on SQLite one per row. The figures are then
-the sum of about a hundred rows instead of a scan of every paint. The rows are filled from
-the paints already there.
+The figures (how many paints, their units, their stock value, and how many are above their
+reorder level, low or out of stock) are kept per brand and colour family ('' for a paint
+without one) in paint_totals, whose rows are differences: triggers on paints add one row
+per group a statement (PostgreSQL) or a paint (SQLite) changed, in the write's own
+transaction, whatever code or SQL makes it. Rows are only ever added, so writers never wait
+for each other; the figures of a group are the sum of its rows. Now and then (about one
+write in fifty) the rows are folded into one per group: on PostgreSQL the rows no other
+transaction holds (SKIP LOCKED), deleted and summed in one statement; on SQLite, which has
+one writer at a time, all of them. A TRUNCATE of paints empties the totals. The rows are
+filled from the paints already there.
 """
 
 import sqlalchemy as sa
@@ -22,9 +23,12 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-COUNTS = ("paints", "units", "value", "in_stock", "low_stock", "out_of_stock")
-UPSERT_SET = ", ".join(f"{name} = paint_totals.{name} + excluded.{name}" for name in COUNTS)
-# A paint's share of its group's figures, as SQL over a row `p` (see services.levels).
+FIGURES = ("paints", "units", "value", "in_stock", "low_stock", "out_of_stock")
+COLUMNS = "brand, color_family, " + ", ".join(FIGURES)
+SUMS = ", ".join(f"sum({name})" for name in FIGURES)
+# A fold keeps the groups whose sums are not all zero (a group with no paints left goes).
+NOT_ALL_ZERO = " OR ".join(f"sum({name}) <> 0" for name in FIGURES)
+# A paint's share of its group's figures, over a row `p` (see services.levels).
 ABOVE = "p.stock - p.reorder_level > 0"
 LOW = "p.stock >= 1 AND p.stock - p.reorder_level <= 0"
 OUT = "p.stock = 0"
@@ -33,24 +37,17 @@ OUT = "p.stock = 0"
 def _grouped(rows: str, sign: str = "1") -> str:
     """Return a SELECT of each group's figures over `rows` (aliased p), each times `sign`."""
     return (
-        "SELECT p.brand, coalesce(p.color_family, '') AS color_family, "
-        f"sum({sign}) AS paints, sum({sign} * p.stock) AS units, "
-        f"sum({sign} * p.price * p.stock) AS value, "
-        f"sum(CASE WHEN {ABOVE} THEN {sign} ELSE 0 END) AS in_stock, "
-        f"sum(CASE WHEN {LOW} THEN {sign} ELSE 0 END) AS low_stock, "
-        f"sum(CASE WHEN {OUT} THEN {sign} ELSE 0 END) AS out_of_stock "
+        "SELECT p.brand, coalesce(p.color_family, ''), "
+        f"sum({sign}), sum({sign} * p.stock), sum({sign} * p.price * p.stock), "
+        f"sum(CASE WHEN {ABOVE} THEN {sign} ELSE 0 END), "
+        f"sum(CASE WHEN {LOW} THEN {sign} ELSE 0 END), "
+        f"sum(CASE WHEN {OUT} THEN {sign} ELSE 0 END) "
         f"FROM {rows} GROUP BY p.brand, coalesce(p.color_family, '')"
     )
 
 
-# PostgreSQL: the rows a statement inserted, deleted or changed, grouped, added in one
-# upsert in key order (concurrent statements lock the group rows in the same order).
-UPSERT_PG = (
-    "INSERT INTO paint_totals AS paint_totals "
-    "(brand, color_family, paints, units, value, in_stock, low_stock, out_of_stock) "
-    "SELECT * FROM ({}) AS delta ORDER BY brand, color_family "
-    f"ON CONFLICT (brand, color_family) DO UPDATE SET {UPSERT_SET}"
-)
+ADD_PG = f"INSERT INTO paint_totals ({COLUMNS}) {{}}"
+# Both sides of the rows an UPDATE changed in a way the figures see: out the old, in the new.
 CHANGED_PG = (
     "(SELECT p.*, 1 AS sign FROM new_paints p JOIN old_paints o USING (id) "
     " WHERE (o.brand, o.color_family, o.stock, o.price, o.reorder_level) "
@@ -60,11 +57,21 @@ CHANGED_PG = (
     " WHERE (o.brand, o.color_family, o.stock, o.price, o.reorder_level) "
     " IS DISTINCT FROM (p.brand, p.color_family, p.stock, p.price, p.reorder_level)) AS p"
 )
+FOLD_PG = (
+    "CREATE FUNCTION paint_totals_fold() RETURNS void LANGUAGE sql AS $$ "
+    "WITH folded AS (DELETE FROM paint_totals WHERE id IN "
+    "  (SELECT id FROM paint_totals FOR UPDATE SKIP LOCKED) RETURNING *) "
+    f"INSERT INTO paint_totals ({COLUMNS}) SELECT brand, color_family, {SUMS} FROM folded "
+    f"GROUP BY brand, color_family HAVING {NOT_ALL_ZERO} $$"
+)
+FOLD_SOMETIMES_PG = "IF random() < 0.02 THEN PERFORM paint_totals_fold(); END IF;"
 FUNCTIONS_PG = {
-    "paint_totals_insert": UPSERT_PG.format(_grouped("new_paints AS p")),
-    "paint_totals_delete": UPSERT_PG.format(_grouped("old_paints AS p", "-1")),
-    "paint_totals_update": UPSERT_PG.format(_grouped(CHANGED_PG, "p.sign")),
-    "paint_totals_truncate": "DELETE FROM paint_totals",
+    "paint_totals_insert": ADD_PG.format(_grouped("new_paints AS p")) + "; " + FOLD_SOMETIMES_PG,
+    "paint_totals_delete": (
+        ADD_PG.format(_grouped("old_paints AS p", "-1")) + "; " + FOLD_SOMETIMES_PG
+    ),
+    "paint_totals_update": ADD_PG.format(_grouped(CHANGED_PG, "p.sign")) + "; " + FOLD_SOMETIMES_PG,
+    "paint_totals_truncate": "DELETE FROM paint_totals;",
 }
 TRIGGERS_PG = {
     "paint_totals_insert": "AFTER INSERT ON paints REFERENCING NEW TABLE AS new_paints",
@@ -77,18 +84,16 @@ TRIGGERS_PG = {
 
 
 def _add_row_sqlite(row: str, sign: str) -> str:
-    """Return an upsert adding `sign` times the paint `row` (NEW or OLD) to its group."""
+    """Return an INSERT of `sign` times the paint `row`'s (NEW or OLD) share of its group."""
     share = (
-        f"{sign}, {sign} * {row}.stock, {sign} * {row}.price * {row}.stock, "
+        f"{sign}, {sign} * p.stock, {sign} * p.price * p.stock, "
         f"CASE WHEN {ABOVE} THEN {sign} ELSE 0 END, "
         f"CASE WHEN {LOW} THEN {sign} ELSE 0 END, "
         f"CASE WHEN {OUT} THEN {sign} ELSE 0 END"
     ).replace("p.", f"{row}.")
     return (
-        "INSERT INTO paint_totals "
-        "(brand, color_family, paints, units, value, in_stock, low_stock, out_of_stock) "
-        f"VALUES ({row}.brand, coalesce({row}.color_family, ''), {share}) "
-        f"ON CONFLICT (brand, color_family) DO UPDATE SET {UPSERT_SET};"
+        f"INSERT INTO paint_totals ({COLUMNS}) "
+        f"VALUES ({row}.brand, coalesce({row}.color_family, ''), {share});"
     )
 
 
@@ -104,32 +109,43 @@ TRIGGERS_SQLITE = {
         f"FOR EACH ROW WHEN {CHANGED_SQLITE}",
         _add_row_sqlite("OLD", "-1") + " " + _add_row_sqlite("NEW", "1"),
     ),
+    # One writer at a time: every row up to this one is folded. (A trigger's own inserts
+    # fire no triggers, recursive triggers being off.)
+    "paint_totals_fold": (
+        "AFTER INSERT ON paint_totals FOR EACH ROW WHEN abs(random() % 50) = 0",
+        f"INSERT INTO paint_totals ({COLUMNS}) SELECT brand, color_family, {SUMS} "
+        "FROM paint_totals WHERE id <= NEW.id GROUP BY brand, color_family "
+        f"HAVING {NOT_ALL_ZERO}; DELETE FROM paint_totals WHERE id <= NEW.id;",
+    ),
 }
 
 
 def upgrade():
     op.create_table(
         "paint_totals",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("brand", sa.String(length=100), nullable=False),
         sa.Column("color_family", sa.String(length=50), nullable=False),
         sa.Column("paints", sa.BigInteger(), nullable=False),
         sa.Column("units", sa.BigInteger(), nullable=False),
         sa.Column(
-            "value", sa.Numeric(precision=18, scale=2).with_variant(sa.Integer(), "sqlite"),
+            "value",
+            sa.Numeric(precision=18, scale=2).with_variant(sa.Integer(), "sqlite"),
             nullable=False,
         ),
         sa.Column("in_stock", sa.BigInteger(), nullable=False),
         sa.Column("low_stock", sa.BigInteger(), nullable=False),
         sa.Column("out_of_stock", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("brand", "color_family", name=op.f("pk_paint_totals")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_paint_totals")),
     )
     if op.get_bind().dialect.name == "postgresql":
-        # No paint may change between the count and the triggers' first update.
+        # No paint may change between the count below and the triggers' first row.
         op.execute("LOCK TABLE paints IN SHARE MODE")
+        op.execute(FOLD_PG)
         for name, body in FUNCTIONS_PG.items():
             op.execute(
                 f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
-                f"$$ BEGIN {body}; RETURN NULL; END $$"
+                f"$$ BEGIN {body} RETURN NULL; END $$"
             )
             op.execute(
                 f"CREATE TRIGGER {name} {TRIGGERS_PG[name]} "
@@ -138,11 +154,7 @@ def upgrade():
     else:
         for name, (when, body) in TRIGGERS_SQLITE.items():
             op.execute(f"CREATE TRIGGER {name} {when} BEGIN {body} END")
-    op.execute(
-        "INSERT INTO paint_totals "
-        "(brand, color_family, paints, units, value, in_stock, low_stock, out_of_stock) "
-        + _grouped("paints AS p")
-    )
+    op.execute(f"INSERT INTO paint_totals ({COLUMNS}) " + _grouped("paints AS p"))
 
 
 def downgrade():
@@ -150,6 +162,7 @@ def downgrade():
         for name in FUNCTIONS_PG:
             op.execute(f"DROP TRIGGER {name} ON paints")
             op.execute(f"DROP FUNCTION {name}()")
+        op.execute("DROP FUNCTION paint_totals_fold()")
     else:
         for name in TRIGGERS_SQLITE:
             op.execute(f"DROP TRIGGER {name}")
