@@ -197,12 +197,12 @@ class Paint(PaintFields, db.Model):
 
 
 class PaintTotals(db.Model):
-    """A difference to the figures of one brand and colour family: added by triggers on paints.
+    """Running figures of one brand and colour family: kept by triggers on paints.
 
-    Every insert, update and delete of paints adds rows for the groups it changed, in the
-    same transaction (see migration 0012); a group's figures are the sum of its rows, and
-    the rows are now and then folded into one per group. A paint without a family counts
-    under '' (as a key of both databases' rows).
+    Every insert, update and delete of paints adds its difference to its groups, in the
+    same transaction (see migration 0012). A group may have several rows, so that two
+    writers never wait for each other's commit; its figures are their sum. A paint
+    without a family counts under '' (a key of both databases' rows).
     """
 
     __tablename__ = "paint_totals"
@@ -219,6 +219,9 @@ class PaintTotals(db.Model):
     in_stock: Mapped[int] = mapped_column(BigInteger)
     low_stock: Mapped[int] = mapped_column(BigInteger)
     out_of_stock: Mapped[int] = mapped_column(BigInteger)
+
+    # A writer finds its group's rows by it.
+    __table_args__ = (Index("ix_paint_totals_brand_color_family", "brand", "color_family"),)
 
 
 class StockMovement(db.Model):

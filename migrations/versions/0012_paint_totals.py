@@ -5,20 +5,24 @@ Revises: 0011
 
 The figures (how many paints, their units, their stock value, and how many are above their
 reorder level, low or out of stock) are kept per brand and colour family ('' for a paint
-without one) in paint_totals, whose rows are differences: triggers on paints add one row
-per group a statement (PostgreSQL) or a paint (SQLite) changed, in the write's own
-transaction, whatever code or SQL makes it. Rows are only ever added, so writers never wait
-for each other; the figures of a group are the sum of its rows. Now and then (about one
-row added in fifty) the rows are folded into one per group: on PostgreSQL the rows no other
-transaction holds (SKIP LOCKED), deleted and summed in one statement; on SQLite, which has
-one writer at a time, all of them. A TRUNCATE of paints empties the totals. The rows are
-filled from the paints already there.
+without one) in paint_totals. Triggers on paints add each write's difference to them in the
+write's own transaction, whatever code or SQL makes it: on PostgreSQL once per statement,
+from its transition tables (a bulk insert adds one difference per group, not per paint),
+plus a TRUNCATE of paints emptying the totals; on SQLite once per row.
+
+A group may have several rows ("slots"), its figures being their sum. A PostgreSQL writer
+adds to a slot of the group no other open transaction holds (FOR UPDATE SKIP LOCKED), or
+to a new one when every slot is held: a row lock lasts until the writer commits, so with
+one row per group a long import would keep every stock adjustment of its groups waiting,
+and two bulk changes could deadlock on them. Slots only grow with the writers a group ever
+had at once, and are updated in place (HOT), so the table stays small without VACUUM.
+SQLite has one writer at a time and one slot per group.
 
 An UPDATE's rows are grouped as they were (out) and as they are (in), with no join: what
 did not change cancels out in its group, and a plan kept from a one-paint write stays good
 for a bulk one and the other way round. The trigger functions run without JIT, which a
 plan kept from a bulk statement would otherwise bring to every later one-paint write
-(0.8 s of compiling each).
+(0.8 s of compiling each). The rows are filled from the paints already there.
 """
 
 import sqlalchemy as sa
@@ -31,13 +35,23 @@ depends_on = None
 
 FIGURES = ("paints", "units", "value", "in_stock", "low_stock", "out_of_stock")
 COLUMNS = "brand, color_family, " + ", ".join(FIGURES)
-SUMS = ", ".join(f"sum({name})" for name in FIGURES)
-# A fold keeps the groups whose sums are not all zero (a group with no paints left goes).
-NOT_ALL_ZERO = " OR ".join(f"sum({name}) <> 0" for name in FIGURES)
 # A paint's share of its group's figures, over a row `p` (see services.levels).
 ABOVE = "p.stock - p.reorder_level > 0"
 LOW = "p.stock >= 1 AND p.stock - p.reorder_level <= 0"
 OUT = "p.stock = 0"
+INDEX = "ix_paint_totals_brand_color_family"
+
+
+def _shares(sign: str) -> tuple[str, ...]:
+    """Return a paint `p`'s share of each figure, times `sign`."""
+    return (
+        sign,
+        f"{sign} * p.stock",
+        f"{sign} * p.price * p.stock",
+        f"CASE WHEN {ABOVE} THEN {sign} ELSE 0 END",
+        f"CASE WHEN {LOW} THEN {sign} ELSE 0 END",
+        f"CASE WHEN {OUT} THEN {sign} ELSE 0 END",
+    )
 
 
 def _grouped(rows: str, sign: str = "1", *, changed_only: bool = False) -> str:
@@ -45,49 +59,41 @@ def _grouped(rows: str, sign: str = "1", *, changed_only: bool = False) -> str:
 
     `changed_only` leaves out the groups whose figures add up to no change.
     """
-    sums = (
-        f"sum({sign})",
-        f"sum({sign} * p.stock)",
-        f"sum({sign} * p.price * p.stock)",
-        f"sum(CASE WHEN {ABOVE} THEN {sign} ELSE 0 END)",
-        f"sum(CASE WHEN {LOW} THEN {sign} ELSE 0 END)",
-        f"sum(CASE WHEN {OUT} THEN {sign} ELSE 0 END)",
-    )
+    sums = [f"sum({share})" for share in _shares(sign)]
     having = " HAVING " + " OR ".join(f"{total} <> 0" for total in sums) if changed_only else ""
+    named = ", ".join(f"{total} AS {name}" for total, name in zip(sums, FIGURES, strict=True))
     return (
-        f"SELECT p.brand, coalesce(p.color_family, ''), {', '.join(sums)} "
+        f"SELECT p.brand, coalesce(p.color_family, '') AS color_family, {named} "
         f"FROM {rows} GROUP BY p.brand, coalesce(p.color_family, ''){having}"
     )
 
 
-ADD_PG = f"INSERT INTO paint_totals ({COLUMNS}) {{}}"
-# An UPDATE's new rows in, its old rows out: what did not change cancels out within its
-# group (no join of the two, whose size the planner cannot know).
+ADD_TO_SLOT_PG = (
+    "FOR delta IN {} ORDER BY 1, 2 LOOP "
+    "  slot := NULL; "
+    "  SELECT id INTO slot FROM paint_totals "
+    "   WHERE brand = delta.brand AND color_family = delta.color_family "
+    "   LIMIT 1 FOR UPDATE SKIP LOCKED; "
+    "  IF slot IS NULL THEN "
+    f"   INSERT INTO paint_totals ({COLUMNS}) VALUES (delta.brand, delta.color_family, "
+    + ", ".join(f"delta.{name}" for name in FIGURES)
+    + "); "
+    "  ELSE "
+    "   UPDATE paint_totals SET "
+    + ", ".join(f"{name} = {name} + delta.{name}" for name in FIGURES)
+    + " WHERE id = slot; "
+    "  END IF; "
+    "END LOOP;"
+)
+# An UPDATE's new rows in, its old rows out.
 BOTH_SIDES_PG = (
     "(SELECT *, 1 AS sign FROM new_paints UNION ALL SELECT *, -1 FROM old_paints) AS p"
 )
-FOLD_PG = (
-    "CREATE FUNCTION paint_totals_fold() RETURNS void LANGUAGE sql SET jit = off AS $$ "
-    "WITH folded AS (DELETE FROM paint_totals WHERE id IN "
-    "  (SELECT id FROM paint_totals FOR UPDATE SKIP LOCKED) RETURNING *) "
-    f"INSERT INTO paint_totals ({COLUMNS}) SELECT brand, color_family, {SUMS} FROM folded "
-    f"GROUP BY brand, color_family HAVING {NOT_ALL_ZERO} $$"
-)
-# About one row in fifty: each single-paint write has a 2 % chance, a statement that added a
-# row to 50 groups or more (a batch of a bulk insert) always folds.
-FOLD_SOMETIMES_PG = (
-    "GET DIAGNOSTICS added = ROW_COUNT; "
-    "IF random() * 50 < added THEN PERFORM paint_totals_fold(); END IF;"
-)
 FUNCTIONS_PG = {
-    "paint_totals_insert": ADD_PG.format(_grouped("new_paints AS p")) + "; " + FOLD_SOMETIMES_PG,
-    "paint_totals_delete": (
-        ADD_PG.format(_grouped("old_paints AS p", "-1")) + "; " + FOLD_SOMETIMES_PG
-    ),
-    "paint_totals_update": (
-        ADD_PG.format(_grouped(BOTH_SIDES_PG, "p.sign", changed_only=True))
-        + "; "
-        + FOLD_SOMETIMES_PG
+    "paint_totals_insert": ADD_TO_SLOT_PG.format(_grouped("new_paints AS p")),
+    "paint_totals_delete": ADD_TO_SLOT_PG.format(_grouped("old_paints AS p", "-1")),
+    "paint_totals_update": ADD_TO_SLOT_PG.format(
+        _grouped(BOTH_SIDES_PG, "p.sign", changed_only=True)
     ),
     "paint_totals_truncate": "DELETE FROM paint_totals;",
 }
@@ -102,16 +108,18 @@ TRIGGERS_PG = {
 
 
 def _add_row_sqlite(row: str, sign: str) -> str:
-    """Return an INSERT of `sign` times the paint `row`'s (NEW or OLD) share of its group."""
-    share = (
-        f"{sign}, {sign} * p.stock, {sign} * p.price * p.stock, "
-        f"CASE WHEN {ABOVE} THEN {sign} ELSE 0 END, "
-        f"CASE WHEN {LOW} THEN {sign} ELSE 0 END, "
-        f"CASE WHEN {OUT} THEN {sign} ELSE 0 END"
-    ).replace("p.", f"{row}.")
+    """Return the statements adding `sign` times the paint `row` (NEW or OLD) to its group."""
+    shares = [share.replace("p.", f"{row}.") for share in _shares(sign)]
+    group = (
+        f"brand = {row}.brand AND color_family = coalesce({row}.color_family, '')"
+    )
+    added = ", ".join(f"{name} = {name} + {share}" for name, share in zip(FIGURES, shares, strict=True))
     return (
+        f"UPDATE paint_totals SET {added} WHERE id = "
+        f"(SELECT min(id) FROM paint_totals WHERE {group}); "
         f"INSERT INTO paint_totals ({COLUMNS}) "
-        f"VALUES ({row}.brand, coalesce({row}.color_family, ''), {share});"
+        f"SELECT {row}.brand, coalesce({row}.color_family, ''), {', '.join(shares)} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM paint_totals WHERE {group});"
     )
 
 
@@ -127,21 +135,15 @@ TRIGGERS_SQLITE = {
         f"FOR EACH ROW WHEN {CHANGED_SQLITE}",
         _add_row_sqlite("OLD", "-1") + " " + _add_row_sqlite("NEW", "1"),
     ),
-    # One writer at a time: every row up to this one is folded. (A trigger's own inserts
-    # fire no triggers, recursive triggers being off.)
-    "paint_totals_fold": (
-        "AFTER INSERT ON paint_totals FOR EACH ROW WHEN abs(random() % 50) = 0",
-        f"INSERT INTO paint_totals ({COLUMNS}) SELECT brand, color_family, {SUMS} "
-        "FROM paint_totals WHERE id <= NEW.id GROUP BY brand, color_family "
-        f"HAVING {NOT_ALL_ZERO}; DELETE FROM paint_totals WHERE id <= NEW.id;",
-    ),
 }
 
 
 def upgrade():
     op.create_table(
         "paint_totals",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("brand", sa.String(length=100), nullable=False),
         sa.Column("color_family", sa.String(length=50), nullable=False),
         sa.Column("paints", sa.BigInteger(), nullable=False),
@@ -156,16 +158,16 @@ def upgrade():
         sa.Column("out_of_stock", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_paint_totals")),
     )
+    op.create_index(INDEX, "paint_totals", ["brand", "color_family"])
     if op.get_bind().dialect.name == "postgresql":
-        # No paint may change between the count below and the triggers' first row.
+        # No paint may change between the count below and the triggers' first difference.
         op.execute("LOCK TABLE paints IN SHARE MODE")
-        op.execute(FOLD_PG)
         for name, body in FUNCTIONS_PG.items():
             # Without JIT: a plan kept from a bulk statement would otherwise compile its
             # expressions again (most of a second) for every one-paint write after it.
             op.execute(
                 f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SET jit = off AS "
-                f"$$ DECLARE added bigint; BEGIN {body} RETURN NULL; END $$"
+                f"$$ DECLARE delta record; slot bigint; BEGIN {body} RETURN NULL; END $$"
             )
             op.execute(
                 f"CREATE TRIGGER {name} {TRIGGERS_PG[name]} "
@@ -182,8 +184,8 @@ def downgrade():
         for name in FUNCTIONS_PG:
             op.execute(f"DROP TRIGGER {name} ON paints")
             op.execute(f"DROP FUNCTION {name}()")
-        op.execute("DROP FUNCTION paint_totals_fold()")
     else:
         for name in TRIGGERS_SQLITE:
             op.execute(f"DROP TRIGGER {name}")
+    op.drop_index(INDEX, table_name="paint_totals")
     op.drop_table("paint_totals")
