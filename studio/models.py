@@ -202,7 +202,7 @@ class PaintTotals(db.Model):
     Every insert, update and delete of paints adds its difference to its groups, in the
     same transaction (see migration 0012). A group may have several rows, so that two
     writers never wait for each other's commit; its figures are their sum. A paint
-    without a family counts under '' (a key of both databases' rows).
+    without a family counts under '' (NULL would not equal itself in the triggers' lookups).
     """
 
     __tablename__ = "paint_totals"

@@ -1,8 +1,8 @@
 """The running totals the figures are read from, checked against a recount of the paints.
 
-Triggers keep one row per brand and colour family (models.PaintTotals) with every write;
-`check` recounts the paints and names each total that differs, and `check(fix=True)`
-puts the recount in their place.
+Triggers keep the totals of each brand and colour family (models.PaintTotals) with every
+write; `check` recounts the paints and names each total that differs, and `check(fix=True)`
+puts the recount in their place, one row per group.
 """
 
 import logging
