@@ -20,7 +20,16 @@ from .database import lift_time_limits
 from .extensions import db
 from .models import Paint
 from .resilience.faults import cause
-from .services import accounts, cached_reads, copying, csv_io, demo, listing, planner
+from .services import (
+    accounts,
+    cached_reads,
+    copying,
+    csv_io,
+    demo,
+    figures,
+    listing,
+    planner,
+)
 from .services.errors import ServiceError
 
 
@@ -39,6 +48,7 @@ def register_commands(app: Flask) -> None:
         import_paints,
         export_paints,
         copy_data,
+        check_figures,
     )
     for command in commands:
         app.cli.add_command(command)
@@ -272,6 +282,30 @@ def copy_data(source_url: str, force: bool, dry_run: bool) -> None:
         return
     click.echo(f"Copied and verified: {report.source.summary()}, the same on both sides.")
     click.echo("Sequences reset, cache retired (new epoch), tables vacuumed and analysed.")
+
+
+@click.command("check-figures")
+@click.option("--fix", is_flag=True, help="Replace the totals that differ by the recount.")
+@with_appcontext
+def check_figures(fix: bool) -> None:
+    """Recount the figures from the paints and compare them with the running totals.
+
+    Prints each total that differs (brand, family, figure, kept and counted) and exits
+    with status 1 if any does; --fix puts the recount in their place, in one transaction.
+    """
+    lift_time_limits()
+    drifts = figures.check(fix=fix)
+    for drift in drifts:
+        click.echo(
+            f"{drift.brand} / {drift.color_family or '(no family)'}: {drift.field} "
+            f"kept {drift.stored}, counted {drift.actual}"
+        )
+    if not drifts:
+        click.echo("The figures match the paints.")
+    elif fix:
+        click.echo(f"Fixed {len(drifts)} figure(s): the totals now match the paints.")
+    else:
+        raise click.ClickException(f"{len(drifts)} figure(s) differ; run with --fix to mend them.")
 
 
 def _counted(paints, bar):

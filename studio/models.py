@@ -53,11 +53,12 @@ class Money(TypeDecorator[Decimal]):
 
     impl = Numeric(10, 2)
     cache_ok = True
+    precision = 10
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(Integer())
-        return dialect.type_descriptor(Numeric(10, 2))
+        return dialect.type_descriptor(Numeric(self.precision, 2))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None or dialect.name != "sqlite":
@@ -70,6 +71,14 @@ class Money(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return (Decimal(value) / 100).quantize(CENT)
         return Decimal(value).quantize(CENT)
+
+
+class MoneyTotal(Money):
+    """A sum of many prices times stock: Numeric(18, 2), whole cents on SQLite as Money."""
+
+    impl = Numeric(18, 2)
+    cache_ok = True
+    precision = 18
 
 
 # What a search matches (see studio.search): name, brand, code and description, folded to
@@ -190,6 +199,34 @@ class Paint(PaintFields, db.Model):
 
     def __repr__(self) -> str:
         return f"<Paint {self.id} {self.brand} {self.name!r}>"
+
+
+class PaintTotals(db.Model):
+    """Running figures of one brand and colour family: kept by triggers on paints.
+
+    Every insert, update and delete of paints adds its difference to its groups, in the
+    same transaction (see migration 0012). A group may have several rows, so that two
+    writers never wait for each other's commit; its figures are their sum. A paint
+    without a family counts under '' (NULL would not equal itself in the triggers' lookups).
+    """
+
+    __tablename__ = "paint_totals"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    brand: Mapped[str] = mapped_column(String(100))
+    color_family: Mapped[str] = mapped_column(String(50))
+    paints: Mapped[int] = mapped_column(BigInteger)
+    units: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[Decimal] = mapped_column(MoneyTotal())
+    # Above their reorder level, low (in stock, at or below it) and out of stock.
+    in_stock: Mapped[int] = mapped_column(BigInteger)
+    low_stock: Mapped[int] = mapped_column(BigInteger)
+    out_of_stock: Mapped[int] = mapped_column(BigInteger)
+
+    # A writer finds its group's rows by it.
+    __table_args__ = (Index("ix_paint_totals_brand_color_family", "brand", "color_family"),)
 
 
 class StockMovement(db.Model):

@@ -25,7 +25,6 @@ READ_PATHS = [
     "/api/v1/paints",
     "/api/v1/paints?q=crimson&brand=Citadel&sort=-price",
     "/api/v1/paints?stock=low_stock&per_page=5",
-    "/api/v1/stats",
 ]
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from studio.extensions import db
 from studio.models import CacheEpoch, EndedSession, Paint, User, VocabularyTerm, utcnow
-from studio.services import accounts, copying, demo, paints, stock
+from studio.services import accounts, copying, demo, figures, paints, stats, stock
 from studio.services.history import Actor
 
 from .conftest import (
@@ -169,6 +169,9 @@ def test_refuses_a_target_that_is_not_empty_unless_forced(source, target):
     db.session.expire_all()
     assert db.session.get(Paint, extra) is None
     assert rows_of(target, Paint.__table__) == rows_of(source["url"], Paint.__table__)
+    # The TRUNCATE emptied the running totals with the paints, and the copy refilled them.
+    assert figures.check() == []
+    assert "Only Here" not in {row.key for row in stats.inventory_stats().by_brand}
 
 
 def test_dry_run_changes_nothing(source, target):

@@ -26,6 +26,7 @@ EXPECTED_TABLES = {
     "vocabulary_terms",
     "ended_sessions",
     "history_entries",
+    "paint_totals",
 }
 
 
