@@ -5,7 +5,10 @@ import uuid
 
 import pytest
 from redis import Redis
+from sqlalchemy import delete
 
+from studio.extensions import db
+from studio.models import Paint
 from studio.services import cached_reads, listing, vocabularies
 from studio.services.cache_scopes import BRANDS, listing_scope, paint_written
 from studio.services.cached_reads import EVERY_PAINT
@@ -112,6 +115,17 @@ def test_the_brands_offered_change_only_when_a_brand_may_appear_or_go(api, shop,
     assert paint_queries(statements) == []
     make_paint(name="Scale75 Black", brand="Scale75")
     assert listing.filter_choices().brands == ["Citadel", "Scale75", "Vallejo"]
+
+
+def test_the_brands_offered_are_read_from_the_running_totals(shop, make_paint):
+    """SELECT DISTINCT brand over 1,000,000 paints took 2.5 s on each miss."""
+    gone = make_paint(name="Old Ink", brand="Ghost Brand")
+    db.session.execute(delete(Paint).where(Paint.id == gone.id))
+    db.session.commit()
+    with counting_statements() as statements:
+        brands = listing.filter_choices().brands
+    assert brands == ["Citadel", "Vallejo"]  # the brand whose paints are gone is not offered
+    assert paint_queries(statements) == [] and any("paint_totals" in s for s in statements)
 
 
 def test_a_stock_adjustment_retires_the_stock_listings_of_the_states_it_was_and_is_in(api, shop):

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 
 from ..extensions import db
-from ..models import Paint
+from ..models import Paint, PaintTotals
 from ..search import word_parts
 from . import cache_scopes, cached_reads, levels, vocabularies
 from .errors import ValidationError
@@ -524,7 +524,14 @@ def filter_choices() -> FilterChoices:
     """Return the distinct brands, and the admins' lists of colour families and types."""
 
     def load() -> list[str]:
-        query = select(Paint.brand).distinct().order_by(Paint.brand)
+        # From the running totals (a hundred rows), not the paints: DISTINCT over a million
+        # paints took 2.5 s. A brand whose paints are all gone keeps rows at zero.
+        query = (
+            select(PaintTotals.brand)
+            .group_by(PaintTotals.brand)
+            .having(func.sum(PaintTotals.paints) > 0)
+            .order_by(PaintTotals.brand)
+        )
         return list(db.session.scalars(query))
 
     brands = cached_reads.remember_in_generation(
