@@ -92,6 +92,7 @@ SEARCH_TEXT_SQL = (
 
 # A paint is at or below its reorder level when this is 0 or less (see services.levels).
 AT_OR_BELOW_LEVEL_SQL = text("stock - reorder_level <= 0")
+ABOVE_LEVEL_SQL = text("stock - reorder_level > 0")
 
 
 def _postgresql_only(index: Index) -> Index:
@@ -179,6 +180,15 @@ class Paint(PaintFields, db.Model):
             "id",
             postgresql_where=AT_OR_BELOW_LEVEL_SQL,
             sqlite_where=AT_OR_BELOW_LEVEL_SQL,
+        ),
+        # The paints above their level ("in stock") in stock order: otherwise that filter
+        # sorted by stock walked past every paint out of stock or low first (migration 0014).
+        Index(
+            "ix_paints_above_level_stock_id",
+            "stock",
+            "id",
+            postgresql_where=ABOVE_LEVEL_SQL,
+            sqlite_where=ABOVE_LEVEL_SQL,
         ),
         # Search (studio.search): trigrams find a fragment of 3 or more characters
         # anywhere, and a shorter one at the start of a word.
