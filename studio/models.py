@@ -158,6 +158,10 @@ class Paint(PaintFields, db.Model):
         # Prices follow the brand, so "one brand by price" would otherwise walk most of
         # the price index before meeting that brand's paints.
         Index("ix_paints_brand_price_id", "brand", "price", "id"),
+        # A type belongs to one brand or a few, and so to their prices: "Base, cheapest
+        # first" would walk the price index past every cheaper brand (migration 0015).
+        Index("ix_paints_color_type_price_id", "color_type", "price", "id"),
+        Index("ix_paints_color_type_brand_id", "color_type", "brand", "id"),
         Index("ix_paints_stock_id", "stock", "id"),
         Index("ix_paints_price_id", "price", "id"),
         Index("ix_paints_created_at_id", "created_at", "id"),

@@ -136,6 +136,14 @@ def test_low_stock_by_stock_reads_the_index_of_paints_at_their_level(big_shop, s
     assert "ix_paints_reorder_stock_id" in plan and "Seq Scan" not in plan, plan
 
 
+@pytest.mark.parametrize("sort", ["price", "-price", "brand", "-brand"])
+def test_a_type_by_price_or_brand_reads_its_own_index(big_shop, sort):
+    """A type belongs to a few brands: the price and brand indexes met it late (0.1-0.9 s)."""
+    plan = listing_plan(PaintFilter(color_type="Base", sort=sort))
+    column = sort.removeprefix("-")
+    assert f"ix_paints_color_type_{column}_id" in plan and " Sort" not in plan, plan
+
+
 @pytest.mark.parametrize("sort", ["stock", "-stock"])
 def test_in_stock_by_stock_reads_the_index_of_paints_above_their_level(big_shop, sort):
     """It walked the stock index past every paint out of stock or low (0.4 s at 1,000,000)."""
