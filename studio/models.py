@@ -162,6 +162,8 @@ class Paint(PaintFields, db.Model):
         # first" would walk the price index past every cheaper brand (migration 0015).
         Index("ix_paints_color_type_price_id", "color_type", "price", "id"),
         Index("ix_paints_color_type_brand_id", "color_type", "brand", "id"),
+        # A family's names share its colour words, so its paints come in runs by name.
+        Index("ix_paints_color_family_name_id", "color_family", "name", "id"),
         Index("ix_paints_stock_id", "stock", "id"),
         Index("ix_paints_price_id", "price", "id"),
         Index("ix_paints_created_at_id", "created_at", "id"),

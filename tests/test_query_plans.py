@@ -71,8 +71,8 @@ def listing_plan(paint_filter: PaintFilter) -> str:
     """Return the plan of the page query the listing would send for this filter."""
     where = paint_filter.conditions("postgresql")
     if not paint_filter.q:
-        _, exact = listing.count_matching(where, "postgresql")
-        return plan_of(listing.page_statement(paint_filter, where, exact))
+        total, exact = listing.count_matching(where, "postgresql")
+        return plan_of(listing.page_statement(paint_filter, where, listing.few(total, exact)))
     _, walk = listing.search_walk(paint_filter, where)
     statement = listing.page_statement(paint_filter, where, walk is None, walk=walk)
     if walk is None and paint_filter.after is None:  # counted as they are sorted
@@ -134,6 +134,17 @@ def test_low_stock_by_stock_reads_the_index_of_paints_at_their_level(big_shop, s
     """Most first once walked the stock index down past every paint above its level."""
     plan = listing_plan(PaintFilter(stock="low_stock", sort=sort))
     assert "ix_paints_reorder_stock_id" in plan and "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    "paint_filter",
+    [PaintFilter(brand="Brand 3", sort="-price"), PaintFilter(brand="Brand 3", sort="name")],
+    ids=repr,
+)
+def test_a_brand_of_thousands_is_read_in_order_not_sorted(big_shop, paint_filter):
+    """Sorting up to 10,000 matches read each one's row: one brand's low stock took 30 ms."""
+    plan = listing_plan(paint_filter)
+    assert largest_sort(plan) == 0 and "Seq Scan" not in plan, plan
 
 
 @pytest.mark.parametrize("sort", ["price", "-price", "brand", "-brand"])
