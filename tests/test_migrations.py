@@ -26,6 +26,8 @@ EXPECTED_TABLES = {
     "vocabulary_terms",
     "ended_sessions",
     "history_entries",
+    "paint_order_changes",
+    "paint_page_anchors",
 }
 
 
