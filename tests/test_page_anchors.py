@@ -148,3 +148,13 @@ def test_sqlite_and_filtered_listings_never_use_anchors(app, monkeypatch):
     assert anchors.usable(deep, [], dialect) == (dialect == "postgresql")
     assert not anchors.usable(deep, [Paint.brand == "Citadel"], dialect)
     assert not anchors.usable(listing.PaintFilter(page=1), [], dialect)
+
+
+def test_build_anchors_command(app, runner, monkeypatch):
+    monkeypatch.setattr(anchors, "ANCHOR_EVERY", 5)
+    result = runner.invoke(args=["build-anchors"])
+    assert result.exit_code == 0, result.output
+    if listing.dialect_name() == "postgresql":
+        assert "Page anchors built: 0 written" in result.output
+    else:
+        assert "not built" in result.output
