@@ -13,15 +13,15 @@ column is spread over 16 slots, picked by the writer's connection, so that concu
 writers rarely wait on one row. SQLite gets the tables but no triggers: it never uses
 anchors (see studio.services.anchors).
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0016
+Revises: 0015
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
