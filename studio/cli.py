@@ -22,6 +22,7 @@ from .models import Paint
 from .resilience.faults import cause
 from .services import (
     accounts,
+    anchors,
     cached_reads,
     copying,
     csv_io,
@@ -49,6 +50,7 @@ def register_commands(app: Flask) -> None:
         export_paints,
         copy_data,
         check_figures,
+        build_anchors,
     )
     for command in commands:
         app.cli.add_command(command)
@@ -174,6 +176,23 @@ def _seed(count: int) -> None:
     with click.progressbar(length=count, label="Adding demo paints") as bar:
         added = demo.seed_demo(count, on_batch=_progress(bar))
     click.echo(f"Added {added} demo paints.")
+    _build_anchors()
+
+
+@click.command("build-anchors")
+@with_appcontext
+def build_anchors() -> None:
+    """Rebuild the stale page anchors of the listing orders (PostgreSQL; see README)."""
+    lift_time_limits()
+    _build_anchors()
+
+
+def _build_anchors() -> None:
+    written = anchors.rebuild()
+    if written is None:
+        click.echo("Page anchors not built (SQLite, or another builder is at work).")
+    else:
+        click.echo(f"Page anchors built: {written} written (orders already fresh kept).")
 
 
 @click.command("import-paints")
@@ -203,6 +222,8 @@ def import_paints(path: str) -> None:
     if count >= planner.BULK_ROWS:
         planner.vacuum_tables()
     click.echo(f"Imported {count} paints.")
+    if count >= planner.BULK_ROWS:
+        _build_anchors()
 
 
 @click.command("export-paints")
@@ -282,6 +303,7 @@ def copy_data(source_url: str, force: bool, dry_run: bool) -> None:
         return
     click.echo(f"Copied and verified: {report.source.summary()}, the same on both sides.")
     click.echo("Sequences reset, cache retired (new epoch), tables vacuumed and analysed.")
+    _build_anchors()
 
 
 @click.command("check-figures")

@@ -224,6 +224,8 @@ class Config:
     NAME = "base"
     PROXY_HOPS = 0
     SECURE_COOKIES = False
+    # Deep pages ask a thread of the worker to rebuild stale page anchors (tests build them).
+    PAGE_ANCHOR_REBUILDS = True
     DEFAULT_SSLMODE: str | None = None
     POOL = {
         "pool_size": 3,
@@ -260,6 +262,7 @@ class Config:
             "SQLALCHEMY_TRACK_MODIFICATIONS": False,
             # Below 0 ProxyFix would believe addresses the client wrote itself.
             "PROXY_HOPS": _at_least(env, "PROXY_HOPS", self.PROXY_HOPS, 0),
+            "PAGE_ANCHOR_REBUILDS": _bool(env, "PAGE_ANCHOR_REBUILDS", self.PAGE_ANCHOR_REBUILDS),
             # The reorder level of a paint given none (each paint then keeps its own).
             "LOW_STOCK_THRESHOLD": _at_least(env, "LOW_STOCK_THRESHOLD", 5, 0),
             # Settles numbers typed as `4,500` or `1.234`; unset, they are refused as ambiguous.
@@ -578,6 +581,7 @@ class DevelopmentConfig(Config):
 
 class TestingConfig(Config):
     NAME = "testing"
+    PAGE_ANCHOR_REBUILDS = False
 
     def secret_key(self) -> str:
         return self.environ.get("SECRET_KEY") or secrets.token_hex(32)

@@ -501,3 +501,40 @@ class ImportRow(PaintFields, db.Model):
     unit_cost: Mapped[Decimal | None] = mapped_column(Money())
     paint_id: Mapped[int | None] = mapped_column()
     paint_version: Mapped[int | None] = mapped_column()
+
+
+class PaintOrderChange(db.Model):
+    """How many writes have changed one sort order of the paints (PostgreSQL triggers).
+
+    Every insert or delete of paints counts for every order; an update counts for the
+    orders of the columns it sets. Each order's count is spread over a few slots, picked
+    by the writer's connection, so concurrent writers rarely wait on one row; the count
+    is the sum of its slots. Page anchors (below) hold only while it has not moved.
+    """
+
+    __tablename__ = "paint_order_changes"
+
+    sort_column: Mapped[str] = mapped_column(String(20), primary_key=True)
+    slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    changes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PaintPageAnchor(db.Model):
+    """Every Nth paint of one listing order over all paints, to start deep pages near.
+
+    `position` counts the paints up to and including this one in that order; the key
+    columns of the order are copied from the paint. An anchor serves only while the
+    order's change count is still `changes_at_build` (see studio.services.anchors).
+    """
+
+    __tablename__ = "paint_page_anchors"
+
+    sort: Mapped[str] = mapped_column(String(20), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    paint_id: Mapped[int] = mapped_column()
+    name: Mapped[str] = mapped_column(String(200))
+    brand: Mapped[str] = mapped_column(String(100))
+    price: Mapped[Decimal] = mapped_column(Money())
+    stock: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changes_at_build: Mapped[int] = mapped_column(BigInteger)

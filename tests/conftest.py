@@ -23,14 +23,14 @@ from studio import create_app
 from studio.auth import sessions
 from studio.config import normalize_database_url
 from studio.extensions import cache, db, limiter
-from studio.models import Paint, PaintTotals, User, VocabularyTerm
+from studio.models import Paint, PaintOrderChange, PaintTotals, User, VocabularyTerm
 from studio.observability import observatory
 from studio.redis_backend import counters
 from studio.services import accounts, paints
 
 PG_VARIABLE = "STUDIO_TEST_DATABASE_URL"
 # Tables whose rows come from the migrations; tests that commit leave them as they found them.
-MIGRATED_ROWS = (VocabularyTerm.__table__,)
+MIGRATED_ROWS = (VocabularyTerm.__table__, PaintOrderChange.__table__)
 REDIS_VARIABLE = "STUDIO_TEST_REDIS_URL"
 PG_SKIP_REASON = (
     f"set {PG_VARIABLE} (e.g. postgresql://postgres@127.0.0.1:5432/test) to run on PostgreSQL"

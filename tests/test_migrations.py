@@ -27,6 +27,8 @@ EXPECTED_TABLES = {
     "ended_sessions",
     "history_entries",
     "paint_totals",
+    "paint_order_changes",
+    "paint_page_anchors",
 }
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import event, select, text
 from studio.database import lift_time_limits
 from studio.extensions import db
 from studio.models import Paint
-from studio.services import demo, levels, listing, reorder, stats
+from studio.services import anchors, demo, levels, listing, reorder, stats
 from studio.services.listing import PaintFilter, encode_cursor
 from studio.services.paints import PaintRecord
 
@@ -96,6 +96,15 @@ def test_deep_pages_by_offset_only_walk_the_sort_index(big_shop, sort):
     # Only the page's own 21 rows are put back in order after fetching them by id.
     assert "Seq Scan" not in plan and largest_sort(plan) <= 21, plan
     assert "Index Only Scan" in plan
+
+
+@pytest.mark.parametrize("sort", SORTS)
+def test_anchored_deep_pages_seek_the_index_and_skip_the_offset_read(big_shop, sort):
+    paint_filter = PaintFilter(sort=sort, page=4000)
+    plan = plan_of(anchors.page_statement(paint_filter, paint_filter.order_by()))
+    # Seeked from the anchor's key; the read from the start runs only without an anchor.
+    assert "Seq Scan" not in plan and largest_sort(plan) <= 42, plan
+    assert "Index Cond: (ROW(" in plan and "One-Time Filter: (NOT " in plan, plan
 
 
 @pytest.mark.parametrize("sort", SORTS)

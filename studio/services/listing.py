@@ -24,7 +24,7 @@ from sqlalchemy import (
 from ..extensions import db
 from ..models import Paint, PaintTotals
 from ..search import word_parts
-from . import cache_scopes, cached_reads, levels, vocabularies
+from . import anchors, cache_scopes, cached_reads, levels, vocabularies
 from .errors import ValidationError
 from .paints import PaintRecord
 from .planner import estimated_rows
@@ -309,6 +309,8 @@ def _load_page(paint_filter: PaintFilter) -> Page:
     if paint_filter.q and dialect == "postgresql":
         return _search_page(paint_filter, where)
     total, exact = count_matching(where, dialect)
+    if anchors.usable(paint_filter, where, dialect):
+        return _anchored_page(paint_filter, total, exact)
     rows = db.session.scalars(page_statement(paint_filter, where, few(total, exact))).all()
     return _page_of(paint_filter, rows, total, exact)
 
@@ -316,6 +318,19 @@ def _load_page(paint_filter: PaintFilter) -> Page:
 def few(total: int, exact: bool) -> bool:
     """Tell whether a filter's matches are few enough to be sorted (SORT_MATCHES_LIMIT)."""
     return exact and total <= SORT_MATCHES_LIMIT
+
+
+def _anchored_page(paint_filter: PaintFilter, total: int, exact: bool) -> Page:
+    """Return a deep page of the full listing, started from an anchor where one holds.
+
+    A page that found none (the order changed since the anchors were built, or they never
+    were) is read by offset in the same statement, and asks for a rebuild off the request.
+    """
+    results = db.session.execute(anchors.page_statement(paint_filter, paint_filter.order_by()))
+    pairs = results.all()
+    if not any(anchored for _, anchored in pairs):
+        anchors.request_rebuild()
+    return _page_of(paint_filter, [paint for paint, _ in pairs], total, exact)
 
 
 def _page_of(paint_filter: PaintFilter, rows: Sequence[Paint], total: int, exact: bool) -> Page:
