@@ -4,6 +4,7 @@ The fault tests run where the PostgreSQL tests run (STUDIO_TEST_DATABASE_URL is 
 but never touch that server: they start PostgreSQL, Redis and gunicorn themselves.
 """
 
+import fcntl
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,6 +55,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
 def fault_tests_can_run() -> None:
     """Skip the fault tests where they cannot run; on CI, fail them instead."""
     require_fault_programs()
+
+
+@pytest.fixture(autouse=True)
+def one_fault_test_at_a_time(
+    fault_tests_can_run: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Hold the run's fault-test lock: the suite's test processes take turns at these.
+
+    Each fault test loads a gunicorn of its own to the limit and times its answers; two
+    at once on two cores would measure each other. The lock file lies in the run's own
+    temporary folder, which the test processes (pytest-xdist) share.
+    """
+    lock_path = tmp_path_factory.getbasetemp().parent / "fault-tests.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def require_fault_programs() -> None:
