@@ -37,13 +37,13 @@ def shop(app, monkeypatch):
 
 def offset_ids(paint_filter: listing.PaintFilter) -> list[int]:
     statement = listing.page_statement(paint_filter, [], True)
-    return [paint.id for paint in db.session.scalars(statement)]
+    return [paint.id for paint in db.session.execute(statement)]
 
 
 def anchored_ids(paint_filter: listing.PaintFilter) -> tuple[list[int], set[bool]]:
     statement = anchors.page_statement(paint_filter, paint_filter.order_by())
     pairs = db.session.execute(statement).all()
-    return [paint.id for paint, _ in pairs], {anchored for _, anchored in pairs}
+    return [row.id for row in pairs], {row.anchored for row in pairs}
 
 
 def check_every_page(expect_anchored: dict[str, bool]) -> None:

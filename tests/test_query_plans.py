@@ -245,8 +245,8 @@ def test_a_broad_search_walks_the_sort_index_and_stops_at_the_page(big_shop, pai
 def test_a_broad_search_lists_what_sorting_its_matches_lists(big_shop, paint_filter):
     where = paint_filter.conditions("postgresql")
     _, walk = listing.search_walk(paint_filter, where)
-    walked = db.session.scalars(listing.page_statement(paint_filter, where, False, walk=walk))
-    sorted_ = db.session.scalars(listing.page_statement(paint_filter, where, True))
+    walked = db.session.execute(listing.page_statement(paint_filter, where, False, walk=walk))
+    sorted_ = db.session.execute(listing.page_statement(paint_filter, where, True))
     ids = [paint.id for paint in walked.all()]
     assert ids == [paint.id for paint in sorted_.all()]
     assert len(ids) == paint_filter.per_page + 1
@@ -263,8 +263,8 @@ def test_a_broad_search_walks_on_from_a_cursor(big_shop, sort):
     where = paint_filter.conditions("postgresql")
     _, walk = listing.search_walk(paint_filter, where)
     assert walk is not None
-    walked = db.session.scalars(listing.page_statement(paint_filter, where, False, walk=walk))
-    sorted_ = db.session.scalars(listing.page_statement(paint_filter, where, True))
+    walked = db.session.execute(listing.page_statement(paint_filter, where, False, walk=walk))
+    sorted_ = db.session.execute(listing.page_statement(paint_filter, where, True))
     ids = [paint.id for paint in walked.all()]
     assert len(ids) == paint_filter.per_page + 1
     assert ids == [paint.id for paint in sorted_.all()]
@@ -375,7 +375,7 @@ def test_figures_read_the_running_totals_not_the_paints(big_shop):
     assert figures.paints == PAINTS
     assert sum(row.paints for row in figures.by_brand) == PAINTS
     [statement] = [sql for sql in statements if sql.startswith("SELECT")]
-    plan = plan_of(stats.group_totals())
+    plan = plan_of(stats.FIGURES)
     assert "paint_totals" in statement and "on paint_totals" in plan, plan
     assert not re.search(r"on paints\b", plan), plan
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from ..extensions import db
 from ..models import Paint, PaintOrderChange, PaintPageAnchor
 from . import transactions
+from .paints import PAINT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def page_statement(paint_filter: Any, order: list[Any]) -> Select:
         .subquery()
     )
     ids = union_all(select(from_anchor), select(from_start)).subquery("ids")
-    return select(Paint, ids.c.anchored).join(ids, Paint.id == ids.c.id).order_by(*order)
+    return select(*PAINT_COLUMNS, ids.c.anchored).join(ids, Paint.id == ids.c.id).order_by(*order)
 
 
 def rebuild(sorts: tuple[str, ...] = SORTS) -> int | None:

@@ -26,7 +26,7 @@ from ..models import Paint, PaintTotals
 from ..search import word_parts
 from . import anchors, cache_scopes, cached_reads, levels, vocabularies
 from .errors import ValidationError
-from .paints import PaintRecord
+from .paints import PAINT_COLUMNS, PaintRecord
 from .planner import estimated_rows
 from .validation import MAX_INT, MAX_PRICE, FieldError, clean_int, clean_text
 
@@ -311,7 +311,7 @@ def _load_page(paint_filter: PaintFilter) -> Page:
     total, exact = count_matching(where, dialect)
     if anchors.usable(paint_filter, where, dialect):
         return _anchored_page(paint_filter, total, exact)
-    rows = db.session.scalars(page_statement(paint_filter, where, few(total, exact))).all()
+    rows = db.session.execute(page_statement(paint_filter, where, few(total, exact))).all()
     return _page_of(paint_filter, rows, total, exact)
 
 
@@ -327,15 +327,16 @@ def _anchored_page(paint_filter: PaintFilter, total: int, exact: bool) -> Page:
     were) is read by offset in the same statement, and asks for a rebuild off the request.
     """
     results = db.session.execute(anchors.page_statement(paint_filter, paint_filter.order_by()))
-    pairs = results.all()
-    if not any(anchored for _, anchored in pairs):
+    rows = results.all()
+    if not any(row.anchored for row in rows):
         anchors.request_rebuild()
-    return _page_of(paint_filter, [paint for paint, _ in pairs], total, exact)
+    return _page_of(paint_filter, rows, total, exact)
 
 
-def _page_of(paint_filter: PaintFilter, rows: Sequence[Paint], total: int, exact: bool) -> Page:
+def _page_of(paint_filter: PaintFilter, rows: Sequence[Any], total: int, exact: bool) -> Page:
+    """Return the page of these rows, each starting with PAINT_COLUMNS (see page_statement)."""
     has_next = len(rows) > paint_filter.per_page
-    items = tuple(PaintRecord.of(paint) for paint in rows[: paint_filter.per_page])
+    items = tuple(PaintRecord.from_row(row) for row in rows[: paint_filter.per_page])
     cursor = encode_cursor(paint_filter.sort, items[-1]) if has_next else None
     return Page(items, total, paint_filter.page, paint_filter.per_page, has_next, cursor, not exact)
 
@@ -348,7 +349,7 @@ def _search_page(paint_filter: PaintFilter, where: list[ColumnElement[bool]]) ->
     """
     estimate, walk = search_walk(paint_filter, where)
     if walk is not None:
-        rows = db.session.scalars(page_statement(paint_filter, where, False, walk=walk)).all()
+        rows = db.session.execute(page_statement(paint_filter, where, False, walk=walk)).all()
         if len(rows) > paint_filter.per_page:
             if estimate >= 2 * EXACT_COUNT_LIMIT:
                 return _page_of(paint_filter, rows, estimate, False)
@@ -359,12 +360,12 @@ def _search_page(paint_filter: PaintFilter, where: list[ColumnElement[bool]]) ->
         # late in the order): sort the matches instead.
     statement = page_statement(paint_filter, where, True)
     if paint_filter.after is not None:  # the page's rows are not all the matches
-        rows = db.session.scalars(statement).all()
+        rows = db.session.execute(statement).all()
         return _page_of(paint_filter, rows, *count_matching(where, "postgresql", estimate=estimate))
     counted = db.session.execute(statement.add_columns(func.count().over())).all()
     if not counted:  # a page beyond the last
         return _page_of(paint_filter, [], *count_matching(where, "postgresql", estimate=estimate))
-    return _page_of(paint_filter, [row[0] for row in counted], counted[0][1], True)
+    return _page_of(paint_filter, counted, counted[0][-1], True)
 
 
 def search_walk(
@@ -419,12 +420,12 @@ def page_statement(
     order = paint_filter.order_by(matches_first=matches_first)
     seek = paint_filter.seek()
     if seek is not None:
-        return select(Paint).where(*where, seek).order_by(*order).limit(limit)
+        return select(*PAINT_COLUMNS).where(*where, seek).order_by(*order).limit(limit)
     offset = (paint_filter.page - 1) * paint_filter.per_page
     if offset == 0 or matches_first:
-        return select(Paint).where(*where).order_by(*order).offset(offset).limit(limit)
+        return select(*PAINT_COLUMNS).where(*where).order_by(*order).offset(offset).limit(limit)
     ids = select(Paint.id).where(*where).order_by(*order).offset(offset).limit(limit).subquery()
-    return select(Paint).join(ids, Paint.id == ids.c.id).order_by(*order)
+    return select(*PAINT_COLUMNS).join(ids, Paint.id == ids.c.id).order_by(*order)
 
 
 def _walk_statement(paint_filter: PaintFilter, walk: int) -> Select:
@@ -459,7 +460,7 @@ def _walk_statement(paint_filter: PaintFilter, walk: int) -> Select:
     page_order = [found.c.key, found.c.id]
     if paint_filter.descending:
         page_order = [term.desc() for term in page_order]
-    return select(Paint).join(found, Paint.id == found.c.id).order_by(*page_order)
+    return select(*PAINT_COLUMNS).join(found, Paint.id == found.c.id).order_by(*page_order)
 
 
 def count_matching(
@@ -570,10 +571,10 @@ def filter_choices() -> FilterChoices:
 
 def low_stock_paints(limit: int = 10) -> list[PaintRecord]:
     """Return the low paints closest to running out (but not yet out), fewest first."""
-    query = select(Paint).where(levels.LOW).order_by(Paint.stock, Paint.id).limit(limit)
+    query = select(*PAINT_COLUMNS).where(levels.LOW).order_by(Paint.stock, Paint.id).limit(limit)
 
     def load() -> list[PaintRecord]:
-        return [PaintRecord.of(paint) for paint in db.session.scalars(query)]
+        return [PaintRecord.from_row(row) for row in db.session.execute(query)]
 
     scope = cache_scopes.listing_scope(stock="low_stock")
     return cached_reads.remember_in_generation("low-stock", limit, "STATS_CACHE_TTL", load, scope)

@@ -1,6 +1,6 @@
 """Finding, creating, editing and deleting paints."""
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -55,10 +55,18 @@ class PaintRecord:
 
     @classmethod
     def of(cls, paint: Paint) -> "PaintRecord":
-        return cls(**{column.name: getattr(paint, column.name) for column in fields(cls)})
+        return cls(*(getattr(paint, name) for name in RECORD_FIELDS))
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> "PaintRecord":
+        """Return the record of a row that starts with PAINT_COLUMNS."""
+        return cls(*row[: len(RECORD_FIELDS)])
 
 
-PAINT_COLUMNS = [getattr(Paint, column.name) for column in fields(PaintRecord)]
+RECORD_FIELDS = tuple(column.name for column in fields(PaintRecord))
+# Selecting these columns instead of Paint reads a paint without loading it into the
+# session (no identity map, no instance state): a listing's rows become records directly.
+PAINT_COLUMNS = [getattr(Paint, name) for name in RECORD_FIELDS]
 # The same columns of the table itself: a Core statement, which the session runs without
 # the ORM's compile and loading steps.
 PAINTS = Paint.__table__

@@ -1,15 +1,17 @@
 """Inventory figures: counts, units and value, overall and broken down."""
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, type_coerce
+from sqlalchemy import func, literal, select, type_coerce, union_all
 
 from ..extensions import db
 from ..models import MoneyTotal, PaintTotals
+
+# What each row of the figures' statement is: the whole, a brand or a family.
+ALL, BRAND, FAMILY = "all", "brand", "family"
 
 
 @dataclass(frozen=True)
@@ -38,65 +40,59 @@ def inventory_stats() -> InventoryStats:
     reads a few hundred rows at most however many paints there are; exact, hence not
     cached. In, low and out of stock compare each paint with its own reorder level.
     """
-    return _figures(db.session.execute(group_totals()).all())
+    return _figures(db.session.execute(FIGURES).all())
 
 
-def group_totals() -> Any:
-    """Return a SELECT of each brand and family's figures, summed from its rows."""
+def _sums(*keys: Any) -> Any:
+    """Return a SELECT of the totals' sums, grouped by `keys` (all rows without)."""
     total = PaintTotals
     return select(
-        total.brand,
-        total.color_family,
-        func.sum(total.paints),
-        func.sum(total.units),
-        type_coerce(func.sum(total.value), MoneyTotal()),
-        func.sum(total.in_stock),
-        func.sum(total.low_stock),
-        func.sum(total.out_of_stock),
-    ).group_by(total.brand, total.color_family)
-
-
-@dataclass(frozen=True)
-class GroupFigures:
-    brand: str
-    family: str | None
-    paints: int
-    units: int
-    value: Decimal
-    in_stock: int
-    low_stock: int
-    out_of_stock: int
-
-
-def _figures(rows: Sequence[Any]) -> InventoryStats:
-    groups = [
-        GroupFigures(
-            brand, family or None, int(paints), int(units), value, int(above), int(low), int(out)
-        )
-        for brand, family, paints, units, value, above, low, out in rows
-    ]
-    # A group whose paints are all gone is left out (its rows may not be folded away yet).
-    groups = [group for group in groups if group.paints]
-    return InventoryStats(
-        paints=sum(group.paints for group in groups),
-        units=sum(group.units for group in groups),
-        value=sum((group.value for group in groups), Decimal("0.00")),
-        in_stock=sum(group.in_stock for group in groups),
-        low_stock=sum(group.low_stock for group in groups),
-        out_of_stock=sum(group.out_of_stock for group in groups),
-        by_brand=_breakdown((group.brand, group) for group in groups),
-        by_color_family=_breakdown((group.family, group) for group in groups),
+        *keys,
+        func.coalesce(func.sum(total.paints), 0),
+        func.coalesce(func.sum(total.units), 0),
+        type_coerce(func.coalesce(func.sum(total.value), 0), MoneyTotal()),
+        func.coalesce(func.sum(total.in_stock), 0),
+        func.coalesce(func.sum(total.low_stock), 0),
+        func.coalesce(func.sum(total.out_of_stock), 0),
     )
 
 
-def _breakdown(keyed: Iterable[tuple[str | None, GroupFigures]]) -> list[Breakdown]:
-    """Add the groups up by key (None is the unset family), most paints first."""
-    paints: dict[str | None, int] = defaultdict(int)
-    units: dict[str | None, int] = defaultdict(int)
-    for key, group in keyed:
-        paints[key] += group.paints
-        units[key] += group.units
-    return _ranked([Breakdown(key, paints[key], units[key]) for key in paints if paints[key]])
+def _per(key: Any, part: str) -> Any:
+    # A group whose paints are all gone is left out (its rows may not be folded away yet).
+    totals = _sums(literal(part), key).group_by(key)
+    return totals.having(func.sum(PaintTotals.paints) > 0)
+
+
+# The whole, then each brand's and each family's figures, summed by the database in one
+# statement: a few dozen rows to read back, whatever the number of groups and their slots.
+# Built once: its compiled form is cached by SQLAlchemy, and building it costs a request.
+FIGURES = union_all(
+    _sums(literal(ALL), literal("")),
+    _per(PaintTotals.brand, BRAND),
+    _per(PaintTotals.color_family, FAMILY),
+)
+
+
+def _figures(rows: Sequence[Any]) -> InventoryStats:
+    parts: dict[str, list[Breakdown]] = {BRAND: [], FAMILY: []}
+    whole: Any = None
+    for part, key, paints, units, value, above, low, out in rows:
+        if part == ALL:
+            whole = (int(paints), int(units), value, int(above), int(low), int(out))
+        else:
+            # A paint without a family counts under '', the unset family.
+            parts[part].append(Breakdown(key or None, int(paints), int(units)))
+    paints, units, value, above, low, out = whole
+    return InventoryStats(
+        paints=paints,
+        units=units,
+        value=value,
+        in_stock=above,
+        low_stock=low,
+        out_of_stock=out,
+        by_brand=_ranked(parts[BRAND]),
+        by_color_family=_ranked(parts[FAMILY]),
+    )
 
 
 def _ranked(rows: list[Breakdown]) -> list[Breakdown]:
