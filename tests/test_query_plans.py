@@ -361,7 +361,16 @@ def test_a_narrow_search_counts_its_matches_as_it_sorts_them(big_shop, page, mon
 
 def test_figures_read_the_running_totals_not_the_paints(big_shop):
     """The figures are sums of the running totals per brand and family (kept by triggers),
-    so the one query they send reads those rows alone, however many paints there are."""
+    so the one query they send reads those rows alone, however many paints there are.
+
+    And it reads them once, through their index, even when the table's file is mostly
+    empty pages, as a bulk load leaves it (1,000,000 paints left 2,000 pages for 144 rows):
+    a plan reading the whole file once per part of the figures cost 14 ms with parallel
+    workers, where reading it once through the index costs 1 ms.
+    """
+    for _ in range(300):  # row versions no VACUUM has freed, as during a bulk load
+        db.session.execute(text("UPDATE paint_totals SET units = units"))
+    db.session.execute(text("ANALYZE paint_totals"))
     statements = []
 
     def record(conn, cursor, statement, *args):
@@ -374,10 +383,11 @@ def test_figures_read_the_running_totals_not_the_paints(big_shop):
         event.remove(db.engine, "before_cursor_execute", record)
     assert figures.paints == PAINTS
     assert sum(row.paints for row in figures.by_brand) == PAINTS
-    [statement] = [sql for sql in statements if sql.startswith("SELECT")]
+    [statement] = [sql for sql in statements if sql.startswith(("SELECT", "WITH"))]
     plan = plan_of(stats.FIGURES)
-    assert "paint_totals" in statement and "on paint_totals" in plan, plan
-    assert not re.search(r"on paints\b", plan), plan
+    db.session.rollback()
+    assert "paint_totals" in statement and not re.search(r"on paints\b", plan), plan
+    assert len(re.findall(r"on paint_totals\b", plan)) == 1 and "Gather" not in plan, plan
 
 
 def test_seed_demo_leaves_the_visibility_map_set(tmp_path_factory):
