@@ -119,6 +119,11 @@ class BurstLog:
         self.lock = threading.Lock()
         self.bursts: dict[str, Burst] = {}
 
+    def clear(self) -> None:
+        """Forget every burst, as a new process starts (tests run many apps in one)."""
+        with self.lock:
+            self.bursts = {}
+
     def decide(self, log: logging.Logger, key: str) -> Shown:
         """Count one occurrence of `key` and return how much of it to show."""
         now = time.monotonic()

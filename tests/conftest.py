@@ -23,6 +23,7 @@ from studio import create_app
 from studio.auth import sessions
 from studio.config import normalize_database_url
 from studio.extensions import cache, db, limiter
+from studio.logs import burst_log
 from studio.models import Paint, PaintOrderChange, PaintTotals, User, VocabularyTerm
 from studio.observability import observatory
 from studio.redis_backend import counters
@@ -67,6 +68,17 @@ def empty_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> It
         pytest.skip(PG_SKIP_REASON)
     with temporary_postgres_database(server_url) as url:
         yield through_pgbouncer(url)
+
+
+@pytest.fixture(autouse=True)
+def no_earlier_bursts() -> None:
+    """Start each test with no bursts of log lines behind it.
+
+    A cause logged more than a few times a minute is summed up instead of shown (logs.py);
+    the test processes run the files in any order, so a test looking for a line must not
+    depend on which tests logged it before, in the same process.
+    """
+    burst_log.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)
