@@ -120,9 +120,14 @@ class BurstLog:
         self.bursts: dict[str, Burst] = {}
 
     def clear(self) -> None:
-        """Forget every burst, as a new process starts (tests run many apps in one)."""
+        """Forget every burst, as a new process starts (tests run many apps in one).
+
+        Their summaries due later are forgotten too: no count of an earlier burst is logged.
+        """
         with self.lock:
-            self.bursts = {}
+            bursts, self.bursts = self.bursts, {}
+            for burst in bursts.values():
+                burst.suppressed = 0
 
     def decide(self, log: logging.Logger, key: str) -> Shown:
         """Count one occurrence of `key` and return how much of it to show."""

@@ -77,5 +77,6 @@ def test_a_miss_is_stored_by_the_thread_and_a_tombstone_wins(committed_app, redi
 
 
 def test_fills_can_be_sent_from_the_request_instead(committed_app, redis_url, extra_apps):
-    app = extra_apps(REDIS_URL=redis_url, CACHE_FILL_BEHIND=False)
+    prefix = f"fills-{uuid.uuid4().hex[:8]}:"
+    app = extra_apps(REDIS_URL=redis_url, CACHE_KEY_PREFIX=prefix, CACHE_FILL_BEHIND=False)
     assert app.extensions[cached_reads.FILLS_KEY] is None

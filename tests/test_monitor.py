@@ -224,6 +224,9 @@ def redis_prefix(redis_url):
     client.close()
 
 
+REDIS_THREADS = {"studio-cache-fills", "studio-near-cache", "studio-cache-epoch"}
+
+
 def other_apps_stopped_counting() -> None:
     """Let the Redis threads of earlier tests' apps end: they count into this process's
     counters, which the monitor adds to the shared ones (one app per process outside tests)."""
@@ -233,9 +236,6 @@ def other_apps_stopped_counting() -> None:
         thread.name in REDIS_THREADS for thread in threading.enumerate()
     ):
         time.sleep(0.05)
-
-
-REDIS_THREADS = {"studio-cache-fills", "studio-near-cache", "studio-cache-epoch"}
 
 
 def test_redis_memory_hits_and_studio_counters(extra_apps, redis_url, redis_prefix):

@@ -32,7 +32,13 @@ def test_sign_in_throttle_is_shared_by_every_worker_through_redis(
     # Failures count per address as well: one of its own, for the same reason.
     address = {"REMOTE_ADDR": f"2001:db8::{uuid.uuid4().hex[:4]}"}
     make_api(committed_app, username)
-    settings = {"REDIS_URL": redis_url, "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    # A cache of its own too: the other test process's users have the same ids.
+    run = uuid.uuid4().hex
+    settings = {
+        "REDIS_URL": redis_url,
+        "RATELIMIT_KEY_PREFIX": f"test-{run}",
+        "CACHE_KEY_PREFIX": f"test-{run}:",
+    }
     workers = [extra_apps(**settings), extra_apps(**settings)]
     assert all(worker.config["RATELIMIT_STORAGE_URI"] == redis_url for worker in workers)
     statuses = []

@@ -116,7 +116,8 @@ def test_the_throttle_is_shared_by_instances_on_one_redis(committed_app, redis_u
     run = uuid.uuid4().hex[:8]
     username, address = f"bob-{run}", f"2001:db8::{run[:4]}:{run[4:]}"
     make_api(committed_app, username)
-    settings = {"REDIS_URL": redis_url}
+    # A cache of its own too: the other test process's users have the same ids.
+    settings = {"REDIS_URL": redis_url, "CACHE_KEY_PREFIX": f"throttle-{run}:"}
     instances = [extra_apps(**settings), extra_apps(**settings)]
     redis = Redis.from_url(redis_url)
     try:

@@ -57,15 +57,15 @@ def fault_tests_can_run() -> None:
     require_fault_programs()
 
 
-@pytest.fixture(autouse=True)
-def one_fault_test_at_a_time(
-    fault_tests_can_run: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    """Hold the run's fault-test lock: the suite's test processes take turns at these.
+@pytest.fixture(scope="module", autouse=True)
+def one_fault_module_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Hold the fault-test lock for a whole module: the suite's test processes take turns.
 
-    Each fault test loads a gunicorn of its own to the limit and times its answers; two
-    at once on two cores would measure each other. The lock file lies in the run's own
-    temporary folder, which the test processes (pytest-xdist) share.
+    Each fault test loads servers of its own to the limit and times their answers; two at
+    once on two cores would measure each other. A module's shared servers start before
+    its first test, so the lock is taken for the module (pytest-xdist's `loadfile` keeps a
+    file in one process). The file lies in the folder the run's test processes share (with
+    one process, the folder every run of this user shares: runs take turns too).
     """
     lock_path = tmp_path_factory.getbasetemp().parent / "fault-tests.lock"
     with open(lock_path, "a") as lock:
