@@ -70,7 +70,7 @@ PAINT_COLUMNS = [getattr(Paint, name) for name in RECORD_FIELDS]
 # The same columns of the table itself: a Core statement, which the session runs without
 # the ORM's compile and loading steps.
 PAINTS = Paint.__table__
-PAINT_ROW = select(*(PAINTS.c[column.name] for column in fields(PaintRecord)))
+PAINT_ROW = select(*(PAINTS.c[name] for name in RECORD_FIELDS))
 
 
 def get_paint_record(paint_id: int) -> PaintRecord:
