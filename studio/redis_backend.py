@@ -27,12 +27,24 @@ logger = logging.getLogger(__name__)
 COUNTERS = ("hits", "misses", "errors")
 # Failures that mean Redis cannot be reached; anything else is one call's problem.
 UNREACHABLE = (RedisConnectionError, RedisTimeout, OSError)
+# Increment each counter in KEYS, starting a missing one from ARGV[1], and let each live
+# ARGV[2] seconds from now; return how many were incremented. Redis runs a script whole,
+# so no other client sees a counter between its start and its increment.
+BUMP_SCRIPT = """
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[1], 'NX', 'EX', ARGV[2])
+  redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[2])
+end
+return #KEYS
+"""
 
 
 class ResilientRedisCache(RedisCache):
     """Flask-Caching's RedisCache, with every call guarded by a circuit breaker."""
 
     circuit: CircuitBreaker
+    bumps: Any  # redis-py's Script for BUMP_SCRIPT
     client: Any  # the redis-py client, made here so that studio holds it itself
     prefix: str
 
@@ -46,6 +58,9 @@ class ResilientRedisCache(RedisCache):
         kwargs.update(key_prefix=prefix, ignore_delete_many_errors=True)
         backend = cls(client, *args, **kwargs)
         backend.client, backend.prefix = client, prefix
+        # A write moves 16 to 24 generations on: one script call instead of a pipeline of
+        # three commands each, which cost a worker about 1 ms of Python per write to send.
+        backend.bumps = client.register_script(BUMP_SCRIPT)
         backend.circuit = CircuitBreaker(
             "Redis cache",
             failures=1,
@@ -112,22 +127,15 @@ class ResilientRedisCache(RedisCache):
     def set_many(self, mapping: dict[str, Any], timeout: int | None = None) -> Any:
         return self.guarded([], super().set_many, mapping, timeout)
 
-    def bump_many(self, keys: list[str], start: int, timeout: int) -> list[int] | None:
-        """Increment each counter, all in one round trip; return the new values, None if missed.
+    def bump_many(self, keys: list[str], start: int, timeout: int) -> bool:
+        """Increment each counter, all in one command; return False if Redis missed it.
 
         A missing counter starts from `start` (never from 0: a lost counter must not come
         back to a number it had), and each lives `timeout` seconds from now.
         """
-        return self.guarded(None, self._bump_many, keys, start, timeout)
-
-    def _bump_many(self, keys: list[str], start: int, timeout: int) -> list[int]:
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            name = self.prefix + key
-            pipe.set(name, self.serializer.dumps(start), nx=True, ex=timeout)
-            pipe.incr(name)
-            pipe.expire(name, timeout)
-        return pipe.execute()[1::3]
+        names = [self.prefix + key for key in keys]
+        moved = self.guarded(None, self.bumps, names, [self.serializer.dumps(start), timeout])
+        return moved == len(keys)
 
     def delete(self, key: str) -> bool:
         return self.guarded(False, super().delete, key)

@@ -9,6 +9,7 @@ from studio.models import Paint, StockMovement
 from studio.services import paints
 
 from .conftest import make_api
+from .test_cache import counting_statements
 
 
 def adjust(api, paint_id, delta, reason="Counted"):
@@ -25,6 +26,17 @@ def test_adjustment_changes_stock_and_records_a_movement(api, make_paint):
     movement = body["movement"]
     assert (movement["delta"], movement["stock_after"], movement["kind"]) == (3, 8, "adjustment")
     assert (movement["reason"], movement["user"]) == ("Delivery", "alice")
+
+
+def test_an_adjustment_names_its_admin_without_reading_their_row(api, make_paint):
+    """The movement's admin is the one acting: loading the user again cost every write a query."""
+    paint = make_paint(stock=3)
+    assert api.get(f"/api/v1/paints/{paint.id}").status_code == 200  # the token, now cached
+    with counting_statements() as statements:
+        answer = api.post(f"/api/v1/paints/{paint.id}/stock", json={"delta": 1, "reason": "In"})
+    assert answer.status_code == 201
+    assert answer.get_json()["movement"]["user"] == "alice"
+    assert [sql for sql in statements if "WHERE users.id =" in sql] == []
 
 
 def test_adjustment_below_zero_is_refused_and_changes_nothing(api, make_paint):

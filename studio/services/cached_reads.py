@@ -325,8 +325,7 @@ def _move_on(stored: list[str]) -> bool:
     """Increment each generation (from the clock where it is missing); False if missed."""
     store = backend()
     if isinstance(store, ResilientRedisCache):
-        moved = store.bump_many(stored, time.time_ns(), GENERATION_SECONDS)
-        return moved is not None and None not in moved
+        return store.bump_many(stored, time.time_ns(), GENERATION_SECONDS)
     for key in stored:
         store.add(key, time.time_ns(), timeout=GENERATION_SECONDS)
         if store.inc(key) is None:

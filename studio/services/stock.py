@@ -105,7 +105,8 @@ def adjust_stock(
         stock_after=paint.stock,
         kind=kind,
         reason=reason,
-        username=movement.username,
+        # The actor's name, not movement.username: that loads the user in one more query.
+        username=actor.username if actor else None,
         created_at=movement.created_at,
     )
     # Stock alone moved: the listings of the paint's values and stock states, not others.
