@@ -10,7 +10,7 @@ from sqlalchemy import delete
 from studio.extensions import db
 from studio.models import Paint
 from studio.services import cached_reads, listing, vocabularies
-from studio.services.cache_scopes import BRANDS, listing_scope, paint_written
+from studio.services.cache_scopes import BRANDS, CATALOGUE, listing_scope, paint_written
 from studio.services.cached_reads import EVERY_PAINT
 
 from .conftest import make_api
@@ -162,14 +162,73 @@ def test_a_write_moves_on_every_combination_of_the_values_it_had_and_has():
     for brand in ("Citadel", "Vallejo"):
         assert listing_scope(brand=brand, color_family="Blue", stock="in_stock") in moved
     assert listing_scope(brand="Citadel", stock="low_stock") not in moved
-    assert {EVERY_PAINT, BRANDS} <= moved
+    assert {EVERY_PAINT, BRANDS, CATALOGUE} <= moved
     # 3 brand choices (none, either) x 2 families x 2 stock states (none, in stock).
-    assert len(moved) == 3 * 2 * 2 + 1
+    assert len(moved) == 3 * 2 * 2 + 2
     sold = paint_written(1, before, {**before, "stock": 0}).generations
     assert listing_scope(stock="out_of_stock") in sold
     assert listing_scope(stock="low_stock") not in sold
-    assert BRANDS not in sold
-    assert BRANDS in paint_written(None, None, before).generations
+    assert BRANDS not in sold and CATALOGUE not in sold
+    assert CATALOGUE not in paint_written(1, before, {**before, "reorder_level": 9}).generations
+    assert CATALOGUE in paint_written(1, before, {**before, "price": 1}).generations
+    assert {BRANDS, CATALOGUE} <= paint_written(None, None, before).generations
+    assert CATALOGUE in paint_written(1, before, None).generations
+
+
+def search_statements(statements: list[str]) -> list[str]:
+    return [sql for sql in statements if "search_text" in sql and "LIKE" in sql]
+
+
+def test_a_stock_adjustment_keeps_the_paints_a_search_found_and_shows_their_new_stock(api, shop):
+    """At 1,000,000 paints finding a broad search's page costs tens of milliseconds; every
+    adjustment used to retire every search and have it found again."""
+    citadel, _, _ = shop
+    assert set(listed(api, SEARCH)[0]) == {"Citadel Blue"}
+    answer = api.post(f"/api/v1/paints/{citadel.id}/stock", json={"delta": 7, "reason": "Count"})
+    assert answer.status_code == 201
+    with counting_statements() as statements:
+        items = api.get(SEARCH).get_json()["items"]
+    assert [(item["name"], item["stock"]) for item in items] == [("Citadel Blue", 12)]
+    assert search_statements(statements) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"name": "Citadel Navy"}, {"price": "9.99"}, {"description": "a new pot"}],
+)
+def test_any_other_change_of_a_paint_retires_the_searches(api, shop, change):
+    citadel, _, _ = shop
+    sorted_search = f"{SEARCH}&sort=price"
+    listed(api, SEARCH), listed(api, sorted_search)
+    answer = api.patch(f"/api/v1/paints/{citadel.id}", json={"version": 1, **change})
+    assert answer.status_code == 200
+    for path in (SEARCH, sorted_search):
+        with counting_statements() as statements:
+            items = api.get(path).get_json()["items"]
+        assert search_statements(statements), path
+        assert items[0]["id"] == citadel.id and items[0]["version"] == 2
+
+
+@pytest.mark.parametrize("path", [f"{SEARCH}&sort=-stock", f"{SEARCH}&stock=in_stock"])
+def test_a_search_by_stock_is_found_again_after_a_stock_adjustment(api, shop, path):
+    citadel, _, _ = shop
+    listed(api, path)
+    api.post(f"/api/v1/paints/{citadel.id}/stock", json={"delta": 7, "reason": "Count"})
+    with counting_statements() as statements:
+        api.get(path)
+    assert search_statements(statements)
+
+
+def test_a_search_whose_paint_was_deleted_meanwhile_is_found_again(api, shop):
+    citadel, _, vallejo_blue = shop
+    listed(api, "/api/v1/paints?q=blue")
+    # The page is retired, its ids kept.
+    api.post(f"/api/v1/paints/{vallejo_blue.id}/stock", json={"delta": 1, "reason": "Count"})
+    # Deleted behind the cache's back: as if by a write that committed after this read
+    # took the page's ids from the cache.
+    db.session.execute(delete(Paint).where(Paint.id == citadel.id))
+    db.session.flush()
+    assert set(listed(api, "/api/v1/paints?q=blue")[0]) == {"Vallejo Blue"}
 
 
 @pytest.fixture

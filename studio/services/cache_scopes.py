@@ -11,6 +11,11 @@ A stock adjustment of a Citadel blue paint retires the Citadel listings, the blu
 combination, every paint's scope), but not the Vallejo ones, nor "Citadel and out of
 stock" unless it ran out. The brands the filters offer are in a scope of their own,
 moved on only by a write that may add or remove a brand.
+
+Which paints a search finds, and their order by anything but stock, is in one more scope,
+CATALOGUE: moved on by every write of a paint except one that changes only its stock and
+reorder settings (STOCK_FIELDS), the write that comes most often. A search keeps the ids
+of its page there and reads their rows afresh (see listing.list_paints).
 """
 
 import hashlib
@@ -22,6 +27,10 @@ from .cached_reads import EVERY_PAINT, GENERATION_KEY, Retirement, paint_key
 from .levels import stock_states
 
 BRANDS = f"{GENERATION_KEY}:brands"
+CATALOGUE = f"{GENERATION_KEY}:catalogue"
+# What a write can change without changing what a search finds or its order by name,
+# brand, price or date.
+STOCK_FIELDS = frozenset({"stock", "reorder_level", "reorder_quantity", "version", "updated_at"})
 # The fields a listing filters paints by, each one value (stock: a state, see levels).
 FILTER_FIELDS = ("brand", "color_family", "color_type", "stock")
 
@@ -59,5 +68,13 @@ def paint_written(
     }
     if before is None or after is None or before["brand"] != after["brand"]:
         scopes.add(BRANDS)
+    if before is None or after is None or _catalogue_changed(before, after):
+        scopes.add(CATALOGUE)
     keys = () if paint_id is None else (paint_key(paint_id),)
     return Retirement(keys, frozenset(scopes))
+
+
+def _catalogue_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Tell whether a write changed anything of a paint but its stock and reorder settings."""
+    fields = (set(before) | set(after)) - STOCK_FIELDS
+    return any(before.get(field) != after.get(field) for field in fields)
