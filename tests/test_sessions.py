@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from studio.auth import sessions
 from studio.config import ConfigError
-from studio.extensions import db
+from studio.extensions import cache, db
 from studio.models import Paint
 from studio.services import accounts
 
@@ -108,6 +108,21 @@ def test_a_copy_of_the_cookie_taken_before_sign_out_is_refused_after_it(app, api
     )
     assert posted.status_code == 302 and posted.headers["Location"].startswith("/login")
     assert paint_count() == before
+
+
+def test_a_sessions_user_and_ended_sessions_are_read_in_one_statement(app, api):
+    """Loaded on every signed-in page where the cache cannot keep it (several workers
+    without Redis): two statements and an ORM object cost each page a round trip more."""
+    laptop, phone, tablet = (signed_in_client(app) for _ in range(3))
+    sign_out(phone), sign_out(tablet)
+    user_id = str(api.user.id)
+    cache.clear()
+    db.session.expunge_all()  # as a request starts: nothing loaded yet
+    with counting_statements() as statements:
+        user = accounts.load_user(user_id)
+    assert user is not None and user.username == "alice" and len(user.ended_sessions) == 2
+    assert len([sql for sql in statements if "users" in sql or "ended_sessions" in sql]) == 1
+    assert signed_in(laptop) and not signed_in(phone) and not signed_in(tablet)
 
 
 def test_signing_out_leaves_the_users_other_sessions_alone(app, api):

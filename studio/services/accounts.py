@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import cache as once
 
 from flask_login import UserMixin
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
@@ -29,6 +29,23 @@ TOKEN_OWNER = select(
     TOKENS.c.id.label("token_id"),
     TOKENS.c.name.label("token_name"),
 ).join_from(TOKENS, USERS, TOKENS.c.user_id == USERS.c.id)
+ENDED = EndedSession.__table__
+# A session's user and the sessions they ended that are still unexpired, in one statement:
+# one row per ended session, or one with session_id NULL.
+SESSION_OWNER = (
+    select(
+        USERS.c.id,
+        USERS.c.username,
+        USERS.c.is_active,
+        USERS.c.session_generation,
+        ENDED.c.session_id,
+    )
+    .outerjoin(
+        ENDED,
+        and_(ENDED.c.user_id == USERS.c.id, ENDED.c.expires_at > bindparam("now")),
+    )
+    .where(USERS.c.id == bindparam("user_id"))
+)
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]{3,80}")
 TOKEN_PREFIX = "stu_"
 
@@ -161,15 +178,14 @@ def load_user(user_id: str) -> SignedInUser | None:
         return None
 
     def load() -> SignedInUser | None:
-        user = db.session.get(User, int(user_id))
-        if user is None or not user.is_active:
+        rows = db.session.execute(SESSION_OWNER, {"user_id": int(user_id), "now": utcnow()}).all()
+        if not rows or not rows[0].is_active:
             return None
-        ended = db.session.scalars(
-            select(EndedSession.session_id).where(
-                EndedSession.user_id == user.id, EndedSession.expires_at > utcnow()
-            )
+        ended = frozenset(row.session_id for row in rows if row.session_id is not None)
+        first = rows[0]
+        return SignedInUser(
+            first.id, first.username, first.is_active, first.session_generation, ended
         )
-        return SignedInUser.of(user, frozenset(ended))
 
     return cached_reads.remember(
         cached_reads.user_key(int(user_id)), "AUTH_CACHE_TTL", load, revocable=True
