@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -124,7 +125,13 @@ def on_starting(server):
 
 def on_exit(server):
     if made_metrics_dir:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        # A worker killed while it started may still be writing its file there: try again
+        # for a moment rather than leave the folder behind.
+        for _ in range(10):
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            if not os.path.exists(metrics_dir):
+                break
+            time.sleep(0.1)
 
 
 def child_exit(server, worker):
