@@ -1,6 +1,7 @@
 """PostgreSQL plans on 100,000 paints: every filter, sort, search and figure uses an index."""
 
 import re
+from dataclasses import replace
 
 import pytest
 from flask_migrate import upgrade
@@ -9,7 +10,7 @@ from sqlalchemy import event, select, text
 from studio.database import lift_time_limits
 from studio.extensions import db
 from studio.models import Paint
-from studio.services import anchors, demo, levels, listing, reorder, stats
+from studio.services import activity, anchors, demo, levels, listing, reorder, stats
 from studio.services.listing import PaintFilter, encode_cursor
 from studio.services.paints import PaintRecord
 
@@ -403,3 +404,48 @@ def test_seed_demo_leaves_the_visibility_map_set(tmp_path_factory):
             db.session.rollback()
             db.engine.dispose()
     assert pages > 0 and visible == pages
+
+
+HISTORY = """
+INSERT INTO history_entries (created_at, kind, changes)
+SELECT now() - ((n + CASE WHEN n <= :recent THEN 0 ELSE 100000 END) || ' seconds')::interval,
+       CASE WHEN n <= :recent THEN 'stock' ELSE 'import' END, '{}'
+FROM generate_series(1, :entries) AS n
+"""
+
+
+@pytest.fixture(scope="module")
+def long_history(big_shop):
+    """100,000 imported entries, then the 10,000 newest: stock adjustments."""
+    with big_shop.app_context():
+        db.session.execute(text(HISTORY), {"entries": 110_000, "recent": 10_000})
+        db.session.commit()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE history_entries"))
+    return big_shop
+
+
+@pytest.mark.parametrize("after", [False, True])
+def test_one_kind_of_the_history_is_read_from_its_own_index(long_history, after):
+    """With the newest entries all stock adjustments, the imports' first page was read by
+    stepping backwards over every one of them in the index of all entries by date."""
+    history_filter = activity.HistoryFilter(kind="import")
+    if after:
+        cursor = activity.activity(history_filter).next_cursor
+        history_filter = replace(history_filter, after=cursor)
+    sent: list[tuple[str, dict]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = activity.activity(history_filter)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(page.items) == 20 and {entry.kind for entry in page.items} == {"import"}
+    statement, parameters = sent[-1]
+    cursor = db.session.connection().connection.cursor()
+    cursor.execute("EXPLAIN " + statement, parameters)
+    plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "ix_history_entries_kind_created_at_id" in plan and largest_sort(plan) == 0

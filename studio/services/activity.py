@@ -79,13 +79,20 @@ class HistoryFilter:
             clauses.append(HistoryEntry.created_at < _midnight(self.until + timedelta(days=1)))
         return clauses
 
-    def seek(self) -> ColumnElement[bool] | None:
-        """Return the condition that starts the page after the cursor."""
+    def seek(self, kind_first: bool = False) -> ColumnElement[bool] | None:
+        """Return the condition that starts the page after the cursor.
+
+        `kind_first`: the page is ordered by the filter's kind first (see _page_of_kind);
+        the kind then leads the comparison too, so that the kind's index bounds the scan.
+        """
         if self.after is None:
             return None
         created_at, entry_id = decode_cursor(self.after)
         bound = tuple_(literal(created_at, HistoryEntry.created_at.type), entry_id)
-        return tuple_(HistoryEntry.created_at, HistoryEntry.id) < bound
+        if not kind_first:
+            return tuple_(HistoryEntry.created_at, HistoryEntry.id) < bound
+        bound = tuple_(literal(self.kind, HistoryEntry.kind.type), *bound.clauses)
+        return tuple_(HistoryEntry.kind, HistoryEntry.created_at, HistoryEntry.id) < bound
 
     def args(self) -> dict[str, str]:
         """Return the filter (not the page) as query arguments, for links and the export."""
@@ -157,7 +164,26 @@ def timeline(
 
 def activity(history_filter: HistoryFilter) -> Page:
     """Return a page of the shop's history matching the filter, newest first."""
+    others = (history_filter.user, history_filter.since, history_filter.until)
+    if history_filter.kind and not any(others):
+        return _page_of_kind(history_filter)
     return _page(history_filter.conditions(), history_filter)
+
+
+def _page_of_kind(history_filter: HistoryFilter) -> Page:
+    """Return a page of one kind of entry, read from the kind's index, newest first.
+
+    With `kind = 'import'` and the entries of that kind 95 % of them, PostgreSQL walks the
+    index of every entry by date instead, and when the newest 50,000 entries are stock
+    adjustments it steps over all of them first: 88-213 ms for page 1 at 1,000,000 entries,
+    against 0.07 ms from the kind's own index. It cannot know that kind and date go
+    together. Ordered by the kind first, with the kind as a range (an equality would make
+    that order redundant and be dropped by the planner), only the kind's index gives the
+    order; the page is the same, the kind being one value.
+    """
+    kind = HistoryEntry.kind
+    where = [kind >= history_filter.kind, kind <= history_filter.kind]
+    return _page(where, history_filter, kind_first=True)
 
 
 def every_entry(history_filter: HistoryFilter) -> Iterator[HistoryEntry]:
@@ -182,10 +208,14 @@ def admins() -> list[str]:
     return list(db.session.scalars(select(User.username).order_by(User.username)))
 
 
-def _page(where: list[ColumnElement[bool]], history_filter: HistoryFilter) -> Page:
+def _page(
+    where: list[ColumnElement[bool]], history_filter: HistoryFilter, kind_first: bool = False
+) -> Page:
+    """Return the page of the entries matching `where`, newest first (see _page_of_kind)."""
     total, exact = _count(where)
-    query = select(HistoryEntry).where(*where).order_by(*NEWEST_FIRST)
-    seek = history_filter.seek()
+    order = (HistoryEntry.kind.desc(), *NEWEST_FIRST) if kind_first else NEWEST_FIRST
+    query = select(HistoryEntry).where(*where).order_by(*order)
+    seek = history_filter.seek(kind_first)
     per_page = history_filter.per_page
     if seek is not None:
         query = query.where(seek)
