@@ -11,14 +11,15 @@ from contextlib import contextmanager
 
 import pytest
 from redis import Redis
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from studio import logs
 from studio.extensions import cache, db
+from studio.models import CacheEpoch, User
 from studio.redis_backend import counters
-from studio.services import cached_reads, paints
+from studio.services import accounts, cached_reads, paints
 
-from .conftest import Admin, free_port, make_api, make_app, sign_in_as
+from .conftest import PASSWORD, Admin, free_port, make_api, make_app, sign_in_as
 
 READ_PATHS = [
     "/api/v1/paints/{id}",
@@ -428,3 +429,25 @@ def test_a_worker_that_cannot_read_the_epoch_stops_reading_the_cache(workers, mo
         time.sleep(0.25)
         assert epochs.current() is None
         assert epochs.known() is not None  # a write still retires under it
+
+
+def test_a_command_that_retires_a_key_first_thing_starts_no_new_epoch(
+    committed_app, redis_url, extra_apps, caplog
+):
+    """revoke-token, change-password and deactivate-admin, each in a process of its own, had
+    read nothing from the cache: their write counted as missed and retired the whole cache."""
+    settings = redis_settings(redis_url, f"command-{uuid.uuid4().hex[:8]}:")
+    with committed_app.app_context():
+        db.session.add(User(username="bob", password_hash=PASSWORD))
+        db.session.commit()
+        token_id = accounts.create_token("bob", "script")[0].id
+        epochs_before = db.session.scalar(select(func.count(CacheEpoch.id)))
+        db.session.remove()
+    command = extra_apps(**settings)  # a fresh process: `flask revoke-token bob 1`
+    with caplog.at_level(logging.WARNING, logger="studio"), command.app_context():
+        result = command.test_cli_runner().invoke(args=["revoke-token", "bob", str(token_id)])
+    assert result.exit_code == 0, result.output
+    with committed_app.app_context():
+        assert db.session.scalar(select(func.count(CacheEpoch.id))) == epochs_before
+        db.session.remove()
+    assert "missed" not in caplog.text

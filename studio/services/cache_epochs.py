@@ -83,8 +83,17 @@ class Epochs:
         return self.value if time.monotonic() < self.believed_until else None
 
     def known(self) -> int | None:
-        """Return the newest epoch this worker knows, believed or not: a write retires under it."""
-        return self.current() if not self.shared else self.value
+        """Return the newest epoch this worker knows, believed or not: a write retires under it.
+
+        A process that has read nothing from the cache yet (a command: revoke-token,
+        change-password) reads it now; not knowing it, its write counted as one the cache
+        missed, and started a new epoch that retired the whole cache of every worker.
+        """
+        if not self.shared:
+            return self.current()
+        if self.value is None:
+            self.refresh()
+        return self.value
 
     def refresh(self) -> None:
         """Read the newest epoch from the database, and believe it for a lease from now."""
