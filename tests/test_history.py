@@ -1,7 +1,9 @@
 """The history of every change: recorded with the change, kept after it, read by page and filter."""
 
 import csv
+import html
 import io
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -232,6 +234,19 @@ def test_bad_activity_parameters_are_400_naming_the_field(api, query, field):
         response = api.get(f"{path}?{query}")
         assert response.status_code == 400
         assert list(response.json["error"]["fields"]) == [field]
+
+
+def test_the_activity_pages_keep_their_size(app, admin, make_paint):
+    """Older → dropped per_page: page 2 of 5-entry pages showed 20 entries from the 6th."""
+    for number in range(8):
+        make_paint(name=f"Paint {number}")
+    first = admin.get("/admin/activity?per_page=5").get_data(as_text=True)
+    older = re.search(r'href="([^"]*)"[^>]*rel="next"|rel="next"[^>]*href="([^"]*)"', first)
+    assert older is not None
+    link = html.unescape(older.group(1) or older.group(2))
+    assert "per_page=5" in link
+    second = admin.get(link).get_data(as_text=True)
+    assert second.count('<td data-label="What">') == 3
 
 
 def test_the_activity_page_and_its_export_share_the_filters(app, admin):

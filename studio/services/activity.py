@@ -95,8 +95,10 @@ class HistoryFilter:
         return tuple_(HistoryEntry.kind, HistoryEntry.created_at, HistoryEntry.id) < bound
 
     def args(self) -> dict[str, str]:
-        """Return the filter (not the page) as query arguments, for links and the export."""
+        """Return the filter and page size (not the page) as query arguments, for links."""
         values = {"user": self.user, "kind": self.kind, "since": self.since, "until": self.until}
+        if self.per_page != HistoryFilter.per_page:
+            values["per_page"] = self.per_page
         return {name: str(value) for name, value in values.items() if value}
 
 
