@@ -121,11 +121,23 @@ def report(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.plans", description=__doc__)
-    parser.add_argument("--paints", type=int, default=1_000_000)
     parser.add_argument(
-        "--database-url", default="postgresql://postgres@127.0.0.1:5432/studio_bench_1m"
+        "--paints",
+        type=int,
+        default=1_000_000,
+        help="paints the database holds (1000000); a database that does not hold exactly "
+        "these, and the benchmark's admin, is dropped and seeded afresh, as bench.run does",
     )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument(
+        "--database-url",
+        default="postgresql://postgres@127.0.0.1:5432/studio_bench_1m",
+        help="the benchmark's database (studio_bench_1m on this machine's PostgreSQL)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/15",
+        help="Redis for the app's settings (database 15); the cache itself is off here",
+    )
     args = parser.parse_args(argv)
     text = report(args)
     target = REPO / "bench" / "results" / f"plans-{datetime.now(UTC):%Y%m%d-%H%M%S}.md"
