@@ -15,7 +15,7 @@ moved on only by a write that may add or remove a brand.
 Which paints a search finds, and their order by anything but stock, is in one more scope,
 CATALOGUE: moved on by every write of a paint except one that changes only its stock and
 reorder settings (STOCK_FIELDS), the write that comes most often. A search keeps the ids
-of its page there and reads their rows afresh (see listing.list_paints).
+of its page there and reads their rows afresh (see listing._search_by_catalogue).
 """
 
 import hashlib
