@@ -1,6 +1,7 @@
 """What a write retires: its paint and the listings it can change, not those of other paints."""
 
 import re
+import time
 import uuid
 
 import pytest
@@ -189,6 +190,20 @@ def test_a_stock_adjustment_keeps_the_paints_a_search_found_and_shows_their_new_
     with counting_statements() as statements:
         items = api.get(SEARCH).get_json()["items"]
     assert [(item["name"], item["stock"]) for item in items] == [("Citadel Blue", 12)]
+    assert search_statements(statements) == []
+
+
+def test_a_searchs_ids_live_as_long_as_a_paint_not_a_listing(app, api, shop, monkeypatch):
+    """Only the writes that retire them change them: found again every minute, a broad
+    search cost the mix a few hundred milliseconds each time."""
+    citadel, _, _ = shop
+    monkeypatch.setitem(app.config, "LIST_CACHE_TTL", 1)
+    monkeypatch.setitem(app.config, "PAINT_CACHE_TTL", 300)
+    listed(api, SEARCH)
+    api.post(f"/api/v1/paints/{citadel.id}/stock", json={"delta": 1, "reason": "Count"})
+    time.sleep(1.2)  # the page and a listing's entries are gone by now
+    with counting_statements() as statements:
+        assert api.get(SEARCH).get_json()["items"][0]["stock"] == 6
     assert search_statements(statements) == []
 
 

@@ -326,8 +326,10 @@ def _search_by_catalogue(paint_filter: PaintFilter) -> Page:
         loaded.append(_load_page(paint_filter))
         return replace(loaded[0], items=tuple(record.id for record in loaded[0].items))
 
+    # Kept as long as a paint is: like a paint's, they change only by the writes that retire
+    # them, and finding them again is what a listing's shorter life would cost every minute.
     found = cached_reads.remember_in_generation(
-        "search-ids", paint_filter, "LIST_CACHE_TTL", load, cache_scopes.CATALOGUE
+        "search-ids", paint_filter, "PAINT_CACHE_TTL", load, cache_scopes.CATALOGUE
     )
     if loaded:  # found just now, rows and all
         return loaded[0]
