@@ -55,10 +55,14 @@ def big_shop(tmp_path_factory):
 
 
 def plan_of(query) -> str:
-    connection = db.session.connection()
-    compiled = query.compile(dialect=connection.dialect)
-    cursor = connection.connection.cursor()
-    cursor.execute("EXPLAIN " + compiled.string, compiled.params)
+    compiled = query.compile(dialect=db.session.connection().dialect)
+    return explained(compiled.string, compiled.params)
+
+
+def explained(statement: str, parameters) -> str:
+    """Return the plan of a statement as sent, with its parameters."""
+    cursor = db.session.connection().connection.cursor()
+    cursor.execute("EXPLAIN " + statement, parameters)
     return "\n".join(row[0] for row in cursor.fetchall())
 
 
@@ -444,8 +448,5 @@ def test_one_kind_of_the_history_is_read_from_its_own_index(long_history, after)
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert len(page.items) == 20 and {entry.kind for entry in page.items} == {"import"}
-    statement, parameters = sent[-1]
-    cursor = db.session.connection().connection.cursor()
-    cursor.execute("EXPLAIN " + statement, parameters)
-    plan = "\n".join(row[0] for row in cursor.fetchall())
+    plan = explained(*sent[-1])
     assert "ix_history_entries_kind_created_at_id" in plan and largest_sort(plan) == 0

@@ -88,11 +88,12 @@ class HistoryFilter:
         if self.after is None:
             return None
         created_at, entry_id = decode_cursor(self.after)
-        bound = tuple_(literal(created_at, HistoryEntry.created_at.type), entry_id)
+        created = literal(created_at, HistoryEntry.created_at.type)
         if not kind_first:
-            return tuple_(HistoryEntry.created_at, HistoryEntry.id) < bound
-        bound = tuple_(literal(self.kind, HistoryEntry.kind.type), *bound.clauses)
-        return tuple_(HistoryEntry.kind, HistoryEntry.created_at, HistoryEntry.id) < bound
+            return tuple_(HistoryEntry.created_at, HistoryEntry.id) < tuple_(created, entry_id)
+        kind = literal(self.kind, HistoryEntry.kind.type)
+        key = tuple_(HistoryEntry.kind, HistoryEntry.created_at, HistoryEntry.id)
+        return key < tuple_(kind, created, entry_id)
 
     def args(self) -> dict[str, str]:
         """Return the filter and page size (not the page) as query arguments, for links."""
