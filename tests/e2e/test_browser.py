@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import FilePayload, Locator, Page, expect
 
@@ -71,8 +72,13 @@ def changed(before: dict[str, Decimal], after: dict[str, Decimal]) -> dict[str, 
 
 
 def search(page: Page, text: str) -> None:
+    """Search from the paints page and wait for the answer to load.
+
+    Until the new page is in, the old one (or none at all) is what a locator counts.
+    """
     page.get_by_role("searchbox", name="Search").fill(text)
     page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(lambda url: parse_qs(urlsplit(url).query).get("q") == [text])
 
 
 def csv_file(name: str, text: str) -> FilePayload:
