@@ -26,7 +26,7 @@ from ..models import Paint, PaintTotals
 from ..search import word_parts
 from . import anchors, cache_scopes, cached_reads, levels, vocabularies
 from .errors import ValidationError
-from .paints import PAINT_COLUMNS, PaintRecord
+from .paints import PAINT_COLUMNS, PAINT_ROW, PAINTS, PaintRecord
 from .planner import estimated_rows
 from .validation import MAX_INT, MAX_PRICE, FieldError, clean_int, clean_text
 
@@ -333,7 +333,7 @@ def _search_by_catalogue(paint_filter: PaintFilter) -> Page:
     )
     if loaded:  # found just now, rows and all
         return loaded[0]
-    rows = db.session.execute(select(*PAINT_COLUMNS).where(Paint.id.in_(found.items))).all()
+    rows = db.session.execute(PAINT_ROW.where(PAINTS.c.id.in_(found.items))).all()
     records = {record.id: record for record in map(PaintRecord.from_row, rows)}
     if len(records) < len(found.items):
         # A paint deleted since its id was read (its deletion retires the scope; this read
