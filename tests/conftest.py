@@ -5,6 +5,7 @@ import os
 import re
 import socket
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache as once
@@ -28,6 +29,7 @@ from studio.models import Paint, PaintOrderChange, PaintTotals, User, Vocabulary
 from studio.observability import observatory
 from studio.redis_backend import counters
 from studio.services import accounts, paints
+from studio.services.cached_reads import EPOCHS_KEY
 
 PG_VARIABLE = "STUDIO_TEST_DATABASE_URL"
 # Tables whose rows come from the migrations; tests that commit leave them as they found them.
@@ -81,6 +83,22 @@ def no_earlier_bursts() -> None:
     burst_log.clear()
 
 
+@pytest.fixture(autouse=True)
+def stop_epoch_watchers() -> Iterator[None]:
+    """After each test, stop the cache-epoch threads of the apps made with Redis so far.
+
+    An app outlives its test until it is collected, and its thread goes on checking a
+    connection out of its pool every poll period (from a database dropped since, too): a
+    later test counting the process's pool checkouts would count those. An app still in
+    use (a session's) starts its thread again on its next read of the cache.
+    """
+    yield
+    for app in list(MADE_APPS):
+        epochs = app.extensions.get(EPOCHS_KEY)
+        if epochs is not None:
+            epochs.watching = False
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_pgbouncer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """With STUDIO_TEST_PGBOUNCER=1, start a PgBouncer in front of the test server."""
@@ -123,6 +141,10 @@ class RequestClient(FlaskClient):
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 
+# The apps tests made, until they are collected (see stop_epoch_watchers).
+MADE_APPS: "weakref.WeakSet[Flask]" = weakref.WeakSet()
+
+
 def make_app(database_url: str, **overrides: Any) -> Flask:
     if BOUNCERS and make_url(database_url).port == BOUNCERS[0].port:
         overrides.setdefault("DB_POOL", "pgbouncer")  # no connection options, SET LOCAL
@@ -130,6 +152,7 @@ def make_app(database_url: str, **overrides: Any) -> Flask:
         {"STUDIO_ENV": "testing", "DATABASE_URL": database_url, "TESTING": True, **overrides}
     )
     app.test_client_class = RequestClient
+    MADE_APPS.add(app)
     return app
 
 
